@@ -1,0 +1,231 @@
+/* The loop's I/O side: parking tasks on file descriptors, waiting in the
+ * poller, and PollEventLoop's add_reader/add_writer/remove_* methods. */
+#include "tasks.h"
+
+#include <errno.h>
+
+static const char *const dir_name[2] = {"read", "write"};
+
+/* An fd from an int or an object with fileno(); -1 with an exception. */
+static int fd_of(PyObject *obj)
+{
+    int fd = PyObject_AsFileDescriptor(obj);
+    return fd;
+}
+
+/* Queue whatever the poller hands out. Runs with the GIL held, and never
+ * fails: the run queue was reserved beforehand. */
+static void on_ready(void *ctx, void *waiter, int fd, int dir, int hangup)
+{
+    LoopObject *self = ctx;
+    ua_task *t = waiter;
+    (void)fd, (void)dir, (void)hangup;
+    ua_runq_push(&self->runq, t);
+    t->state = ST_QUEUED;
+}
+
+int ua_loop_poll(LoopObject *self, int delay)
+{
+    if (ua_debug)
+        ua_log("uasyncio", "poll.wait(%d)", delay);
+    if (delay == 0 && self->poller.nwaiters == 0)
+        return 0;   /* nobody to wake: skip the syscall */
+    int n;
+    if (delay) {
+        Py_BEGIN_ALLOW_THREADS
+        n = ua_poller_poll(&self->poller, delay);
+        Py_END_ALLOW_THREADS
+    } else {
+        n = ua_poller_poll(&self->poller, 0);
+    }
+    if (n < 0) {
+        if (errno == EINTR)
+            return PyErr_CheckSignals();
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    /* Each event hands out at most two waiters. */
+    if (ua_runq_reserve(&self->runq, self->runq.len + 2 * (size_t)n) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    ua_poller_dispatch(&self->poller, on_ready, self);
+    return 0;
+}
+
+static int set_oserror(int fd, const char *what)
+{
+    if (errno == EBADF)
+        PyErr_Format(PyExc_OSError, "%s: fd %d is not an open file descriptor", what, fd);
+    else
+        PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* Park t (a coroutine or a callback record, in no queue) on obj. */
+static int park_on_fd(LoopObject *self, ua_task *t, int fd, int dir)
+{
+    int rc = ua_poller_add(&self->poller, fd, dir, t);
+    if (rc == UA_POLL_ALWAYS)       /* a regular file: ready now */
+        return ua_loop_queue(self, t);
+    if (rc < 0)
+        return set_oserror(fd, dir == UA_POLL_READ ? "IORead" : "IOWrite");
+    t->state = ST_IOWAIT;
+    t->timer.deadline = (uint32_t)fd;
+    t->iodir = (uint8_t)dir;
+    return 0;
+}
+
+int ua_loop_io_wait(LoopObject *self, ua_task *t, PyObject *obj, int dir)
+{
+    if (t->aux || (t->flags & F_WAKE)) {   /* a pending wake or exception wins */
+        t->flags &= ~(F_WAKE | F_TIMED);
+        return ua_loop_queue(self, t);
+    }
+    t->flags &= ~F_TIMED;
+    int fd = fd_of(obj);
+    if (fd >= 0 && ua_poller_waiter(&self->poller, fd, dir)) {
+        PyErr_Format(PyExc_RuntimeError, "another task is already waiting to %s fd %d",
+                     dir_name[dir], fd);
+        fd = -1;
+    }
+    /* An error here is raised in the task, not in the loop. */
+    if (fd < 0 || park_on_fd(self, t, fd, dir) < 0)
+        return ua_loop_pend_error(self, t);
+    if (ua_debug)
+        ua_log("uasyncio", "%s wait on fd %d: %R", dir_name[dir], fd, t->obj);
+    return 0;
+}
+
+/* Stop polling obj in dir. A task still parked there is let go of, as in
+ * 2.0; removing what is not registered is not an error. */
+int ua_loop_io_done(LoopObject *self, PyObject *obj, int dir)
+{
+    int fd = fd_of(obj);
+    if (fd < 0) {
+        /* A closed socket reports fileno() -1: nothing can be registered. */
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_ValueError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    ua_task *t = ua_poller_remove(&self->poller, fd, dir);
+    if (t) {
+        t->state = ST_NEW;
+        ua_task_drop(self, t);
+    }
+    return 0;
+}
+
+/* ---- PollEventLoop methods ------------------------------------------------ */
+
+static PyObject *add_waiter(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, int dir)
+{
+    const char *name = dir == UA_POLL_READ ? "add_reader" : "add_writer";
+    if (nargs < 2) {
+        PyErr_Format(PyExc_TypeError, "%s() takes an object, a callback and its arguments", name);
+        return NULL;
+    }
+    if (self->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
+        return NULL;
+    }
+    int fd = fd_of(args[0]);
+    if (fd < 0)
+        return NULL;
+    PyObject *cb = args[1];
+    ua_task *t;
+    if (ua_is_coroutine(cb)) {
+        t = ua_task_for_coro(self, cb);
+        if (!t)
+            return NULL;
+        if (t->state != ST_NEW) {
+            PyErr_Format(PyExc_RuntimeError, "%s(): %R is already scheduled", name, cb);
+            return NULL;
+        }
+    } else if (PyCallable_Check(cb)) {
+        PyObject *cbargs = NULL;
+        if (nargs > 2 && !(cbargs = PyTuple_New(nargs - 2)))
+            return NULL;
+        for (Py_ssize_t i = 2; i < nargs; i++)
+            PyTuple_SET_ITEM(cbargs, i - 2, Py_NewRef(args[i]));
+        t = ua_task_new(TASK_CALL, cb, cbargs);
+        Py_XDECREF(cbargs);
+        if (!t)
+            return NULL;
+    } else {
+        PyErr_Format(PyExc_TypeError, "%s(): expected a callable or a coroutine, not %.100s", name,
+                     Py_TYPE(cb)->tp_name);
+        return NULL;
+    }
+    if (ua_debug)
+        ua_log("uasyncio", "%s(%R, %R)", name, args[0], cb);
+    /* Like asyncio and 2.0, a new registration replaces the old one. */
+    if (ua_loop_io_done(self, args[0], dir) < 0 || park_on_fd(self, t, fd, dir) < 0) {
+        ua_task_drop(self, t);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *remove_waiter(LoopObject *self, PyObject *obj, int dir)
+{
+    if (ua_debug)
+        ua_log("uasyncio", "%s(%R)", dir == UA_POLL_READ ? "remove_reader" : "remove_writer", obj);
+    int fd = fd_of(obj);
+    if (fd < 0)
+        return NULL;
+    int had = ua_poller_waiter(&self->poller, fd, dir) != NULL;
+    if (ua_loop_io_done(self, obj, dir) < 0)
+        return NULL;
+    return PyBool_FromLong(had);
+}
+
+static PyObject *loop_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return add_waiter(self, args, nargs, UA_POLL_READ);
+}
+
+static PyObject *loop_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return add_waiter(self, args, nargs, UA_POLL_WRITE);
+}
+
+static PyObject *loop_remove_reader(LoopObject *self, PyObject *obj)
+{
+    return remove_waiter(self, obj, UA_POLL_READ);
+}
+
+static PyObject *loop_remove_writer(LoopObject *self, PyObject *obj)
+{
+    return remove_waiter(self, obj, UA_POLL_WRITE);
+}
+
+static PyMethodDef poll_loop_methods[] = {
+    {"add_reader", (PyCFunction)(void (*)(void))loop_add_reader, METH_FASTCALL,
+     "add_reader(obj, cb, *args): call cb(*args), or resume coroutine cb, once obj is readable."},
+    {"add_writer", (PyCFunction)(void (*)(void))loop_add_writer, METH_FASTCALL,
+     "add_writer(obj, cb, *args): the same for writable."},
+    {"remove_reader", (PyCFunction)loop_remove_reader, METH_O,
+     "Stop waiting for obj to be readable; True if something waited."},
+    {"remove_writer", (PyCFunction)loop_remove_writer, METH_O,
+     "Stop waiting for obj to be writable; True if something waited."},
+    {NULL},
+};
+
+PyTypeObject PollLoop_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.PollEventLoop",
+    .tp_basicsize = sizeof(LoopObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,   /* GC inherited */
+    .tp_doc = "PollEventLoop(runq_len=16, waitq_len=16): the event loop with I/O (epoll).",
+    .tp_base = &Loop_Type,
+    .tp_methods = poll_loop_methods,
+};
+
+int ua_poll_loop_ready(PyObject *module)
+{
+    if (PyType_Ready(&PollLoop_Type) < 0)
+        return -1;
+    return PyModule_AddObjectRef(module, "PollEventLoop", (PyObject *)&PollLoop_Type);
+}

@@ -1,0 +1,926 @@
+/* EventLoop: scheduling and the run loop (uasyncio.core's EventLoop).
+ *
+ * Each pass of run_forever() (1) moves every expired timer to the run queue,
+ * in deadline order, (2) runs exactly the entries queued when the pass began,
+ * and (3) waits in the poller: 0 ms if the run queue is not empty, until the
+ * earliest deadline if there is one, else without limit. */
+#include "tasks.h"
+
+static PyObject *str_throw, *str_time, *str_wait;
+
+/* ---- clock ------------------------------------------------------------- */
+
+int ua_loop_now(LoopObject *self, uint32_t *now)
+{
+    if (!self->py_time) {
+        *now = ua_ticks_ms();
+        return 0;
+    }
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, str_time);
+    if (!r)
+        return -1;
+    long long v = PyLong_AsLongLong(r);
+    Py_DECREF(r);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    *now = (uint32_t)((unsigned long long)v & UA_TICKS_MASK);
+    return 0;
+}
+
+/* ---- placing a record -------------------------------------------------- */
+
+static int check_open(LoopObject *self)
+{
+    if (self->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
+        return -1;
+    }
+    return 0;
+}
+
+int ua_loop_queue(LoopObject *self, ua_task *t)
+{
+    if (ua_runq_push(&self->runq, t) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->state = ST_QUEUED;
+    return 0;
+}
+
+static int timer_push(LoopObject *self, ua_task *t, uint32_t deadline)
+{
+    t->timer.deadline = deadline;
+    if (ua_timerheap_push(&self->timers, &t->timer) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->state = ST_SLEEPING;
+    return 0;
+}
+
+/* Take a record out of the timer heap or the poller, so it can be placed
+ * anew. A queued or running record stays where it is (returns 1). */
+static int unplace(LoopObject *self, ua_task *t)
+{
+    switch (t->state) {
+    case ST_SLEEPING:
+        ua_timerheap_remove(&self->timers, &t->timer);
+        break;
+    case ST_IOWAIT:
+        ua_poller_remove(&self->poller, TASK_FD(t), t->iodir);
+        break;
+    case ST_QUEUED:
+    case ST_RUNNING:
+        return 1;
+    }
+    t->state = ST_NEW;
+    return 0;
+}
+
+/* Run a record's task as soon as possible: now if it waits, right after
+ * its current step if it is running. */
+int ua_loop_wake(LoopObject *self, ua_task *t)
+{
+    if (unplace(self, t)) {
+        if (t->state == ST_RUNNING)
+            t->flags |= F_WAKE;
+        return 0;
+    }
+    return ua_loop_queue(self, t);
+}
+
+/* Schedule a coroutine (now, or at deadline if timed) or a callback. */
+static int schedule(LoopObject *self, PyObject *obj, PyObject *args, int timed, uint32_t deadline)
+{
+    if (check_open(self) < 0)
+        return -1;
+    ua_task *t;
+    if (ua_is_coroutine(obj)) {
+        t = ua_task_for_coro(self, obj);
+        if (!t)
+            return -1;
+        if (!timed)
+            return ua_loop_wake(self, t);
+        if (unplace(self, t)) {
+            if (t->state == ST_RUNNING) {   /* placed when it yields */
+                t->timer.deadline = deadline;
+                t->flags |= F_TIMED;
+            }
+            return 0;
+        }
+    } else if (PyCallable_Check(obj)) {
+        if (args && !PyTuple_GET_SIZE(args))
+            args = NULL;
+        t = ua_task_new(TASK_CALL, obj, args);
+        if (!t)
+            return -1;
+    } else {
+        PyErr_Format(PyExc_TypeError,
+                     "expected a coroutine, a generator or a callable, not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    int rc = timed ? timer_push(self, t, deadline) : ua_loop_queue(self, t);
+    if (rc < 0)
+        ua_task_drop(self, t);
+    return rc;
+}
+
+int ua_loop_call_soon(LoopObject *self, PyObject *obj, PyObject *args)
+{
+    UA_DEBUG_LOG("Scheduling in runq: %R", obj);
+    return schedule(self, obj, args, 0, 0);
+}
+
+static int call_later_ms(LoopObject *self, int32_t ms, PyObject *obj, PyObject *args)
+{
+    if (!ms)
+        return ua_loop_call_soon(self, obj, args);
+    uint32_t now;
+    if (ua_loop_now(self, &now) < 0)
+        return -1;
+    UA_DEBUG_LOG("Scheduling in waitq: %R in %d ms", obj, (int)ms);
+    return schedule(self, obj, args, 1, ua_ticks_add(now, ms));
+}
+
+/* Deliver exc into coro at its next resumption, waking it now. */
+int ua_loop_cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
+{
+    ua_task *t = ua_ptrmap_get(&self->tasks, coro);
+    if (!t) {
+        if (check_open(self) < 0)
+            return -1;
+        t = ua_task_for_coro(self, coro);
+        if (!t)
+            return -1;
+    }
+    Py_INCREF(exc);
+    Py_XSETREF(t->aux, exc);
+    return ua_loop_wake(self, t);
+}
+
+ua_task *ua_loop_find(LoopObject *self, PyObject *coro)
+{
+    return ua_ptrmap_get(&self->tasks, coro);
+}
+
+/* ---- timeouts for wait_for() ---------------------------------------------- */
+
+ua_task *ua_loop_add_timeout(LoopObject *self, PyObject *target, PyObject *waitfor, int32_t ms)
+{
+    uint32_t now;
+    if (check_open(self) < 0 || ua_loop_now(self, &now) < 0)
+        return NULL;
+    ua_task *t = ua_task_new(TASK_TIMEOUT, target, NULL);
+    if (!t)
+        return NULL;
+    t->aux = waitfor;   /* borrowed: the WaitFor removes this record before it goes */
+    if (timer_push(self, t, ua_ticks_add(now, ms)) < 0) {
+        ua_task_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void ua_loop_remove_timeout(LoopObject *self, ua_task *t)
+{
+    if (t->state == ST_SLEEPING)
+        ua_timerheap_remove(&self->timers, &t->timer);
+    ua_task_free(t);
+}
+
+static int fire_timeout(LoopObject *self, ua_task *t)
+{
+    ua_wait_for_timer_fired(t->aux);
+    PyObject *target = t->obj;
+    Py_INCREF(target);
+    ua_task_free(t);
+    UA_DEBUG_LOG("wait_for: timing out %R", target);
+    PyObject *exc = PyObject_CallNoArgs(ua_TimeoutError);
+    int rc = exc ? ua_loop_cancel_coro(self, target, exc) : -1;
+    Py_XDECREF(exc);
+    Py_DECREF(target);
+    return rc;
+}
+
+/* ---- resuming a task ------------------------------------------------------ */
+
+/* coro.throw(exc), as a PySendResult. */
+static PySendResult throw_into(PyObject *coro, PyObject *exc, PyObject **result)
+{
+    PyObject *r = PyObject_CallMethodOneArg(coro, str_throw, exc);
+    if (r) {
+        *result = r;
+        return PYGEN_NEXT;
+    }
+    *result = NULL;
+    if (!PyErr_ExceptionMatches(PyExc_StopIteration))
+        return PYGEN_ERROR;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    r = value ? PyObject_GetAttrString(value, "value") : Py_NewRef(Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (!r)
+        return PYGEN_ERROR;
+    *result = r;
+    return PYGEN_RETURN;
+}
+
+/* The exception now set becomes the task's pending exception: it is
+ * raised inside the task at once, where its code can handle it. */
+int ua_loop_pend_error(LoopObject *self, ua_task *t)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && tb)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    if (!value)
+        return 0;
+    Py_XSETREF(t->aux, value);
+    return ua_loop_queue(self, t);
+}
+
+/* After a step: a pending wake, exception or call_later() wins over what
+ * the task asked for. Returns 1 if the record was placed. */
+static int place_pending(LoopObject *self, ua_task *t, int *rc)
+{
+    if (t->aux || (t->flags & F_WAKE)) {
+        t->flags &= ~(F_WAKE | F_TIMED);
+        *rc = ua_loop_queue(self, t);
+        return 1;
+    }
+    if (t->flags & F_TIMED) {
+        t->flags &= ~F_TIMED;
+        *rc = timer_push(self, t, t->timer.deadline);
+        return 1;
+    }
+    return 0;
+}
+
+static int place_after_delay(LoopObject *self, ua_task *t, int32_t ms)
+{
+    int rc;
+    if (place_pending(self, t, &rc))
+        return rc;
+    if (!ms)
+        return ua_loop_queue(self, t);
+    uint32_t now;
+    if (ua_loop_now(self, &now) < 0)
+        return ua_loop_pend_error(self, t);
+    return timer_push(self, t, ua_ticks_add(now, ms));
+}
+
+/* The task yielded False: unless something is pending, the loop lets go of
+ * it (as uasyncio 2.0 does) until call_soon() brings it back. */
+static int park(LoopObject *self, ua_task *t)
+{
+    int rc;
+    if (place_pending(self, t, &rc))
+        return rc;
+    t->state = ST_NEW;
+    ua_task_drop(self, t);
+    return 0;
+}
+
+static int unsupported_yield(LoopObject *self, ua_task *t, PyObject *v)
+{
+    PyErr_Format(PyExc_TypeError, "uasyncio: a task yielded an unsupported value: %R (of type %.100s)",
+                 v, Py_TYPE(v)->tp_name);
+    return ua_loop_pend_error(self, t);
+}
+
+static int yield_int(LoopObject *self, ua_task *t, PyObject *v)
+{
+    int32_t ms;
+    if (ua_delay_from_ms(v, &ms, "yielded delay") < 0)
+        return ua_loop_pend_error(self, t);
+    return place_after_delay(self, t, ms);
+}
+
+/* The rarer yields: syscalls other than SleepMs, subclasses. */
+static int on_yield_slow(LoopObject *self, ua_task *t, PyObject *v, PyObject **ret)
+{
+    if (PyObject_TypeCheck(v, &SysCall1_Type)) {
+        PyObject *arg = ((SysCallObject *)v)->arg;
+        arg = arg ? arg : Py_None;
+        if (PyObject_TypeCheck(v, &IORead_Type))
+            return ua_loop_io_wait(self, t, arg, UA_POLL_READ);
+        if (PyObject_TypeCheck(v, &IOWrite_Type))
+            return ua_loop_io_wait(self, t, arg, UA_POLL_WRITE);
+        if (PyObject_TypeCheck(v, &IOReadDone_Type) || PyObject_TypeCheck(v, &IOWriteDone_Type)) {
+            int dir = PyObject_TypeCheck(v, &IOReadDone_Type) ? UA_POLL_READ : UA_POLL_WRITE;
+            if (ua_loop_io_done(self, arg, dir) < 0)
+                return ua_loop_pend_error(self, t);
+            return place_after_delay(self, t, 0);
+        }
+        if (PyObject_TypeCheck(v, &StopLoop_Type)) {
+            /* As in 2.0: run_forever() returns arg; the task is not rescheduled. */
+            t->state = ST_NEW;
+            ua_task_drop(self, t);
+            *ret = Py_NewRef(arg);
+            return 1;
+        }
+    }
+    if (PyLong_Check(v) && !PyBool_Check(v))
+        return yield_int(self, t, v);
+    if (PyCoro_CheckExact(v) || PyGen_Check(v)) {
+        if (ua_loop_call_soon(self, v, NULL) < 0)
+            return ua_loop_pend_error(self, t);
+        return place_after_delay(self, t, 0);
+    }
+    return unsupported_yield(self, t, v);
+}
+
+static int on_yield(LoopObject *self, ua_task *t, PyObject *v, PyObject **ret)
+{
+    int rc;
+    UA_DEBUG_LOG("Coroutine %R yield result: %R", t->obj, v);
+    if (v == Py_None)
+        rc = place_after_delay(self, t, 0);
+    else if (Py_IS_TYPE(v, &SleepMs_Type))
+        rc = place_after_delay(self, t, ((SleepMsObject *)v)->ms);
+    else if (v == Py_False)
+        rc = park(self, t);
+    else if (PyLong_CheckExact(v))
+        rc = yield_int(self, t, v);
+    else if (PyCoro_CheckExact(v) || PyGen_CheckExact(v)) {
+        /* The yielded coroutine runs ahead of the task that yielded it. */
+        rc = ua_loop_call_soon(self, v, NULL);
+        rc = rc < 0 ? ua_loop_pend_error(self, t) : place_after_delay(self, t, 0);
+    } else
+        rc = on_yield_slow(self, t, v, ret);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* The task ended: returned (sr == PYGEN_RETURN, result set) or raised. */
+static int on_end(LoopObject *self, ua_task *t, PySendResult sr, PyObject *result, PyObject **ret)
+{
+    int main = t->flags & F_MAIN;
+    if (sr == PYGEN_RETURN) {
+        UA_DEBUG_LOG("Coroutine finished: %R", t->obj);
+        t->state = ST_NEW;
+        ua_task_drop(self, t);
+        if (main) {
+            *ret = result;
+            self->main_done = 1;
+            return 1;
+        }
+        Py_DECREF(result);
+        return 0;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    int cancelled = type && PyErr_GivenExceptionMatches(type, ua_CancelledError);
+    if (cancelled)
+        UA_DEBUG_LOG("Coroutine cancelled: %R", t->obj);
+    t->state = ST_NEW;
+    ua_task_drop(self, t);
+    if (cancelled && !main) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        return 0;
+    }
+    PyErr_Restore(type, value, tb);
+    return -1;
+}
+
+static int resume(LoopObject *self, ua_task *t, PyObject **ret)
+{
+    PyObject *coro = t->obj;
+    PyObject *result;
+    PySendResult sr;
+
+    UA_DEBUG_LOG("Next coroutine to run: %R", coro);
+    t->state = ST_RUNNING;
+    self->current = t;
+    if (self->cur_task != coro) {
+        Py_INCREF(coro);
+        Py_XSETREF(self->cur_task, coro);
+    }
+    if (t->aux) {
+        PyObject *exc = t->aux;
+        t->aux = NULL;
+        sr = throw_into(coro, exc, &result);
+        Py_DECREF(exc);
+    } else {
+        sr = PyIter_Send(coro, Py_None, &result);
+    }
+    self->current = NULL;
+    if (sr == PYGEN_NEXT)
+        return on_yield(self, t, result, ret);
+    return on_end(self, t, sr, result, ret);
+}
+
+static int run_entry(LoopObject *self, ua_task *t, PyObject **ret)
+{
+    if (t->kind == TASK_CORO)
+        return resume(self, t, ret);
+    if (t->kind == TASK_STOP) {
+        *ret = Py_NewRef(t->obj);
+        ua_task_free(t);
+        return 1;
+    }
+    /* TASK_CALL: the record goes before the call, which may schedule more. */
+    PyObject *cb = Py_NewRef(t->obj);
+    PyObject *args = Py_XNewRef(t->aux);
+    ua_task_free(t);
+    UA_DEBUG_LOG("Next callback to run: %R", cb);
+    PyObject *r = args ? PyObject_Call(cb, args, NULL) : PyObject_CallNoArgs(cb);
+    Py_DECREF(cb);
+    Py_XDECREF(args);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ---- the run loop ----------------------------------------------------------- */
+
+static int expire_timers(LoopObject *self)
+{
+    uint32_t now;
+    if (ua_loop_now(self, &now) < 0)
+        return -1;
+    ua_timer *top;
+    while ((top = ua_timerheap_peek(&self->timers)) && ua_ticks_diff(top->deadline, now) <= 0) {
+        ua_timerheap_pop(&self->timers);
+        ua_task *t = ua_task_of_timer(top);
+        if (t->kind == TASK_TIMEOUT) {
+            if (fire_timeout(self, t) < 0)
+                return -1;
+            continue;
+        }
+        UA_DEBUG_LOG("Moving from waitq to runq: %R", t->obj);
+        if (ua_loop_queue(self, t) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* How long step (3) may block: 0, -1 (no limit), or ms to the earliest timer. */
+static int next_delay(LoopObject *self, int *delay)
+{
+    *delay = 0;
+    if (self->runq.len)
+        return 0;
+    ua_timer *top = ua_timerheap_peek(&self->timers);
+    if (!top) {
+        *delay = -1;
+        return 0;
+    }
+    uint32_t now;
+    if (ua_loop_now(self, &now) < 0)
+        return -1;
+    int32_t d = ua_ticks_diff(top->deadline, now);
+    *delay = d < 0 ? 0 : d;
+    return 0;
+}
+
+static int call_wait(LoopObject *self, int delay)
+{
+    if (!self->py_wait)
+        return ua_loop_poll(self, delay);
+    PyObject *r = PyObject_CallMethod((PyObject *)self, "wait", "i", delay);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyObject *run_forever(LoopObject *self)
+{
+    if (check_open(self) < 0)
+        return NULL;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "the event loop is already running");
+        return NULL;
+    }
+    LoopObject *outer = ua_running_loop;
+    ua_running_loop = self;
+    self->running = 1;
+    Py_INCREF(self);
+    PyObject *ret = NULL;
+    for (;;) {
+        if (expire_timers(self) < 0)
+            break;
+        /* Run exactly what was queued when the pass began. */
+        size_t n = self->runq.len;
+        int rc = 0;
+        while (n-- && self->runq.len) {
+            rc = run_entry(self, ua_runq_pop(&self->runq), &ret);
+            if (rc)
+                break;
+        }
+        if (rc)
+            break;
+        int delay;
+        if (next_delay(self, &delay) < 0 || call_wait(self, delay) < 0)
+            break;
+        if (self->closed) {
+            PyErr_SetString(PyExc_RuntimeError, "the event loop was closed while running");
+            break;
+        }
+    }
+    self->running = 0;
+    ua_running_loop = outer;
+    Py_DECREF(self);
+    return ret;
+}
+
+/* ---- Python methods -------------------------------------------------------- */
+
+static PyObject *loop_run_forever(LoopObject *self, PyObject *unused)
+{
+    PyObject *ret = run_forever(self);
+    if (!ret && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return ret;
+}
+
+static PyObject *loop_run_until_complete(LoopObject *self, PyObject *coro)
+{
+    if (!ua_is_coroutine(coro)) {
+        PyErr_Format(PyExc_TypeError, "run_until_complete() expects a coroutine or a generator, not %.100s",
+                     Py_TYPE(coro)->tp_name);
+        return NULL;
+    }
+    if (check_open(self) < 0)
+        return NULL;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "the event loop is already running");
+        return NULL;
+    }
+    ua_task *t = ua_task_for_coro(self, coro);
+    if (!t)
+        return NULL;
+    t->flags |= F_MAIN;
+    if (ua_loop_wake(self, t) < 0)
+        return NULL;
+    self->main_done = 0;
+    PyObject *ret = run_forever(self);
+    t = ua_ptrmap_get(&self->tasks, coro);
+    if (t)
+        t->flags &= ~F_MAIN;
+    if (ret && !self->main_done)     /* stopped before coro ended */
+        Py_SETREF(ret, Py_NewRef(Py_None));
+    self->main_done = 0;
+    return ret;
+}
+
+static PyObject *loop_stop(LoopObject *self, PyObject *unused)
+{
+    if (check_open(self) < 0)
+        return NULL;
+    PyObject *zero = PyLong_FromLong(0);   /* what 2.0's run_forever() returns */
+    ua_task *t = zero ? ua_task_new(TASK_STOP, zero, NULL) : NULL;
+    Py_XDECREF(zero);
+    if (!t || ua_loop_queue(self, t) < 0) {
+        if (t)
+            ua_task_free(t);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *loop_create_task(LoopObject *self, PyObject *coro)
+{
+    if (!ua_is_coroutine(coro)) {
+        PyErr_Format(PyExc_TypeError, "create_task() expects a coroutine or a generator, not %.100s",
+                     Py_TYPE(coro)->tp_name);
+        return NULL;
+    }
+    if (ua_loop_call_soon(self, coro, NULL) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *loop_call_soon(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "call_soon() takes a callback and its arguments");
+        return NULL;
+    }
+    PyObject *cbargs = NULL;
+    if (nargs > 1 && !ua_is_coroutine(args[0]) && !(cbargs = PyTuple_New(nargs - 1)))
+        return NULL;
+    for (Py_ssize_t i = 1; cbargs && i < nargs; i++)
+        PyTuple_SET_ITEM(cbargs, i - 1, Py_NewRef(args[i]));
+    int rc = ua_loop_call_soon(self, args[0], cbargs);
+    Py_XDECREF(cbargs);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* call_later(secs, ...) and call_later_ms(ms, ...) */
+static PyObject *call_later_common(LoopObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                   int in_secs, const char *name)
+{
+    if (nargs < 2) {
+        PyErr_Format(PyExc_TypeError, "%s() takes a delay, a callback and its arguments", name);
+        return NULL;
+    }
+    int32_t ms;
+    if ((in_secs ? ua_delay_from_secs(args[0], &ms, name) : ua_delay_from_ms(args[0], &ms, name)) < 0)
+        return NULL;
+    PyObject *cbargs = PyTuple_New(nargs - 2);
+    if (!cbargs)
+        return NULL;
+    for (Py_ssize_t i = 2; i < nargs; i++)
+        PyTuple_SET_ITEM(cbargs, i - 2, Py_NewRef(args[i]));
+    int rc = call_later_ms(self, ms, args[1], cbargs);
+    Py_DECREF(cbargs);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *loop_call_later(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return call_later_common(self, args, nargs, 1, "call_later");
+}
+
+static PyObject *loop_call_later_ms(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return call_later_common(self, args, nargs, 0, "call_later_ms");
+}
+
+static PyObject *loop_call_at_(LoopObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"time", "callback", "args", NULL};
+    PyObject *time_obj, *cb, *cbargs = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O!:call_at_", kwlist, &time_obj, &cb,
+                                     &PyTuple_Type, &cbargs))
+        return NULL;
+    if (!PyLong_Check(time_obj)) {
+        PyErr_Format(PyExc_TypeError, "call_at_(): time must be an int (ticks), not %.100s",
+                     Py_TYPE(time_obj)->tp_name);
+        return NULL;
+    }
+    uint32_t deadline = (uint32_t)(PyLong_AsUnsignedLongLongMask(time_obj) & UA_TICKS_MASK);
+    if (PyErr_Occurred())
+        return NULL;
+    UA_DEBUG_LOG("Scheduling in waitq: %R at %u", cb, (unsigned)deadline);
+    if (schedule(self, cb, cbargs, 1, deadline) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *loop_time(LoopObject *self, PyObject *unused)
+{
+    return PyLong_FromUnsignedLong(ua_ticks_ms());
+}
+
+static PyObject *loop_wait(LoopObject *self, PyObject *arg)
+{
+    int overflow;
+    long delay = PyLong_AsLongAndOverflow(arg, &overflow);
+    if (delay == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow > 0 || delay > INT32_MAX)
+        delay = INT32_MAX;
+    if (delay < 0 || overflow < 0)
+        delay = -1;
+    if (check_open(self) < 0 || ua_loop_poll(self, (int)delay) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *loop_close(LoopObject *self, PyObject *unused)
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot close a running event loop");
+        return NULL;
+    }
+    if (!self->closed) {
+        self->closed = 1;
+        ua_loop_release_all(self);
+        ua_poller_close(&self->poller);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *loop_repr(LoopObject *self)
+{
+    return PyUnicode_FromFormat("<%s running=%s closed=%s queued=%zu timers=%u>",
+                                ua_type_name(Py_TYPE(self)), self->running ? "True" : "False",
+                                self->closed ? "True" : "False", self->runq.len,
+                                (unsigned)self->timers.len);
+}
+
+/* ---- object life ------------------------------------------------------------ */
+
+/* Detach every record first, then free them: freeing runs Python code
+ * (finalizers) that may touch the loop. */
+void ua_loop_release_all(LoopObject *self)
+{
+    ua_runq doomed;
+    ua_runq_init(&doomed);
+    ua_runq_reserve(&doomed, self->runq.len + self->timers.len + (size_t)self->poller.nwaiters + 1);
+    while (self->runq.len)
+        ua_runq_push(&doomed, ua_runq_pop(&self->runq));
+    ua_timer *tm;
+    while ((tm = ua_timerheap_pop(&self->timers)))
+        ua_runq_push(&doomed, ua_task_of_timer(tm));
+    for (int fd = 0; fd < self->poller.nfds && self->poller.nwaiters; fd++)
+        for (int dir = 0; dir < 2; dir++) {
+            void *w = ua_poller_remove(&self->poller, fd, dir);
+            if (w)
+                ua_runq_push(&doomed, w);
+        }
+    Py_CLEAR(self->cur_task);
+    while (doomed.len) {
+        ua_task *t = ua_runq_pop(&doomed);
+        t->state = ST_NEW;
+        ua_task_drop(self, t);
+    }
+    ua_runq_free(&doomed);
+}
+
+static int visit_task(ua_task *t, visitproc visit, void *arg)
+{
+    Py_VISIT(t->obj);
+    if (t->kind != TASK_TIMEOUT)
+        Py_VISIT(t->aux);
+    return 0;
+}
+
+static int loop_traverse(LoopObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->cur_task);
+    Py_VISIT(self->main_result);
+    for (size_t i = 0; i < self->runq.len; i++) {
+        int r = visit_task(ua_runq_at(&self->runq, i), visit, arg);
+        if (r)
+            return r;
+    }
+    for (uint32_t i = 0; i < self->timers.len; i++) {
+        int r = visit_task(ua_task_of_timer(self->timers.nodes[i]), visit, arg);
+        if (r)
+            return r;
+    }
+    for (int fd = 0; fd < self->poller.nfds; fd++)
+        for (int dir = 0; dir < 2; dir++) {
+            ua_task *t = self->poller.fds[fd].waiter[dir];
+            int r = t ? visit_task(t, visit, arg) : 0;
+            if (r)
+                return r;
+        }
+    if (self->current) {
+        int r = visit_task(self->current, visit, arg);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+static int loop_clear(LoopObject *self)
+{
+    if (!self->running)
+        ua_loop_release_all(self);
+    Py_CLEAR(self->cur_task);
+    Py_CLEAR(self->main_result);
+    return 0;
+}
+
+static void unlink_loop(LoopObject *self)
+{
+    if (self->prev_loop)
+        self->prev_loop->next_loop = self->next_loop;
+    else if (ua_all_loops == self)
+        ua_all_loops = self->next_loop;
+    if (self->next_loop)
+        self->next_loop->prev_loop = self->prev_loop;
+    self->prev_loop = self->next_loop = NULL;
+}
+
+static void loop_dealloc(LoopObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    unlink_loop(self);
+    loop_clear(self);
+    ua_runq_free(&self->runq);
+    ua_timerheap_free(&self->timers);
+    ua_ptrmap_free(&self->tasks);
+    ua_poller_close(&self->poller);
+    tp->tp_free((PyObject *)self);
+    if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
+        Py_DECREF(tp);
+}
+
+static int overridden(PyTypeObject *type, PyObject *name)
+{
+    return _PyType_Lookup(type, name) != _PyType_Lookup(&Loop_Type, name);
+}
+
+static PyObject *loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    LoopObject *self = (LoopObject *)type->tp_alloc(type, 0);
+    if (!self)
+        return NULL;
+    ua_runq_init(&self->runq);
+    ua_timerheap_init(&self->timers);
+    ua_ptrmap_init(&self->tasks);
+    if (ua_poller_init(&self->poller) < 0) {
+        self->poller.epfd = -1;
+        PyErr_SetFromErrno(PyExc_OSError);
+        Py_DECREF(self);
+        return NULL;
+    }
+    /* A Python subclass may supply its own clock or wait (tests run the loop
+     * on a fake clock); the base class checks once here, not per pass. */
+    self->py_time = (uint8_t)overridden(type, str_time);
+    self->py_wait = (uint8_t)overridden(type, str_wait);
+    self->next_loop = ua_all_loops;
+    if (ua_all_loops)
+        ua_all_loops->prev_loop = self;
+    ua_all_loops = self;
+    return (PyObject *)self;
+}
+
+static int loop_init(LoopObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"runq_len", "waitq_len", NULL};
+    Py_ssize_t runq_len = 16, waitq_len = 16;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nn:EventLoop", kwlist, &runq_len, &waitq_len))
+        return -1;
+    if (runq_len < 0 || waitq_len < 0) {
+        PyErr_SetString(PyExc_ValueError, "EventLoop(): runq_len and waitq_len must be >= 0");
+        return -1;
+    }
+    /* 2.0's fixed capacities are initial capacities here: the queues grow. */
+    if (ua_runq_reserve(&self->runq, (size_t)runq_len) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static PyMethodDef loop_methods[] = {
+    {"run_forever", (PyCFunction)loop_run_forever, METH_NOARGS,
+     "Run until stop() or a StopLoop syscall; returns its value."},
+    {"run_until_complete", (PyCFunction)loop_run_until_complete, METH_O,
+     "Run until coro ends; returns what it returned."},
+    {"stop", (PyCFunction)loop_stop, METH_NOARGS, "Make run_forever() return after the entries queued before."},
+    {"close", (PyCFunction)loop_close, METH_NOARGS, "Drop every pending task and release the poller."},
+    {"create_task", (PyCFunction)loop_create_task, METH_O, "Schedule a coroutine."},
+    {"call_soon", (PyCFunction)(void (*)(void))loop_call_soon, METH_FASTCALL,
+     "call_soon(cb, *args): run a callback or resume a coroutine in the next pass."},
+    {"call_later", (PyCFunction)(void (*)(void))loop_call_later, METH_FASTCALL,
+     "call_later(secs, cb, *args)"},
+    {"call_later_ms", (PyCFunction)(void (*)(void))loop_call_later_ms, METH_FASTCALL,
+     "call_later_ms(ms, cb, *args)"},
+    {"call_at_", (PyCFunction)(void (*)(void))loop_call_at_, METH_VARARGS | METH_KEYWORDS,
+     "call_at_(ticks, cb, args=())"},
+    {"time", (PyCFunction)loop_time, METH_NOARGS, "The loop's clock: ticks_ms()."},
+    {"wait", (PyCFunction)loop_wait, METH_O,
+     "wait(delay_ms): block in the poller (-1: no limit) and queue what became ready."},
+    {NULL},
+};
+
+static PyMemberDef loop_members[] = {
+    {"cur_task", T_OBJECT, offsetof(LoopObject, cur_task), READONLY,
+     "The top-level coroutine being (or last) resumed."},
+    {NULL},
+};
+
+PyTypeObject Loop_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.core.EventLoop",
+    .tp_basicsize = sizeof(LoopObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "EventLoop(runq_len=16, waitq_len=16): the uasyncio scheduler.",
+    .tp_new = loop_new,
+    .tp_init = (initproc)loop_init,
+    .tp_dealloc = (destructor)loop_dealloc,
+    .tp_traverse = (traverseproc)loop_traverse,
+    .tp_clear = (inquiry)loop_clear,
+    .tp_repr = (reprfunc)loop_repr,
+    .tp_weaklistoffset = offsetof(LoopObject, weakreflist),
+    .tp_methods = loop_methods,
+    .tp_members = loop_members,
+};
+
+int ua_loop_ready(PyObject *module)
+{
+    if (!(str_throw = PyUnicode_InternFromString("throw")) ||
+        !(str_time = PyUnicode_InternFromString("time")) ||
+        !(str_wait = PyUnicode_InternFromString("wait")))
+        return -1;
+    if (PyType_Ready(&Loop_Type) < 0 || PyModule_AddObjectRef(module, "EventLoop", (PyObject *)&Loop_Type) < 0)
+        return -1;
+    return ua_poll_loop_ready(module);
+}

@@ -1,0 +1,147 @@
+/* Internal header of the Python binding: the task record, the loop object
+ * and the functions the binding's files share. */
+#ifndef UA_BINDING_H
+#define UA_BINDING_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include "poller.h"
+#include "ptrmap.h"
+#include "runq.h"
+#include "ticks.h"
+#include "timerheap.h"
+
+/* ---- task record ------------------------------------------------------
+ * One per scheduled top-level coroutine (kept from its first scheduling to
+ * its end), and one per pending callback. 32 bytes: the timer node is
+ * embedded, so sleeping allocates nothing. */
+
+enum {
+    TASK_CORO,      /* obj: coroutine; aux: pending exception or NULL */
+    TASK_CALL,      /* obj: callable; aux: args tuple or NULL */
+    TASK_TIMEOUT,   /* obj: coroutine to time out; aux: the WaitFor (borrowed) */
+    TASK_STOP,      /* obj: value run_forever() returns */
+};
+
+enum {
+    ST_NEW,         /* in no queue */
+    ST_QUEUED,      /* in the run queue */
+    ST_SLEEPING,    /* in the timer heap */
+    ST_IOWAIT,      /* parked in the poller */
+    ST_RUNNING,     /* being resumed now */
+};
+
+enum {
+    F_MAIN = 1,     /* the coroutine run_until_complete() waits for */
+    F_WAKE = 2,     /* call_soon() reached it while running: requeue at once */
+    F_TIMED = 4,    /* call_later() reached it while running: timer.deadline set */
+};
+
+typedef struct ua_task {
+    ua_timer timer;     /* while ST_IOWAIT, timer.deadline holds the fd */
+    uint8_t kind;
+    uint8_t state;
+    uint8_t flags;
+    uint8_t iodir;      /* UA_POLL_READ / UA_POLL_WRITE while ST_IOWAIT */
+    PyObject *obj;
+    PyObject *aux;
+} ua_task;
+
+#define TASK_FD(t) ((int)(t)->timer.deadline)
+
+/* ---- the loop ---------------------------------------------------------- */
+
+typedef struct LoopObject {
+    PyObject_HEAD
+    ua_runq runq;
+    ua_timerheap timers;
+    ua_poller poller;
+    ua_ptrmap tasks;        /* coroutine -> its ua_task, for tasks held here */
+    ua_task *current;       /* the record being resumed, or NULL */
+    PyObject *cur_task;     /* the coroutine last resumed (strong) */
+    PyObject *main_result;  /* what the F_MAIN coroutine returned */
+    int running;
+    int closed;
+    int main_done;
+    uint8_t py_time;        /* time() overridden in a Python subclass */
+    uint8_t py_wait;        /* wait() overridden in a Python subclass */
+    struct LoopObject *prev_loop, *next_loop;  /* all live loops, for cancel() */
+    PyObject *weakreflist;
+} LoopObject;
+
+extern PyTypeObject Loop_Type;
+extern PyTypeObject PollLoop_Type;
+
+/* syscalls.c */
+typedef struct {
+    PyObject_HEAD
+    PyObject *arg;          /* SysCall: the args tuple; SysCall1: the arg */
+} SysCallObject;
+
+typedef struct {
+    SysCallObject base;     /* base.arg unused: the delay lives in ms */
+    int32_t ms;
+    uint8_t yielded;
+} SleepMsObject;
+
+extern PyTypeObject SysCall_Type, SysCall1_Type, StopLoop_Type, IORead_Type,
+    IOWrite_Type, IOReadDone_Type, IOWriteDone_Type, SleepMs_Type;
+PyObject *ua_sleep_ms_new(int32_t ms);
+int ua_syscalls_ready(PyObject *module);
+
+/* waitfor.c */
+extern PyTypeObject WaitFor_Type;
+typedef struct WaitForObject WaitForObject;
+PyObject *ua_wait_for_new(PyObject *coro, int32_t ms);
+void ua_wait_for_timer_fired(PyObject *waitfor);
+int ua_waitfor_ready(PyObject *module);
+
+/* module.c: shared state */
+extern PyObject *ua_CancelledError;
+extern PyObject *ua_TimeoutError;
+extern int ua_debug;
+extern LoopObject *ua_running_loop;  /* the loop inside run_forever(), or NULL */
+extern LoopObject *ua_all_loops;
+LoopObject *ua_default_loop(void);   /* new reference; created on first use */
+void ua_log(const char *logger, const char *fmt, ...);
+int ua_delay_from_secs(PyObject *secs, int32_t *ms, const char *what);
+int ua_delay_from_ms(PyObject *ms_obj, int32_t *ms, const char *what);
+
+/* loop.c: what the other files use */
+int ua_loop_ready(PyObject *module);
+int ua_loop_queue(LoopObject *loop, ua_task *t);
+int ua_loop_wake(LoopObject *loop, ua_task *t);
+int ua_loop_pend_error(LoopObject *loop, ua_task *t);
+void ua_loop_release_all(LoopObject *loop);
+int ua_loop_now(LoopObject *loop, uint32_t *now);
+ua_task *ua_loop_find(LoopObject *loop, PyObject *coro);
+int ua_loop_call_soon(LoopObject *loop, PyObject *obj, PyObject *args);
+int ua_loop_cancel_coro(LoopObject *loop, PyObject *coro, PyObject *exc);
+ua_task *ua_loop_add_timeout(LoopObject *loop, PyObject *target, PyObject *waitfor, int32_t ms);
+void ua_loop_remove_timeout(LoopObject *loop, ua_task *t);
+int ua_is_coroutine(PyObject *obj);
+const char *ua_type_name(PyTypeObject *tp);
+
+/* io.c: the poller side of the loop, and PollEventLoop */
+int ua_poll_loop_ready(PyObject *module);
+int ua_loop_io_wait(LoopObject *loop, ua_task *t, PyObject *obj, int dir);
+int ua_loop_io_done(LoopObject *loop, PyObject *obj, int dir);
+int ua_loop_poll(LoopObject *loop, int delay);
+
+/* obj.name into *res: 1 found, 0 no such attribute, -1 error. */
+static inline int ua_getattr_optional(PyObject *obj, const char *name, PyObject **res)
+{
+    *res = PyObject_GetAttrString(obj, name);
+    if (*res)
+        return 1;
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+        return -1;
+    PyErr_Clear();
+    return 0;
+}
+
+#define UA_DEBUG_LOG(...) do { if (ua_debug) ua_log("uasyncio.core", __VA_ARGS__); } while (0)
+
+#endif
