@@ -7,6 +7,8 @@ from uasyncio._uasyncio import (  # noqa: F401
     IOWrite,
     IOWriteDone,
     SleepMs,
+    TICKS_MAX_DELAY,
+    TICKS_PERIOD,
     StopLoop,
     SysCall,
     SysCall1,
@@ -30,5 +32,6 @@ __all__ = [
     "CancelledError", "EventLoop", "IORead", "IOReadDone", "IOWrite", "IOWriteDone",
     "SleepMs", "StopLoop", "SysCall", "SysCall1", "TimeoutError", "Task", "cancel",
     "coroutine", "ensure_future", "get_event_loop", "set_debug", "sleep", "sleep_ms",
-    "ticks_add", "ticks_diff", "ticks_ms", "wait_for", "wait_for_ms",
+    "ticks_add", "ticks_diff", "ticks_ms", "wait_for", "wait_for_ms", "TICKS_PERIOD",
+    "TICKS_MAX_DELAY",
 ]

@@ -756,7 +756,6 @@ static int visit_task(ua_task *t, visitproc visit, void *arg)
 
 static int loop_traverse(LoopObject *self, visitproc visit, void *arg)
 {
-    Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->cur_task);
     Py_VISIT(self->main_result);
     for (size_t i = 0; i < self->runq.len; i++) {
@@ -816,9 +815,8 @@ static void loop_dealloc(LoopObject *self)
     ua_timerheap_free(&self->timers);
     ua_ptrmap_free(&self->tasks);
     ua_poller_close(&self->poller);
+    /* A Python subclass's type reference is dropped by subtype_dealloc. */
     tp->tp_free((PyObject *)self);
-    if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
-        Py_DECREF(tp);
 }
 
 static int overridden(PyTypeObject *type, PyObject *name)

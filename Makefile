@@ -1,0 +1,47 @@
+# uasyncio in C. `make demo` runs the demo, `make test` every test.
+PYTHON ?= /usr/bin/python3
+PYTEST_ARGS ?=
+SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+.PHONY: all build deps demo test asan refleak bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build:
+	@$(PYTHON) setup.py -q build_ext --inplace 2>&1 | grep -v -e '^running' -e '^copying' || true
+	@$(PYTHON) -c 'import sys; sys.path.insert(0, "."); import uasyncio._uasyncio'
+
+demo: deps build
+	$(PYTHON) examples/demo.py
+
+test: deps build
+	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
+
+# The whole suite against a build with AddressSanitizer and UBSan (and the
+# C core's unit tests built the same way).
+asan: deps
+	rm -rf build/asan && mkdir -p build/asan/uasyncio && cp uasyncio/*.py build/asan/uasyncio/
+	UA_CFLAGS="$(SAN_FLAGS) -O1 -g" UA_LDFLAGS="$(SAN_FLAGS)" \
+	    $(PYTHON) setup.py -q build_ext --build-lib build/asan --build-temp build/asan-tmp --force
+	UA_PKG_DIR=build/asan UA_SANITIZE=address,undefined \
+	    LD_PRELOAD="$$(cc -print-file-name=libasan.so):$$(cc -print-file-name=libubsan.so)" \
+	    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
+
+# Reference leaks, with Debian's debug CPython: the suite, then repeated
+# scenarios whose total reference count must not grow.
+refleak:
+	@scripts/install-deps.sh dbg
+	rm -rf build/dbg && mkdir -p build/dbg/uasyncio && cp uasyncio/*.py build/dbg/uasyncio/
+	/usr/bin/python3-dbg setup.py -q build_ext --build-lib build/dbg --build-temp build/dbg-tmp --force
+	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
+	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg tests/refleak.py
+
+bench: deps build
+	$(PYTHON) bench/run.py
+
+clean:
+	rm -rf build uasyncio/*.so

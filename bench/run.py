@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Compare uasyncio, asyncio and uvloop on the same workloads.
+
+Every workload x loop runs in its own fresh child process (so RSS and CPU
+figures are its own), pinned to one CPU, and reports one JSON line. This
+script collects them, prints a table and optionally writes JSON.
+
+    python3 bench/run.py [--quick] [--only switch,spawn] [--loops uasyncio,asyncio]
+                         [--json out.json] [--cpu 0] [--repeat N] [--timeout 120]
+
+The children run under $PYTHON (default /usr/bin/python3) with the
+repository root first on PYTHONPATH, so `import uasyncio` finds the in-tree
+build.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True   # leave no __pycache__ in the tree
+
+from workloads import LOOPS, WORKLOADS  # noqa: E402  (needs HERE on sys.path)
+
+PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
+WORKLOAD_SCRIPT = os.path.join(HERE, "workloads.py")
+
+
+def child_env():
+    env = dict(os.environ)
+    parts = [ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(parts)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def csv_list(text, allowed, what):
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in items if x not in allowed]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(
+            "unknown %s %s (choose from %s)" % (what, ", ".join(bad) or "(none)", ", ".join(allowed)))
+    return items
+
+
+def probe(loop):
+    """(True, description) if the child interpreter can set up `loop`,
+    else (False, why not)."""
+    code = ("import sys; sys.path[:0] = [%r, %r]; import workloads\n"
+            "lp = workloads.Loop(%r)\n"
+            "print(lp.version() or '-', getattr(lp.module, '__file__', ''))"
+            % (ROOT, HERE, loop))
+    try:
+        p = subprocess.run([PYTHON, "-c", code], env=child_env(), capture_output=True,
+                           text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, str(e)
+    lines = (p.stdout if p.returncode == 0 else p.stderr).strip().splitlines()
+    if p.returncode == 0:
+        return True, lines[-1] if lines else ""
+    return False, lines[-1] if lines else "exit status %d" % p.returncode
+
+
+def run_child(workload, loop, params, cpu, timeout, no_gc=False):
+    """Run one workload on one loop in a fresh process; return its record."""
+    cmd = [PYTHON, WORKLOAD_SCRIPT, workload, loop, "--cpu", str(cpu),
+           "--params", json.dumps(params)] + (["--no-gc"] if no_gc else [])
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        return {"workload": workload, "loop": loop, "params": params,
+                "error": "timed out after %g s" % timeout, "stderr": stderr[-2000:]}
+    elapsed = time.perf_counter() - t0
+    lines = p.stdout.strip().splitlines()
+    if p.returncode != 0 or not lines:
+        return {"workload": workload, "loop": loop, "params": params,
+                "error": "exit status %d" % p.returncode,
+                "stdout": p.stdout[-2000:], "stderr": p.stderr[-2000:]}
+    try:
+        rec = json.loads(lines[-1])
+    except ValueError:
+        return {"workload": workload, "loop": loop, "params": params,
+                "error": "unparsable output", "stdout": p.stdout[-2000:], "stderr": p.stderr[-2000:]}
+    rec["process_s"] = elapsed
+    if p.stderr.strip():
+        rec["stderr"] = p.stderr[-2000:]
+    return rec
+
+
+def combine(runs):
+    """One record from --repeat runs: the median headline value, all runs kept.
+    Any failed run makes the whole entry a failure, so none goes unnoticed."""
+    if len(runs) == 1:
+        return runs[0]
+    failed = [r for r in runs if "error" in r]
+    if failed:
+        return dict(failed[0], runs=runs)
+    med = statistics.median(r["value"] for r in runs)
+    # Report the run whose value is the median (closest to it for even counts).
+    best = min(runs, key=lambda r: abs(r["value"] - med))
+    return dict(best, value=med, runs=runs)
+
+
+# ---------------------------------------------------------------- formatting
+
+def fmt_num(x):
+    """Compact number: 4 significant digits, k/M suffixes for big ones."""
+    if x is None:
+        return "-"
+    ax = abs(x)
+    if ax >= 1e6:
+        return "%.3g M" % (x / 1e6)
+    if ax >= 1e4:
+        return "%.4g k" % (x / 1e3)
+    if ax >= 100:
+        return "%.0f" % x
+    return "%.4g" % x
+
+
+def better_factor(value, ref, higher_is_better):
+    """How many times better `value` is than `ref` (>1: better, <1: worse)."""
+    if value is None or ref is None or value <= 0 or ref <= 0:
+        return None
+    return value / ref if higher_is_better else ref / value
+
+
+def fmt_ratio(r):
+    return "-" if r is None else "%.2fx" % r
+
+
+def table(results, loops):
+    """The results as an aligned text table, one row per workload x loop."""
+    head = ("workload", "loop", "value", "unit", "vs asyncio", "vs uvloop",
+            "wall s", "cpu s", "maxrss MB", "gc runs")
+    rows = []
+    for name in dict.fromkeys(r["workload"] for r in results):
+        spec = WORKLOADS[name]
+        by_loop = {r["loop"]: r for r in results if r["workload"] == name}
+        ref = {k: by_loop[k].get("value") for k in ("asyncio", "uvloop")
+               if k in by_loop and "error" not in by_loop[k]}
+        for loop in loops:
+            r = by_loop.get(loop)
+            if r is None:
+                continue
+            if "error" in r:
+                rows.append((name, loop, "ERROR", r["error"], "", "", "", "", "", ""))
+                continue
+            v = r["value"]
+            vs = [fmt_ratio(better_factor(v, ref.get(k), spec["higher_is_better"]))
+                  if k in ref and k != loop else "" for k in ("asyncio", "uvloop")]
+            rows.append((name, loop, fmt_num(v), spec["unit"], vs[0], vs[1],
+                         "%.3f" % r["wall_s"], "%.3f" % r["cpu_s"],
+                         "%.1f" % (r["maxrss_kb"] / 1024), r.get("gc_collections", "-")))
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    left = {0, 1, 3}   # text columns; numbers right-aligned
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) if i in left else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [line(head), line(["-" * w for w in widths])]
+    prev = None
+    for row in rows:
+        if prev is not None and row[0] != prev:
+            out.append("")
+        out.append(line(row))
+        prev = row[0]
+    return "\n".join(out)
+
+
+def legend(names):
+    out = ["value: the headline figure of each workload:"]
+    for name in names:
+        spec = WORKLOADS[name]
+        out.append("  %-7s %s (%s is better)" % (
+            name, spec["metric"], "higher" if spec["higher_is_better"] else "lower"))
+    out.append("vs X: how many times better than loop X on that figure (>1x better, <1x worse).")
+    out.append("wall s / cpu s: wall and process CPU time of the measured section;"
+               " maxrss: peak RSS of the child process;\n"
+               "gc runs: cyclic garbage collector passes during the measured run.")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------- main
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (< 30 s)")
+    ap.add_argument("--only", type=lambda s: csv_list(s, list(WORKLOADS), "workload"),
+                    default=list(WORKLOADS), metavar="NAME[,NAME]",
+                    help="workloads to run (default: %s)" % ",".join(WORKLOADS))
+    ap.add_argument("--loops", type=lambda s: csv_list(s, LOOPS, "loop"),
+                    default=list(LOOPS), metavar="LOOP[,LOOP]",
+                    help="loops to compare (default: %s)" % ",".join(LOOPS))
+    ap.add_argument("--json", metavar="FILE", help="also write all results as JSON to FILE")
+    ap.add_argument("--cpu", type=int, default=0, help="CPU to pin the children to (default 0)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs per workload x loop; the median value is reported (default 1)")
+    ap.add_argument("--no-gc", action="store_true",
+                    help="disable Python's cyclic GC in the children (isolates loop overhead)")
+    ap.add_argument("--timeout", type=float, default=120.0,
+                    help="seconds before a child is killed (default 120)")
+    args = ap.parse_args(argv)
+
+    if args.cpu not in os.sched_getaffinity(0):
+        ap.error("CPU %d is not available to this process (allowed: %s)"
+                 % (args.cpu, sorted(os.sched_getaffinity(0))))
+
+    print("python: %s   pinned to CPU %d   sizes: %s   cyclic GC: %s"
+          % (PYTHON, args.cpu, "quick" if args.quick else "full", "off" if args.no_gc else "on"))
+    skipped = {}
+    loops = []
+    for loop in args.loops:
+        ok, why = probe(loop)
+        if ok:
+            loops.append(loop)
+            print("  %-8s %s" % (loop, why))
+        else:
+            skipped[loop] = why
+            hint = " (build it: make -C %s build)" % ROOT if loop == "uasyncio" else ""
+            print("skipping %s: cannot set it up: %s%s" % (loop, why, hint))
+    if not loops:
+        print("no loop to run")
+        return 1
+
+    t_start = time.time()
+    results = []
+    for name in args.only:
+        params = WORKLOADS[name]["quick" if args.quick else "full"]
+        for loop in loops:
+            print("  running %-6s on %-8s ..." % (name, loop), end="", file=sys.stderr, flush=True)
+            runs = [run_child(name, loop, params, args.cpu, args.timeout, args.no_gc)
+                    for _ in range(max(1, args.repeat))]
+            rec = combine(runs)
+            results.append(rec)
+            print(" %s" % ("ERROR: " + rec["error"] if "error" in rec else fmt_num(rec["value"])),
+                  file=sys.stderr, flush=True)
+
+    print()
+    print(table(results, loops))
+    print()
+    print(legend(args.only))
+
+    errors = [r for r in results if "error" in r]
+    for r in errors:
+        print("\n%s on %s failed: %s" % (r["workload"], r["loop"], r["error"]))
+        for stream in ("stdout", "stderr"):
+            if r.get(stream, "").strip():
+                print("  %s:\n    %s" % (stream, r[stream].strip().replace("\n", "\n    ")))
+    warned = [r for r in results if "error" not in r and r.get("stderr")]
+    for r in warned:
+        print("\n%s on %s wrote to stderr:\n    %s"
+              % (r["workload"], r["loop"], r["stderr"].strip().replace("\n", "\n    ")))
+
+    print("\ntotal %.1f s" % (time.time() - t_start))
+
+    if args.json:
+        doc = {
+            "meta": {
+                "python": PYTHON, "cpu": args.cpu, "quick": args.quick, "repeat": args.repeat,
+                "gc": not args.no_gc,
+                "loops": loops, "skipped": skipped, "workloads": args.only,
+                "host": platform.node(), "machine": platform.machine(),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+            "results": results,
+        }
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
+        print("wrote %s" % args.json)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
