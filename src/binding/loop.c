@@ -522,6 +522,9 @@ static PyObject *run_forever(LoopObject *self)
         }
         if (rc)
             break;
+        /* After a burst (100k tasks spawned at once), give the ring back. */
+        if (self->runq.cap > 4096 && self->runq.len * 8 < self->runq.cap)
+            ua_runq_shrink(&self->runq);
         int delay;
         if (next_delay(self, &delay) < 0 || call_wait(self, delay) < 0)
             break;
@@ -831,7 +834,7 @@ static PyObject *loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     ua_runq_init(&self->runq);
     ua_timerheap_init(&self->timers);
-    ua_ptrmap_init(&self->tasks);
+    ua_ptrmap_init(&self->tasks, offsetof(ua_task, obj));
     if (ua_poller_init(&self->poller) < 0) {
         self->poller.epfd = -1;
         PyErr_SetFromErrno(PyExc_OSError);

@@ -38,7 +38,7 @@ ua_task *ua_task_for_coro(LoopObject *loop, PyObject *coro)
     t = ua_task_new(TASK_CORO, coro, NULL);
     if (!t)
         return NULL;
-    if (ua_ptrmap_put(&loop->tasks, coro, t) < 0) {
+    if (ua_ptrmap_add(&loop->tasks, t) < 0) {
         ua_task_free(t);
         PyErr_NoMemory();
         return NULL;

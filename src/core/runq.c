@@ -14,13 +14,8 @@ void ua_runq_free(ua_runq *q)
     ua_runq_init(q);
 }
 
-int ua_runq_reserve(ua_runq *q, size_t cap)
+static int resize(ua_runq *q, size_t want)
 {
-    size_t want = 16;
-    while (want < cap)
-        want *= 2;
-    if (want <= q->cap)
-        return 0;
     void **items = malloc(want * sizeof(*items));
     if (!items)
         return -1;
@@ -32,4 +27,21 @@ int ua_runq_reserve(ua_runq *q, size_t cap)
     q->head = 0;
     q->cap = want;
     return 0;
+}
+
+int ua_runq_reserve(ua_runq *q, size_t cap)
+{
+    size_t want = 16;
+    while (want < cap)
+        want *= 2;
+    return want <= q->cap ? 0 : resize(q, want);
+}
+
+void ua_runq_shrink(ua_runq *q)
+{
+    size_t want = q->cap;
+    while (want > 16 && q->len * 4 <= want / 2)
+        want /= 2;
+    if (want < q->cap)
+        resize(q, want);   /* on no memory the old ring simply stays */
 }

@@ -15,6 +15,8 @@ typedef struct ua_runq {
 void ua_runq_init(ua_runq *q);
 void ua_runq_free(ua_runq *q);              /* frees the ring, not the items */
 int ua_runq_reserve(ua_runq *q, size_t cap); /* 0, or -1 on no memory */
+/* Halve the ring while it stays at most a quarter full (never below 16). */
+void ua_runq_shrink(ua_runq *q);
 
 /* O(1) amortized. 0, or -1 on no memory (item not queued). */
 static inline int ua_runq_push(ua_runq *q, void *item)
