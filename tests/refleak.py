@@ -1,0 +1,109 @@
+"""Reference-leak check, run under a debug CPython (make refleak): repeats
+scenarios that touch every part of the loop and fails if the total reference
+count keeps growing."""
+import gc
+import os
+import socket
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, os.environ.get("UA_PKG_DIR", "")))
+import uasyncio  # noqa: E402
+from uasyncio import IORead, IOReadDone, IOWrite, StopLoop  # noqa: E402
+
+
+def scenario():
+    loop = uasyncio.PollEventLoop()
+    log = []
+
+    async def sleeper(ms):
+        await uasyncio.sleep_ms(ms)
+        await uasyncio.sleep(0)
+        return ms
+
+    async def slow():
+        await uasyncio.sleep(10)
+
+    def gen():
+        yield
+        yield 1
+        yield sleeper(0)
+        try:
+            yield "bad"
+        except TypeError:
+            pass
+        return 5
+
+    async def canceller(target):
+        await uasyncio.sleep_ms(1)
+        uasyncio.cancel(target)
+
+    async def timeouts():
+        try:
+            await uasyncio.wait_for_ms(slow(), 2)
+        except uasyncio.TimeoutError:
+            log.append("timeout")
+        log.append(await uasyncio.wait_for_ms(sleeper(1), 100))
+
+    def io():
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.send(b"x")
+        yield IORead(a)
+        a.recv(1)
+        yield IOReadDone(a)
+        yield IOWrite(a)
+        a.close()
+        b.close()
+
+    def raiser():
+        yield
+        raise ValueError("boom")
+
+    target = slow()
+    loop.create_task(target)
+    loop.create_task(canceller(target))
+    loop.create_task(gen())
+    loop.create_task(io())
+    loop.call_soon(log.append, "cb")
+    loop.call_later_ms(1, log.append, "later")
+    loop.call_at_(uasyncio.ticks_add(loop.time(), 1), log.append, ("at",))
+    loop.run_until_complete(timeouts())
+    try:
+        loop.run_until_complete(raiser())
+    except ValueError:
+        pass
+
+    def stopper():
+        yield StopLoop(3)
+
+    loop.create_task(stopper())
+    loop.run_forever()
+    loop.create_task(slow())
+    loop.run_until_complete(uasyncio.sleep_ms(1))
+    loop.close()
+
+
+def main():
+    for _ in range(20):
+        scenario()
+    gc.collect()
+    totals = []
+    for _ in range(5):
+        for _ in range(20):
+            scenario()
+        gc.collect()
+        totals.append(sys.gettotalrefcount())
+    growth = [b - a for a, b in zip(totals, totals[1:])]
+    print("total refcount after each round:", totals)
+    # A real leak grows every round; allow a little noise from caches.
+    if all(g > 0 for g in growth) and sum(growth) > 100:
+        print("refleak: FAILED (growth %s)" % growth)
+        sys.exit(1)
+    print("refleak: 1 passed, 0 failed")
+
+
+if __name__ == "__main__":
+    if not hasattr(sys, "gettotalrefcount"):
+        sys.exit("run this under a debug CPython (python3-dbg)")
+    main()
