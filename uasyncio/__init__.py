@@ -1,9 +1,81 @@
 """uasyncio: MicroPython's uasyncio 2.0 for CPython, with its event loop in C.
 
     import uasyncio as asyncio
+
+The loop, the streams and the accept loop are C (uasyncio._uasyncio); this
+file adds only the glue for connecting and for TLS, which go through
+Python's socket and ssl modules.
 """
+import errno as _errno
+import os as _os
+import socket as _socket
+
 from uasyncio.core import *  # noqa: F401,F403
 from uasyncio.core import __all__ as _core_all
-from uasyncio._uasyncio import PollEventLoop  # noqa: F401
+from uasyncio.core import IORead, IOWrite, IOWriteDone, coroutine as _coroutine
+from uasyncio._uasyncio import PollEventLoop, StreamReader, StreamWriter  # noqa: F401
+from uasyncio._uasyncio import start_server as _start_server
 
-__all__ = _core_all + ["PollEventLoop"]
+__all__ = _core_all + ["PollEventLoop", "StreamReader", "StreamWriter", "open_connection", "start_server"]
+
+
+def _tls_wrap(sock, ssl, server_side, server_hostname=None):
+    """Wrap sock in TLS; the handshake waits on the loop, never blocks it."""
+    import ssl as _ssl
+    ctx = ssl
+    if ctx is True:
+        ctx = _ssl.create_default_context()
+    sock.setblocking(False)
+    s = ctx.wrap_socket(sock, server_side=server_side, do_handshake_on_connect=False,
+                        server_hostname=None if server_side else server_hostname)
+    while True:
+        try:
+            s.do_handshake()
+            return s
+        except _ssl.SSLWantReadError:
+            yield IORead(s)
+        except _ssl.SSLWantWriteError:
+            yield IOWrite(s)
+
+
+@_coroutine
+def open_connection(host, port, ssl=False, server_hostname=None):
+    """Connect without blocking; returns (StreamReader, StreamWriter).
+    A refused or failed connect raises OSError. ssl: True or an SSLContext."""
+    family, type_, proto, _, addr = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)[0]
+    s = _socket.socket(family, type_, proto)
+    try:
+        s.setblocking(False)
+        if family in (_socket.AF_INET, _socket.AF_INET6):
+            s.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        err = s.connect_ex(addr)
+        if err == _errno.EINPROGRESS:
+            yield IOWrite(s)
+            err = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
+            yield IOWriteDone(s)
+        if err:
+            raise OSError(err, _os.strerror(err))
+        if ssl:
+            s = yield from _tls_wrap(s, ssl, False, server_hostname or host)
+    except BaseException:
+        s.close()
+        raise
+    return StreamReader(s), StreamWriter(s, {"peername": addr})
+
+
+def start_server(client_coro, host, port, backlog=10, ssl=None):
+    """A task to schedule: listens, and runs client_coro(reader, writer) for
+    each connection. ssl: an SSLContext for a TLS server."""
+    if ssl is None:
+        return _start_server(client_coro, host, port, backlog)
+
+    @_coroutine
+    def tls_client(reader, writer):
+        try:
+            s = yield from _tls_wrap(reader.ios, ssl, True)
+        except (OSError, ValueError):
+            reader.ios.close()   # a failed handshake ends that connection only
+            return
+        yield from client_coro(StreamReader(s), StreamWriter(s, writer.extra))
+
+    return _start_server(tls_client, host, port, backlog)

@@ -63,13 +63,13 @@ static int set_oserror(int fd, const char *what)
 }
 
 /* Park t (a coroutine or a callback record, in no queue) on obj. */
-static int park_on_fd(LoopObject *self, ua_task *t, int fd, int dir)
+static int park_on_fd(LoopObject *self, ua_task *t, int fd, int dir, const char *what)
 {
     int rc = ua_poller_add(&self->poller, fd, dir, t);
     if (rc == UA_POLL_ALWAYS)       /* a regular file: ready now */
         return ua_loop_queue(self, t);
     if (rc < 0)
-        return set_oserror(fd, dir == UA_POLL_READ ? "IORead" : "IOWrite");
+        return set_oserror(fd, what);
     t->state = ST_IOWAIT;
     t->timer.deadline = (uint32_t)fd;
     t->iodir = (uint8_t)dir;
@@ -90,7 +90,7 @@ int ua_loop_io_wait(LoopObject *self, ua_task *t, PyObject *obj, int dir)
         fd = -1;
     }
     /* An error here is raised in the task, not in the loop. */
-    if (fd < 0 || park_on_fd(self, t, fd, dir) < 0)
+    if (fd < 0 || park_on_fd(self, t, fd, dir, dir == UA_POLL_READ ? "IORead" : "IOWrite") < 0)
         return ua_loop_pend_error(self, t);
     if (ua_debug)
         ua_log("uasyncio", "%s wait on fd %d: %R", dir_name[dir], fd, t->obj);
@@ -161,7 +161,7 @@ static PyObject *add_waiter(LoopObject *self, PyObject *const *args, Py_ssize_t 
     if (ua_debug)
         ua_log("uasyncio", "%s(%R, %R)", name, args[0], cb);
     /* Like asyncio and 2.0, a new registration replaces the old one. */
-    if (ua_loop_io_done(self, args[0], dir) < 0 || park_on_fd(self, t, fd, dir) < 0) {
+    if (ua_loop_io_done(self, args[0], dir) < 0 || park_on_fd(self, t, fd, dir, name) < 0) {
         ua_task_drop(self, t);
         return NULL;
     }
@@ -173,8 +173,13 @@ static PyObject *remove_waiter(LoopObject *self, PyObject *obj, int dir)
     if (ua_debug)
         ua_log("uasyncio", "%s(%R)", dir == UA_POLL_READ ? "remove_reader" : "remove_writer", obj);
     int fd = fd_of(obj);
-    if (fd < 0)
-        return NULL;
+    if (fd < 0) {
+        /* A closed socket (fileno() -1) cannot be registered: nothing to do. */
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
     int had = ua_poller_waiter(&self->poller, fd, dir) != NULL;
     if (ua_loop_io_done(self, obj, dir) < 0)
         return NULL;

@@ -321,11 +321,16 @@ static int on_yield_slow(LoopObject *self, ua_task *t, PyObject *v, PyObject **r
             return place_after_delay(self, t, 0);
         }
         if (PyObject_TypeCheck(v, &StopLoop_Type)) {
-            /* As in 2.0: run_forever() returns arg; the task is not rescheduled. */
-            t->state = ST_NEW;
-            ua_task_drop(self, t);
+            /* As in 2.0: run_forever() returns arg and the task is not
+             * rescheduled, unless a wake or an exception is pending for it. */
+            int rc;
+            if (!place_pending(self, t, &rc)) {
+                t->state = ST_NEW;
+                ua_task_drop(self, t);
+                rc = 0;
+            }
             *ret = Py_NewRef(arg);
-            return 1;
+            return rc < 0 ? -1 : 1;
         }
     }
     if (PyLong_Check(v) && !PyBool_Check(v))
@@ -566,7 +571,8 @@ static PyObject *loop_run_until_complete(LoopObject *self, PyObject *coro)
     if (!t)
         return NULL;
     t->flags |= F_MAIN;
-    if (ua_loop_wake(self, t) < 0)
+    /* A coroutine already scheduled (sleeping, say) stays where it is. */
+    if (t->state == ST_NEW && ua_loop_queue(self, t) < 0)
         return NULL;
     self->main_done = 0;
     PyObject *ret = run_forever(self);

@@ -33,6 +33,7 @@ typedef struct ua_poller {
     int nwaiters;       /* waiters stored now */
     void *events;       /* the backend's buffer of ready events */
     int nevents;        /* events in it not yet dispatched */
+    int stale;          /* the kernel holds a registration we cannot remove */
 } ua_poller;
 
 /* Called for each waiter made ready; hangup is nonzero on POLLHUP/POLLERR. */

@@ -14,6 +14,7 @@ static const uint32_t dir_events[2] = {EPOLLIN, EPOLLOUT};
 int ua_poller_init(ua_poller *p)
 {
     memset(p, 0, sizeof(*p));
+    p->epfd = -1;
     p->events = malloc(MAX_EVENTS * sizeof(struct epoll_event));
     if (!p->events) {
         errno = ENOMEM;
@@ -98,7 +99,21 @@ int ua_poller_add(ua_poller *p, int fd, int dir, void *waiter)
         errno = EBUSY;
         return -1;
     }
-    if (set_kernel(p, fd, s->kernel | dir_events[dir]) < 0) {
+    /* With no waiter left, the fd may have been closed and its number reused
+     * since the kernel last heard of it: re-arm it for real (MOD, or ADD on
+     * ENOENT) rather than trusting the lazily kept registration. */
+    int rc;
+    if (!s->waiter[0] && !s->waiter[1] && s->kernel) {
+        struct epoll_event ev = {.events = s->kernel | dir_events[dir], .data.fd = fd};
+        rc = epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev);
+        if (rc < 0 && errno == ENOENT)
+            rc = epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
+        if (rc == 0)
+            s->kernel = ev.events;
+    } else {
+        rc = set_kernel(p, fd, s->kernel | dir_events[dir]);
+    }
+    if (rc < 0) {
         if (errno == EPERM)   /* regular file or directory: always ready */
             return UA_POLL_ALWAYS;
         return -1;
@@ -127,8 +142,31 @@ void *ua_poller_remove(ua_poller *p, int fd, int dir)
     return waiter;
 }
 
+/* An fd closed while a dup() of it lives on stays in the epoll set under
+ * its old number, where no epoll_ctl can reach it, and would wake us for
+ * ever. Start a new set holding only what is waited on. Rare: O(fds). */
+static int rebuild(ua_poller *p)
+{
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0)
+        return -1;
+    close(p->epfd);
+    p->epfd = epfd;
+    p->stale = 0;
+    for (int fd = 0; fd < p->nfds; fd++) {
+        ua_poll_fd *s = &p->fds[fd];
+        s->kernel = 0;
+        uint32_t want = (s->waiter[0] ? EPOLLIN : 0) | (s->waiter[1] ? EPOLLOUT : 0);
+        if (want)
+            set_kernel(p, fd, want);   /* a closed fd's waiter just never fires */
+    }
+    return 0;
+}
+
 int ua_poller_poll(ua_poller *p, int timeout_ms)
 {
+    if (p->stale && rebuild(p) < 0)
+        return -1;
     int n = epoll_wait(p->epfd, p->events, MAX_EVENTS, timeout_ms);
     p->nevents = n > 0 ? n : 0;
     return n;
@@ -156,6 +194,7 @@ int ua_poller_dispatch(ua_poller *p, ua_poll_ready_fn ready, void *ctx)
                 s->waiter[dir] = NULL;
                 p->nwaiters--;
                 ready(ctx, w, fd, dir, hangup);
+                s = &p->fds[fd];   /* ready() may have grown the table */
                 handed++;
             } else {
                 /* Nobody waits in this direction any more: drop it now. */
@@ -169,7 +208,15 @@ int ua_poller_dispatch(ua_poller *p, ua_poll_ready_fn ready, void *ctx)
         for (int dir = 0; dir < 2; dir++)
             if (s->waiter[dir])
                 keep |= dir_events[dir];
-        set_kernel(p, fd, keep);
+        if (keep == s->kernel)
+            continue;
+        if (!keep) {
+            if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && (errno == EBADF || errno == ENOENT))
+                p->stale = 1;   /* reported, yet not removable under this number */
+            s->kernel = 0;
+        } else {
+            set_kernel(p, fd, keep);
+        }
     }
     return handed;
 }

@@ -1,0 +1,349 @@
+/* start_server(): the accept loop, in C. What it returns is awaitable and
+ * is scheduled as a task of its own (as in uasyncio 2.0):
+ *     loop.create_task(uasyncio.start_server(serve, "127.0.0.1", 8080))
+ * For each connection it schedules serve(reader, writer). Failures of one
+ * accept() (a peer gone, no fds left for a moment) never end the server. */
+#include "streams.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define ACCEPTS_PER_WAKE 64   /* then let other tasks run */
+#define NO_FD_PAUSE_MS 100    /* EMFILE/ENFILE: wait for fds to be freed */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *client_coro;
+    PyObject *host, *port;
+    PyObject *sock;        /* the listening socket.socket, once bound */
+    int backlog;
+    int closed;
+} ServerObject;
+
+extern PyTypeObject Server_Type;
+static PyObject *socket_mod;
+
+void ua_set_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));   /* not TCP (unix): no harm */
+}
+
+/* The address tuple CPython's accept() gives. */
+static PyObject *sockaddr_to_py(const struct sockaddr_storage *ss)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        return Py_BuildValue("(si)", host, ntohs(a->sin_port));
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        return Py_BuildValue("(siII)", host, ntohs(a->sin6_port), (unsigned)ntohl(a->sin6_flowinfo),
+                             (unsigned)a->sin6_scope_id);
+    }
+    if (ss->ss_family == AF_UNIX)
+        return PyUnicode_DecodeFSDefault(((const struct sockaddr_un *)ss)->sun_path);
+    return Py_NewRef(Py_None);
+}
+
+static int listen_now(ServerObject *self)
+{
+    PyObject *infos = PyObject_CallMethod(socket_mod, "getaddrinfo", "OOii", self->host, self->port, 0,
+                                          SOCK_STREAM);
+    if (!infos)
+        return -1;
+    if (!PyList_Check(infos) || !PyList_GET_SIZE(infos)) {
+        Py_DECREF(infos);
+        PyErr_SetString(PyExc_OSError, "start_server(): no address to listen on");
+        return -1;
+    }
+    PyObject *ai = PyList_GET_ITEM(infos, 0);
+    PyObject *kw = Py_BuildValue("{s:O,s:i}", "family", PyTuple_GET_ITEM(ai, 0), "backlog", self->backlog);
+    PyObject *args = kw ? PyTuple_Pack(1, PyTuple_GET_ITEM(ai, 4)) : NULL;
+    PyObject *create = args ? PyObject_GetAttrString(socket_mod, "create_server") : NULL;
+    /* create_server sets SO_REUSEADDR, binds and listens. */
+    self->sock = create ? PyObject_Call(create, args, kw) : NULL;
+    Py_XDECREF(create);
+    Py_XDECREF(args);
+    Py_XDECREF(kw);
+    Py_DECREF(infos);
+    if (!self->sock)
+        return -1;
+    PyObject *r = PyObject_CallMethod(self->sock, "setblocking", "O", Py_False);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static void close_listener(ServerObject *self)
+{
+    if (self->closed || !self->sock)
+        return;
+    self->closed = 1;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (ua_running_loop && ua_loop_io_done(ua_running_loop, self->sock, UA_POLL_READ) < 0)
+        PyErr_Clear();
+    PyObject *r = PyObject_CallMethod(self->sock, "close", NULL);
+    if (!r)
+        PyErr_Clear();
+    Py_XDECREF(r);
+    PyErr_Restore(type, value, tb);
+}
+
+/* Wrap an accepted fd and schedule client_coro(reader, writer) for it. */
+static int serve_connection(ServerObject *self, int fd, const struct sockaddr_storage *ss)
+{
+    ua_set_nodelay(fd);
+    PyObject *kw = Py_BuildValue("{s:i}", "fileno", fd);
+    PyObject *args = kw ? Py_BuildValue("(iii)", ss->ss_family, SOCK_STREAM, 0) : NULL;
+    PyObject *sock_type = args ? PyObject_GetAttrString(socket_mod, "socket") : NULL;
+    PyObject *sock = sock_type ? PyObject_Call(sock_type, args, kw) : NULL;
+    Py_XDECREF(sock_type);
+    Py_XDECREF(args);
+    Py_XDECREF(kw);
+    if (!sock) {
+        close(fd);
+        return -1;
+    }
+    /* The fd is non-blocking already; make the socket object agree (ssl
+     * and user code look at its timeout). */
+    PyObject *nb = PyObject_CallMethod(sock, "setblocking", "O", Py_False);
+    if (!nb) {
+        PyObject *r = PyObject_CallMethod(sock, "close", NULL);
+        Py_XDECREF(r);
+        Py_DECREF(sock);
+        return -1;
+    }
+    Py_DECREF(nb);
+    PyObject *peer = sockaddr_to_py(ss);
+    PyObject *extra = peer ? Py_BuildValue("{s:O}", "peername", peer) : NULL;
+    PyObject *reader = extra ? ua_reader_new(sock, NULL) : NULL;
+    PyObject *writer = reader ? ua_writer_new(sock, extra) : NULL;
+    PyObject *coro = writer ? PyObject_CallFunctionObjArgs(self->client_coro, reader, writer, NULL) : NULL;
+    int rc = coro && ua_running_loop ? ua_loop_call_soon(ua_running_loop, coro, NULL) : -1;
+    if (coro && !ua_running_loop)
+        PyErr_SetString(PyExc_RuntimeError, "start_server() must run as a task of a running loop");
+    if (rc < 0) {
+        PyObject *r = PyObject_CallMethod(sock, "close", NULL);
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(coro);
+    Py_XDECREF(writer);
+    Py_XDECREF(reader);
+    Py_XDECREF(extra);
+    Py_XDECREF(peer);
+    Py_DECREF(sock);
+    return rc;
+}
+
+static PySendResult server_send(ServerObject *self, PyObject *value, PyObject **result)
+{
+    *result = NULL;
+    if (self->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "the server is closed");
+        return PYGEN_ERROR;
+    }
+    if (!self->sock && listen_now(self) < 0)
+        return PYGEN_ERROR;
+    int lfd = PyObject_AsFileDescriptor(self->sock);
+    if (lfd < 0)
+        return PYGEN_ERROR;
+    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        memset(&ss, 0, sizeof(ss));
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            switch (errno) {
+            case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+            case EWOULDBLOCK:
+#endif
+                *result = PyObject_CallFunction((PyObject *)&IORead_Type, "i", lfd);
+                return *result ? PYGEN_NEXT : PYGEN_ERROR;
+            case EMFILE:
+            case ENFILE:
+            case ENOBUFS:
+            case ENOMEM:
+                if (ua_debug)
+                    ua_log("uasyncio", "accept: %s; retrying in %d ms", strerror(errno), NO_FD_PAUSE_MS);
+                *result = ua_sleep_ms_new(NO_FD_PAUSE_MS);
+                return *result ? PYGEN_NEXT : PYGEN_ERROR;
+            case EINTR:
+            case ECONNABORTED:
+            case EPROTO:
+            case EPERM:
+                continue;   /* that connection is gone; the next one may be fine */
+            default:
+                PyErr_SetFromErrno(PyExc_OSError);
+                return PYGEN_ERROR;
+            }
+        }
+        if (serve_connection(self, fd, &ss) < 0) {
+            /* One connection failing (no memory, a refused client_coro) must
+             * not end the server: report and go on. */
+            PyErr_WriteUnraisable((PyObject *)self);
+        }
+    }
+    *result = Py_NewRef(Py_None);
+    return PYGEN_NEXT;
+}
+
+static PyObject *server_iternext(ServerObject *self)
+{
+    PyObject *result;
+    PySendResult sr = server_send(self, Py_None, &result);
+    if (sr == PYGEN_NEXT)
+        return result;
+    close_listener(self);
+    return NULL;
+}
+
+static PyObject *server_send_method(ServerObject *self, PyObject *value)
+{
+    PyObject *r = server_iternext(self);
+    if (!r && !PyErr_Occurred())
+        PyErr_SetNone(PyExc_StopIteration);
+    return r;
+}
+
+/* Cancelling the server's task throws here: close, then raise it. */
+static PyObject *server_throw(ServerObject *self, PyObject *args)
+{
+    close_listener(self);
+    PyObject *typ = PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : PyExc_RuntimeError;
+    if (PyExceptionInstance_Check(typ))
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    else
+        PyErr_SetObject(typ, PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1) : NULL);
+    return NULL;
+}
+
+static PyObject *server_close(ServerObject *self, PyObject *unused)
+{
+    close_listener(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *server_get_socket(ServerObject *self, void *closure)
+{
+    return Py_NewRef(self->sock ? self->sock : Py_None);
+}
+
+static int server_traverse(ServerObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->client_coro);
+    Py_VISIT(self->host);
+    Py_VISIT(self->port);
+    Py_VISIT(self->sock);
+    return 0;
+}
+
+static int server_clear(ServerObject *self)
+{
+    close_listener(self);
+    Py_CLEAR(self->client_coro);
+    Py_CLEAR(self->host);
+    Py_CLEAR(self->port);
+    Py_CLEAR(self->sock);
+    return 0;
+}
+
+static void server_dealloc(ServerObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    server_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyObject *server_repr(ServerObject *self)
+{
+    return PyUnicode_FromFormat("<Server %R:%R%s>", self->host, self->port, self->closed ? " closed" : "");
+}
+
+static PyObject *server_await(PyObject *self)
+{
+    return Py_NewRef(self);
+}
+
+static PyMethodDef server_methods[] = {
+    {"send", (PyCFunction)server_send_method, METH_O, NULL},
+    {"throw", (PyCFunction)server_throw, METH_VARARGS, NULL},
+    {"close", (PyCFunction)server_close, METH_NOARGS, "Stop listening."},
+    {NULL},
+};
+
+static PyGetSetDef server_getset[] = {
+    {"socket", (getter)server_get_socket, NULL, "the listening socket (None before it is bound)", NULL},
+    {NULL},
+};
+
+static PyAsyncMethods server_async = {
+    .am_await = server_await,
+    .am_send = (sendfunc)server_send,
+};
+
+PyTypeObject Server_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.Server",
+    .tp_basicsize = sizeof(ServerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "What start_server() returns: schedule it with loop.create_task().",
+    .tp_dealloc = (destructor)server_dealloc,
+    .tp_traverse = (traverseproc)server_traverse,
+    .tp_clear = (inquiry)server_clear,
+    .tp_repr = (reprfunc)server_repr,
+    .tp_as_async = &server_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)server_iternext,
+    .tp_methods = server_methods,
+    .tp_getset = server_getset,
+};
+
+static PyObject *mod_start_server(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"client_coro", "host", "port", "backlog", NULL};
+    PyObject *client_coro, *host, *port;
+    int backlog = 10;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|i:start_server", kwlist, &client_coro, &host, &port,
+                                     &backlog))
+        return NULL;
+    if (!PyCallable_Check(client_coro)) {
+        PyErr_Format(PyExc_TypeError, "start_server(): client_coro must be callable, not %.100s",
+                     Py_TYPE(client_coro)->tp_name);
+        return NULL;
+    }
+    ServerObject *self = PyObject_GC_New(ServerObject, &Server_Type);
+    if (!self)
+        return NULL;
+    self->client_coro = Py_NewRef(client_coro);
+    self->host = Py_NewRef(host);
+    self->port = Py_NewRef(port);
+    self->sock = NULL;
+    self->backlog = backlog;
+    self->closed = 0;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static PyMethodDef server_module_methods[] = {
+    {"start_server", (PyCFunction)(void (*)(void))mod_start_server, METH_VARARGS | METH_KEYWORDS,
+     "start_server(client_coro, host, port, backlog=10): schedule what it returns as a task."},
+    {NULL},
+};
+
+int ua_server_ready(PyObject *module)
+{
+    socket_mod = PyImport_ImportModule("socket");
+    if (!socket_mod || PyType_Ready(&Server_Type) < 0)
+        return -1;
+    return PyModule_AddFunctions(module, server_module_methods);
+}

@@ -1,0 +1,41 @@
+/* StreamReader, StreamWriter and the awaitables their methods return. */
+#ifndef UA_STREAMS_H
+#define UA_STREAMS_H
+
+#include "ua.h"
+#include "linebuf.h"
+
+/* How a stream reaches its data. */
+enum {
+    IO_FD,        /* a plain socket: recv()/send() on its fd, in C */
+    IO_TRYFIRST,  /* a non-blocking Python object (an SSL socket): call it first, wait when it says so */
+    IO_PY,        /* any object with read/readline/write: wait, then call it (as uasyncio 2.0) */
+};
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *polls;      /* what is polled */
+    PyObject *ios;        /* what is read */
+    ua_linebuf buf;       /* read but not yet returned */
+    uint8_t kind;
+    uint8_t eof;
+    uint8_t budget;       /* reads left before yielding to other tasks */
+} ReaderObject;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *s;
+    PyObject *extra;      /* dict for get_extra_info() */
+    uint8_t kind;
+} WriterObject;
+
+extern PyTypeObject Reader_Type, Writer_Type, StreamOp_Type;
+
+/* New stream objects over a socket (the fast path when it is a plain one). */
+PyObject *ua_reader_new(PyObject *polls, PyObject *ios);
+PyObject *ua_writer_new(PyObject *s, PyObject *extra);
+int ua_streams_ready(PyObject *module);
+int ua_server_ready(PyObject *module);
+void ua_set_nodelay(int fd);
+
+#endif

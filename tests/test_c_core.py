@@ -1,0 +1,103 @@
+"""Build and run the C unit tests of the portable core (src/core).
+
+Each tests/c/test_*.c is a standalone program linked with the core sources
+it needs. It prints one line per failed check and a summary line, and exits
+non-zero on any failure.
+
+Environment:
+  CC           the C compiler (default "cc")
+  UA_SANITIZE  e.g. "address,undefined": build with -fsanitize=... as well
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+C_TESTS = ROOT / "tests" / "c"
+
+# The core sources each test program links against.
+SOURCES = {
+    "test_ticks": ["ticks.c"],
+    "test_timerheap": ["timerheap.c", "ticks.c"],
+    "test_runq": ["runq.c"],
+    "test_ptrmap": ["ptrmap.c"],
+    "test_poller": ["poller_epoll.c"],
+    "test_linebuf": ["linebuf.c"],
+}
+
+CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-O1", "-g"]
+
+
+def _test_names():
+    return sorted(p.stem for p in C_TESTS.glob("test_*.c"))
+
+
+def _compiler():
+    return shlex.split(os.environ.get("CC", "cc"))
+
+
+def _sanitize_flags():
+    sanitize = os.environ.get("UA_SANITIZE", "").strip()
+    if not sanitize:
+        return []
+    return ["-fsanitize=" + sanitize, "-fno-omit-frame-pointer"]
+
+
+def _run_env():
+    env = dict(os.environ)
+    # UBSan only warns by default: make it fail the run like ASan does.
+    env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    return env
+
+
+@pytest.fixture(scope="session")
+def c_build_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("c_core")
+
+
+def _build(name, outdir):
+    if name not in SOURCES:
+        # Without an entry it would link against nothing: say so plainly.
+        pytest.fail(f"tests/c/{name}.c has no entry in SOURCES in {Path(__file__).name}")
+    exe = outdir / name
+    cmd = (
+        _compiler()
+        + CFLAGS
+        + _sanitize_flags()
+        # Relative to the root (the cwd), so failure lines name short paths.
+        + ["-Isrc/core", f"tests/c/{name}.c"]
+        + [f"src/core/{src}" for src in SOURCES[name]]
+        + ["-o", str(exe)]
+    )
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(
+            "compile failed:\n  "
+            + shlex.join(cmd)
+            + "\n"
+            + proc.stdout
+            + proc.stderr,
+            pytrace=False,
+        )
+    return exe
+
+
+@pytest.mark.parametrize("name", _test_names())
+def test_c_core(name, c_build_dir):
+    if name == "test_poller" and not sys.platform.startswith("linux"):
+        pytest.skip("the poller backend is epoll (Linux only)")
+    exe = _build(name, c_build_dir)
+    proc = subprocess.run(
+        [str(exe)], cwd=ROOT, capture_output=True, text=True, timeout=300, env=_run_env()
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{name} exited with {proc.returncode}:\n{output}"
+    # The program must have reached its summary line.
+    assert re.search(rf"^{name}: \d+ passed, 0 failed$", proc.stdout, re.M), output
