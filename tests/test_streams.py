@@ -1,0 +1,1041 @@
+"""Streams: open_connection, start_server, StreamReader and StreamWriter
+over real TCP sockets on 127.0.0.1 (and StreamReader over other objects).
+
+Every test runs its main coroutine under the loop's own wait_for and a
+pytest-timeout mark, so a hang fails the test instead of stalling the run.
+The `loop` fixture fails the test if a file descriptor was left open."""
+import hashlib
+import io
+import os
+import socket
+import struct
+import threading
+
+import pytest
+
+import uasyncio
+
+HOST = "127.0.0.1"
+
+
+# ---- helpers ----------------------------------------------------------------
+
+
+def free_port():
+    """A port nothing listens on (bound, read, closed again)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run(loop, coro, secs=30):
+    """Run coro to completion on loop, failing with TimeoutError after secs."""
+
+    async def bounded():
+        return await uasyncio.wait_for(coro, secs)
+
+    return loop.run_until_complete(bounded())
+
+
+async def until(cond, secs=20):
+    """Let the loop run until cond() is true (bounded)."""
+    for _ in range(int(secs * 1000 / 5)):
+        if cond():
+            return
+        await uasyncio.sleep_ms(5)
+    raise AssertionError("condition not reached in %s s" % secs)
+
+
+def serve(loop, handler, port=None, **kw):
+    """Schedule start_server(handler) on a free port; returns (server coro, port)."""
+    port = port or free_port()
+    srv = uasyncio.start_server(handler, HOST, port, **kw)
+    loop.create_task(srv)
+    return srv, port
+
+
+async def stop(srv):
+    """Cancel the server task and let the loop run so it closes its socket."""
+    uasyncio.cancel(srv)
+    await uasyncio.sleep_ms(20)
+
+
+async def connect(port, **kw):
+    """open_connection, retried while the just-scheduled server is not yet listening."""
+    for _ in range(400):
+        try:
+            return await uasyncio.open_connection(HOST, port, **kw)
+        except ConnectionRefusedError:
+            await uasyncio.sleep_ms(5)
+    raise AssertionError("server on port %d never listened" % port)
+
+
+async def raw_connect(port, rcvbuf=None):
+    """A plain blocking client socket (connect completes in the kernel's backlog)."""
+    for _ in range(400):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        try:
+            s.connect((HOST, port))
+            return s
+        except ConnectionRefusedError:
+            s.close()
+            await uasyncio.sleep_ms(5)
+    raise AssertionError("server on port %d never listened" % port)
+
+
+def thread_connect(port, deadline_s=10):
+    """Blocking connect from a thread, retried while the server starts."""
+    import time
+
+    end = time.monotonic() + deadline_s
+    while True:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(30)
+        try:
+            s.connect((HOST, port))
+            return s
+        except ConnectionRefusedError:
+            s.close()
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.005)
+
+
+def set_rst_on_close(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def socket_of(writer):
+    """The socket behind a writer: get_extra_info("socket") if provided, else writer.s."""
+    s = writer.get_extra_info("socket")
+    if s is None:
+        s = writer.s
+    return s
+
+
+def nodelay_of(s):
+    if isinstance(s, int):
+        dup = socket.socket(fileno=os.dup(s))
+        try:
+            return dup.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        finally:
+            dup.close()
+    return s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+async def echo_lines(reader, writer):
+    """Server handler: echo each line until EOF, then close."""
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        await writer.awrite(line)
+    await writer.aclose()
+
+
+def make_collector(store, done):
+    """Server handler: read everything until EOF into store, then close."""
+
+    async def collect(reader, writer):
+        chunks = []
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            chunks.append(data)
+        store.append(b"".join(chunks))
+        await writer.aclose()
+        done.append(1)
+
+    return collect
+
+
+def make_sender(payload_parts, done, pause_ms=0):
+    """Server handler: write the parts (pausing between them), then close."""
+
+    async def send(reader, writer):
+        for i, part in enumerate(payload_parts):
+            if i and pause_ms:
+                await uasyncio.sleep_ms(pause_ms)
+            await writer.awrite(part)
+        await writer.aclose()
+        done.append(1)
+
+    return send
+
+
+def pattern(n, seed=b"uasyncio streams "):
+    """n bytes of a non-repeating-looking pattern."""
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += hashlib.sha256(seed + str(i).encode()).digest()
+        i += 1
+    return bytes(out[:n])
+
+
+# ---- echo, read, readline, readexactly -------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_echo_with_readline(loop):
+    done = []
+
+    async def handler(reader, writer):
+        await echo_lines(reader, writer)
+        done.append(1)
+
+    srv, port = serve(loop, handler)
+
+    async def main():
+        reader, writer = await connect(port)
+        got = []
+        for line in (b"hello\n", b"second line\n", b"\n", b"x" * 1000 + b"\n"):
+            await writer.awrite(line)
+            got.append(await reader.readline())
+        # Several lines in one write come back one per readline.
+        await writer.awrite(b"a\nbb\nccc\n")
+        for _ in range(3):
+            got.append(await reader.readline())
+        await writer.aclose()
+        await until(lambda: done)
+        await stop(srv)
+        return got
+
+    assert run(loop, main()) == [
+        b"hello\n", b"second line\n", b"\n", b"x" * 1000 + b"\n", b"a\n", b"bb\n", b"ccc\n",
+    ]
+
+
+@pytest.mark.timeout(30)
+def test_read_n_returns_at_most_n_bytes_then_eof(loop):
+    payload = b"hello world, this is a stream"
+    done = []
+    srv, port = serve(loop, make_sender([payload], done))
+
+    async def main():
+        reader, writer = await connect(port)
+        chunks = []
+        while True:
+            data = await reader.read(5)
+            if not data:
+                break
+            assert 0 < len(data) <= 5
+            chunks.append(data)
+        assert await reader.read(5) == b""      # EOF stays EOF
+        await writer.aclose()
+        await until(lambda: done)
+        await stop(srv)
+        return b"".join(chunks)
+
+    assert run(loop, main()) == payload
+
+
+@pytest.mark.timeout(30)
+def test_read_without_n_reads_until_eof(loop):
+    payload = pattern(300000)
+    done = []
+    srv, port = serve(loop, make_sender([payload[:1000], payload[1000:]], done, pause_ms=10))
+
+    async def main():
+        reader, writer = await connect(port)
+        chunks = []
+        while True:
+            data = await reader.read()
+            if not data:
+                break
+            chunks.append(data)
+        await writer.aclose()
+        await until(lambda: done)
+        await stop(srv)
+        return b"".join(chunks)
+
+    assert run(loop, main()) == payload
+
+
+@pytest.mark.timeout(30)
+def test_readexactly_waits_for_all_and_returns_short_data_at_eof(loop):
+    done = []
+    srv, port = serve(loop, make_sender([b"abc", b"def", b"ghi"], done, pause_ms=20))
+
+    async def main():
+        reader, writer = await connect(port)
+        first = await reader.readexactly(5)     # spans the first pause
+        second = await reader.readexactly(10)   # the stream ends after 4 more bytes
+        third = await reader.read(10)
+        await writer.aclose()
+        await until(lambda: done)
+        await stop(srv)
+        return first, second, third
+
+    assert run(loop, main()) == (b"abcde", b"fghi", b"")
+
+
+@pytest.mark.timeout(30)
+def test_readline_at_eof_returns_the_partial_line_then_empty(loop):
+    done = []
+    srv, port = serve(loop, make_sender([b"one\ntw", b"o\nthree"], done, pause_ms=10))
+
+    async def main():
+        reader, writer = await connect(port)
+        lines = [await reader.readline() for _ in range(5)]
+        await writer.aclose()
+        await until(lambda: done)
+        await stop(srv)
+        return lines
+
+    assert run(loop, main()) == [b"one\n", b"two\n", b"three", b"", b""]
+
+
+# ---- writing ---------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_4mb_awrite_arrives_intact_while_the_peer_reads(loop):
+    payload = os.urandom(4 * 1024 * 1024)
+    result = {}
+
+    async def handler(reader, writer):
+        size = int(await reader.readline())
+        h = hashlib.sha256()
+        got = 0
+        reads = 0
+        while got < size:
+            data = await reader.read(65536)
+            if not data:
+                break
+            h.update(data)
+            got += len(data)
+            reads += 1
+        result["size"], result["reads"] = got, reads
+        await writer.awrite(h.hexdigest() + "\n")
+        await writer.aclose()
+
+    srv, port = serve(loop, handler)
+
+    async def main():
+        reader, writer = await connect(port)
+        await writer.awrite(b"%d\n" % len(payload))
+        await writer.awrite(payload)      # far more than the socket buffers hold
+        digest = await reader.readline()
+        assert await reader.read() == b""
+        await writer.aclose()
+        await stop(srv)
+        return digest
+
+    digest = run(loop, main(), 50)
+    assert result["size"] == len(payload)
+    assert result["reads"] > 1            # it was read concurrently, in pieces
+    assert digest == hashlib.sha256(payload).hexdigest().encode() + b"\n"
+
+
+@pytest.mark.timeout(30)
+def test_awrite_with_off_sz_str_bytearray_and_memoryview(loop):
+    store, done = [], []
+    srv, port = serve(loop, make_collector(store, done))
+
+    async def main():
+        reader, writer = await connect(port)
+        await writer.awrite(b"0123456789", 2, 3)             # b"234"
+        await writer.awrite(b"abcdef", 4)                    # b"ef" (sz=-1: to the end)
+        await writer.awrite(b"whole|")
+        await writer.awrite("h\u00e9llo \u20ac|")            # str: UTF-8
+        await writer.awrite(bytearray(b"bytearray|"))
+        await writer.awrite(bytearray(b"XXbaYY"), 2, 2)      # b"ba"
+        await writer.awrite(memoryview(b"--memoryview|--")[2:-2])
+        await writer.awrite(memoryview(bytearray(b"0123456789")), 7, 3)   # b"789"
+        big = pattern(1 << 20)
+        await writer.awrite(memoryview(big), 100, len(big) - 200)
+        await writer.aclose()
+        await until(lambda: done)
+        await stop(srv)
+        return big
+
+    big = run(loop, main())
+    expected = (b"234" + b"ef" + b"whole|" + "h\u00e9llo \u20ac|".encode("utf-8")
+                + b"bytearray|" + b"ba" + b"memoryview|" + b"789" + big[100:-100])
+    assert store == [expected]
+
+
+@pytest.mark.timeout(30)
+def test_awriteiter_writes_every_item_in_order(loop):
+    store, done = [], []
+    srv, port = serve(loop, make_collector(store, done))
+
+    def gen():
+        for i in range(100):
+            yield b"item %d;" % i
+
+    async def main():
+        reader, writer = await connect(port)
+        await writer.awriteiter([b"first;", bytearray(b"second;"), b"third;"])
+        await writer.awriteiter(gen())
+        await writer.awriteiter(iter([pattern(500000)]))
+        await writer.awriteiter([])
+        await writer.aclose()
+        await until(lambda: done)
+        await stop(srv)
+
+    run(loop, main())
+    expected = (b"first;second;third;" + b"".join(b"item %d;" % i for i in range(100))
+                + pattern(500000))
+    assert store == [expected]
+
+
+# ---- many clients ----------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_200_concurrent_clients_each_get_their_own_echo(loop):
+    n = 200
+    served = []
+    results = {}
+
+    async def handler(reader, writer):
+        await echo_lines(reader, writer)
+        served.append(1)
+
+    srv, port = serve(loop, handler, backlog=256)
+
+    async def client(i):
+        reader, writer = await connect(port)
+        got = []
+        for j in range(3):
+            line = b"client %d line %d %s\n" % (i, j, b"." * (i % 50))
+            await writer.awrite(line)
+            got.append(await reader.readline() == line)
+        await writer.aclose()
+        results[i] = got
+
+    async def main():
+        for i in range(n):
+            loop.create_task(client(i))
+        await until(lambda: len(results) == n and len(served) == n, 100)
+        await stop(srv)
+
+    run(loop, main(), 110)
+    assert sorted(results) == list(range(n))
+    assert all(r == [True, True, True] for r in results.values())
+    assert len(served) == n
+
+
+# ---- resets, refusals ------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_peer_reset_mid_read_only_affects_that_connection(loop):
+    outcomes = []
+    partial = b"a partial line without its end"
+
+    async def handler(reader, writer):
+        partial_lines = []
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    outcomes.append(("eof", partial_lines))
+                    break
+                if line.endswith(b"\n"):
+                    await writer.awrite(line)
+                else:
+                    partial_lines.append(line)
+        except OSError as e:
+            outcomes.append(("error", e))
+        await writer.aclose()
+
+    srv, port = serve(loop, handler)
+    ticks = [0]
+
+    async def ticker():
+        while len(outcomes) < 2:
+            await uasyncio.sleep_ms(2)
+            ticks[0] += 1
+
+    async def main():
+        loop.create_task(ticker())
+        s = await raw_connect(port)
+        s.sendall(partial)
+        await uasyncio.sleep_ms(100)      # the server reads it and waits for the rest
+        set_rst_on_close(s)
+        s.close()                         # RST
+        await until(lambda: outcomes)
+        # The server keeps serving: a new client gets its echo.
+        reader, writer = await connect(port)
+        await writer.awrite(b"still here\n")
+        echoed = await reader.readline()
+        await writer.aclose()
+        await until(lambda: len(outcomes) == 2)
+        await stop(srv)
+        return echoed
+
+    assert run(loop, main()) == b"still here\n"
+    kind, detail = outcomes[0]
+    if kind == "error":
+        assert isinstance(detail, OSError)
+    else:
+        assert detail in ([], [partial])
+    assert outcomes[1] == ("eof", [])
+    assert ticks[0] > 0
+
+
+@pytest.mark.timeout(60)
+def test_peer_reset_mid_write_raises_oserror_in_the_writing_task(loop):
+    outcomes = []
+    big = b"w" * (8 * 1024 * 1024)
+
+    async def handler(reader, writer):
+        first = await reader.readline()
+        if first == b"reset me\n":
+            try:
+                await writer.awrite(big)
+                outcomes.append("completed")
+            except OSError as e:
+                outcomes.append(e)
+        else:
+            await writer.awrite(b"echo " + first)
+            outcomes.append("served")
+        await writer.aclose()
+
+    srv, port = serve(loop, handler)
+
+    async def main():
+        s = await raw_connect(port, rcvbuf=65536)
+        s.setblocking(False)
+        s.sendall(b"reset me\n")
+        received = 0
+        for _ in range(4000):             # take a little of the 8 MB, up to ~20 s
+            try:
+                received += len(s.recv(65536))
+            except BlockingIOError:
+                pass
+            if received >= 100000:
+                break
+            await uasyncio.sleep_ms(5)
+        set_rst_on_close(s)
+        s.close()                         # RST while the server is mid-awrite
+        await until(lambda: outcomes)
+        reader, writer = await connect(port)
+        await writer.awrite(b"next\n")
+        reply = await reader.readline()
+        await writer.aclose()
+        await until(lambda: len(outcomes) == 2)
+        await stop(srv)
+        return received, reply
+
+    received, reply = run(loop, main(), 50)
+    assert received >= 100000
+    assert isinstance(outcomes[0], OSError), outcomes
+    assert reply == b"echo next\n"
+    assert outcomes[1] == "served"
+
+
+@pytest.mark.timeout(30)
+def test_connect_refused_raises_in_the_caller(loop):
+    port = free_port()
+    caught = []
+
+    async def main():
+        try:
+            await uasyncio.open_connection(HOST, port)
+        except OSError as e:
+            caught.append(e)
+        return "survived"
+
+    assert run(loop, main()) == "survived"
+    assert len(caught) == 1
+    assert isinstance(caught[0], ConnectionRefusedError), repr(caught[0])
+    # The loop is still usable afterwards.
+    assert run(loop, uasyncio.sleep_ms(1)) is None
+
+
+# ---- fairness ----------------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+def test_a_flooding_client_does_not_starve_a_timer_task(loop):
+    total = 20 * 1024 * 1024
+    state = {"count": 0, "start": None, "end": None, "got": 0}
+
+    async def handler(reader, writer):
+        while state["got"] < total:
+            data = await reader.read(4096)
+            if not data:
+                break
+            if state["start"] is None:
+                state["start"] = state["count"]
+            state["got"] += len(data)
+        state["end"] = state["count"]
+        await writer.aclose()
+
+    srv, port = serve(loop, handler)
+    errors = []
+
+    def flood():
+        try:
+            s = thread_connect(port)
+            try:
+                chunk = b"f" * (1024 * 1024)
+                for _ in range(total // len(chunk)):
+                    s.sendall(chunk)
+            finally:
+                s.close()
+        except Exception as e:  # reported by the test below
+            errors.append(e)
+
+    async def counter():
+        while state["end"] is None:
+            await uasyncio.sleep_ms(1)
+            state["count"] += 1
+
+    async def main():
+        loop.create_task(counter())
+        th = threading.Thread(target=flood, daemon=True)
+        th.start()
+        try:
+            await until(lambda: state["end"] is not None, 80)
+        finally:
+            th.join(30)
+        await stop(srv)
+        return th.is_alive()
+
+    assert run(loop, main(), 85) is False
+    assert not errors, errors
+    assert state["got"] == total
+    assert state["end"] - state["start"] >= 3, state
+
+
+@pytest.mark.timeout(90)
+def test_a_10mb_line_is_returned_whole_while_other_tasks_run(loop):
+    size = 10 * 1024 * 1024
+    body = pattern(size - 1).replace(b"\n", b"n")
+    state = {"count": 0, "running": True, "during": None}
+    lines = []
+
+    async def handler(reader, writer):
+        before = state["count"]
+        lines.append(await reader.readline())
+        state["during"] = state["count"] - before
+        lines.append(await reader.readline())
+        await writer.awrite(b"ok\n")
+        await writer.aclose()
+
+    srv, port = serve(loop, handler)
+    errors = []
+
+    def send():
+        try:
+            s = thread_connect(port)
+            try:
+                for i in range(0, len(body), 1 << 20):
+                    s.sendall(body[i:i + (1 << 20)])
+                s.sendall(b"\nshort\n")
+                assert s.recv(10) == b"ok\n"
+            finally:
+                s.close()
+        except Exception as e:  # reported by the test below
+            errors.append(e)
+
+    async def counter():
+        while state["running"]:
+            await uasyncio.sleep_ms(1)
+            state["count"] += 1
+
+    async def main():
+        loop.create_task(counter())
+        th = threading.Thread(target=send, daemon=True)
+        th.start()
+        try:
+            await until(lambda: len(lines) == 2, 80)
+        finally:
+            th.join(30)
+            state["running"] = False
+        await stop(srv)
+        return th.is_alive()
+
+    assert run(loop, main(), 85) is False
+    assert not errors, errors
+    assert len(lines[0]) == size
+    assert lines[0] == body + b"\n"
+    assert lines[1] == b"short\n"
+    assert state["during"] >= 1, state
+
+
+# ---- StreamReader over other objects ---------------------------------------
+
+
+class MockStream:
+    """A readable object with read(n)/readline() and no socket behind it."""
+
+    def __init__(self, data):
+        self.bio = io.BytesIO(data)
+        self.closed = False
+        self.calls = []
+
+    def read(self, n=-1):
+        self.calls.append("read")
+        return self.bio.read(n)
+
+    def readline(self):
+        self.calls.append("readline")
+        return self.bio.readline()
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.timeout(30)
+def test_stream_reader_over_a_mock_polled_through_a_socketpair(loop):
+    a, b = socket.socketpair()
+    b.send(b"!")            # keeps `a` readable: it is only polled, never read
+    mock = MockStream(b"first line\nsecond line\nrest of it")
+    try:
+        reader = uasyncio.StreamReader(a, mock)
+
+        async def main():
+            out = [await reader.readline(), await reader.read(3),
+                   await reader.readline(), await reader.readexactly(4)]
+            while True:
+                data = await reader.read(100)
+                if not data:
+                    break
+                out.append(data)
+            out.append(await reader.readline())
+            await reader.aclose()
+            return out
+
+        out = run(loop, main())
+    finally:
+        a.close()
+        b.close()
+    assert out[:4] == [b"first line\n", b"sec", b"ond line\n", b"rest"]
+    assert b"".join(out[4:]) == b" of it"
+    assert out[-1] == b""
+    assert "read" in mock.calls and "readline" in mock.calls
+
+
+@pytest.mark.timeout(30)
+def test_stream_reader_over_a_regular_file(loop, tmp_path):
+    path = tmp_path / "data.bin"
+    content = b"line one\nline two\n" + pattern(200000) + b"\ntail"
+    path.write_bytes(content)
+    with open(path, "rb") as f:
+        reader = uasyncio.StreamReader(f)      # polls and ios are the file
+
+        async def main():
+            out = [await reader.readline(), await reader.readline(),
+                   await reader.readexactly(200000)]
+            rest = []
+            while True:
+                data = await reader.read(4096)
+                if not data:
+                    break
+                rest.append(data)
+            out.append(b"".join(rest))
+            out.append(await reader.readline())
+            return out
+
+        out = run(loop, main())
+    assert out == [b"line one\n", b"line two\n", pattern(200000), b"\ntail", b""]
+
+
+@pytest.mark.timeout(30)
+def test_stream_reader_over_a_file_with_separate_ios(loop, tmp_path):
+    path = tmp_path / "data.txt"
+    path.write_bytes(b"alpha\nbeta\n")
+    with open(path, "rb") as polls, open(path, "rb") as ios:
+        reader = uasyncio.StreamReader(polls, ios)
+
+        async def main():
+            return [await reader.readline(), await reader.read(), await reader.read()]
+
+        out = run(loop, main())
+    assert out == [b"alpha\n", b"beta\n", b""]
+
+
+# ---- extra info, repr, TCP_NODELAY -------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_server_side_peername_is_the_clients_address(loop):
+    seen = []
+
+    async def handler(reader, writer):
+        seen.append(writer.get_extra_info("peername"))
+        seen.append(writer.get_extra_info("no such thing"))
+        seen.append(writer.get_extra_info("no such thing", "dflt"))
+        await reader.read()
+        await writer.aclose()
+
+    srv, port = serve(loop, handler)
+
+    async def main():
+        s = await raw_connect(port)
+        local = s.getsockname()
+        await until(lambda: seen)
+        s.close()
+        await until(lambda: len(seen) == 3)
+        await uasyncio.sleep_ms(20)
+        await stop(srv)
+        return local
+
+    local = run(loop, main())
+    assert seen[0] == local
+    assert isinstance(seen[0], tuple) and seen[0][0] == HOST
+    assert seen[1] is None
+    assert seen[2] == "dflt"
+
+
+@pytest.mark.timeout(30)
+def test_repr_of_reader_and_writer(loop):
+    reprs = []
+    done = []
+
+    async def handler(reader, writer):
+        reprs.append((repr(reader), repr(writer)))
+        await echo_lines(reader, writer)
+        done.append(1)
+
+    srv, port = serve(loop, handler)
+
+    async def main():
+        reader, writer = await connect(port)
+        reprs.append((repr(reader), repr(writer)))
+        await writer.awrite(b"x\n")
+        await reader.readline()
+        await writer.aclose()
+        await until(lambda: done)
+        await stop(srv)
+
+    run(loop, main())
+    assert len(reprs) == 2
+    for r, w in reprs:
+        assert r.startswith("<StreamReader") and r.endswith(">"), r
+        assert "StreamWriter" in w and w.startswith("<") and w.endswith(">"), w
+
+
+@pytest.mark.timeout(30)
+def test_both_sides_have_tcp_nodelay(loop):
+    flags = {}
+    done = []
+
+    async def handler(reader, writer):
+        flags["server"] = nodelay_of(socket_of(writer))
+        await echo_lines(reader, writer)
+        done.append(1)
+
+    srv, port = serve(loop, handler)
+
+    async def main():
+        reader, writer = await connect(port)
+        flags["client"] = nodelay_of(socket_of(writer))
+        await writer.awrite(b"x\n")
+        await reader.readline()
+        await writer.aclose()
+        await until(lambda: done)
+        await stop(srv)
+
+    run(loop, main())
+    assert flags["server"] != 0
+    assert flags["client"] != 0
+
+
+# ---- bad input, closing ----------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_bad_arguments_raise_in_the_task(loop):
+    done = []
+    srv, port = serve(loop, make_collector([], done))
+    caught = []
+
+    async def main():
+        reader, writer = await connect(port)
+        with pytest.raises(TypeError):
+            await reader.read("x")
+        with pytest.raises(TypeError):
+            await reader.read(1.5)
+        with pytest.raises(ValueError):
+            await reader.read(-2)
+        with pytest.raises(TypeError):
+            await writer.awrite(123)
+        with pytest.raises(TypeError):
+            await writer.awrite(None)
+        with pytest.raises(ValueError):
+            await writer.awrite(b"abc", 5)
+        with pytest.raises(ValueError):
+            await writer.awrite(b"abc", 1, 5)
+        # The connection is still fine after the refusals.
+        await writer.awrite(b"fine")
+        await writer.aclose()
+        await until(lambda: done)
+        await stop(srv)
+        try:
+            bad = uasyncio.StreamReader(object())
+            await bad.read(10)
+        except Exception as e:
+            caught.append(e)
+        return "survived"
+
+    assert run(loop, main()) == "survived"
+    assert len(caught) == 1 and not isinstance(caught[0], uasyncio.CancelledError)
+    assert run(loop, uasyncio.sleep_ms(1)) is None   # the loop is still usable
+
+
+@pytest.mark.timeout(30)
+def test_aclose_twice_is_harmless(loop):
+    done = []
+    store = []
+    srv, port = serve(loop, make_collector(store, done))
+
+    async def main():
+        reader, writer = await connect(port)
+        await writer.awrite(b"bye")
+        await writer.aclose()
+        await writer.aclose()
+        await reader.aclose()
+        await reader.aclose()
+        await until(lambda: done)
+        await stop(srv)
+        return "ok"
+
+    assert run(loop, main()) == "ok"
+    assert store == [b"bye"]
+
+
+@pytest.mark.timeout(30)
+def test_stopping_the_server_closes_the_listening_socket(loop):
+    srv, port = serve(loop, echo_lines)
+    refused = []
+
+    async def main():
+        reader, writer = await connect(port)
+        await writer.awrite(b"x\n")
+        assert await reader.readline() == b"x\n"
+        await writer.aclose()
+        await stop(srv)
+        try:
+            r2, w2 = await uasyncio.open_connection(HOST, port)
+        except OSError as e:
+            refused.append(e)
+        else:
+            await w2.aclose()
+
+    run(loop, main())
+    assert len(refused) == 1 and isinstance(refused[0], ConnectionRefusedError)
+
+
+@pytest.mark.timeout(30)
+def test_generator_style_with_yield_from(loop):
+    """uasyncio 2.0 style: plain generators and yield from throughout."""
+    done = []
+
+    def handler(reader, writer):
+        line = yield from reader.readline()
+        yield from writer.awrite(b"got " + line)
+        yield from writer.aclose()
+        done.append(1)
+
+    srv, port = serve(loop, handler)
+
+    def main():
+        for _ in range(400):
+            try:
+                reader, writer = yield from uasyncio.open_connection(HOST, port)
+                break
+            except ConnectionRefusedError:
+                yield from uasyncio.sleep_ms(5)
+        yield from writer.awrite(b"old style\n")
+        reply = yield from reader.readline()
+        rest = yield from reader.read()
+        yield from writer.aclose()
+        while not done:
+            yield from uasyncio.sleep_ms(5)
+        uasyncio.cancel(srv)
+        yield from uasyncio.sleep_ms(20)
+        return reply, rest
+
+    assert run(loop, main()) == (b"got old style\n", b"")
+
+
+@pytest.mark.timeout(30)
+def test_accept_survives_running_out_of_file_descriptors(loop):
+    import resource
+
+    done = []
+
+    async def handler(reader, writer):
+        await echo_lines(reader, writer)
+        done.append(1)
+
+    srv, port = serve(loop, handler)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    fillers = []
+
+    async def main():
+        # Connected (the server listens), not yet accepted: the server task
+        # has not run since, so its accept() will meet EMFILE.
+        s = await raw_connect(port)
+        try:
+            s.sendall(b"after EMFILE\n")
+            limit = max(map(int, os.listdir("/proc/self/fd"))) + 20
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, soft), hard))
+            try:
+                while True:
+                    fillers.append(os.dup(0))
+            except OSError:
+                pass
+            await uasyncio.sleep_ms(250)      # the server meets EMFILE and waits
+        finally:
+            for fd in fillers:
+                os.close(fd)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        try:
+            s.setblocking(False)
+            got = b""
+            for _ in range(2000):
+                try:
+                    got += s.recv(100)
+                except BlockingIOError:
+                    pass
+                if got.endswith(b"\n"):
+                    break
+                await uasyncio.sleep_ms(5)
+        finally:
+            s.close()
+        await until(lambda: done)
+        await stop(srv)
+        return got
+
+    assert run(loop, main()) == b"after EMFILE\n"
+    assert len(fillers) > 0
+
+
+@pytest.mark.timeout(30)
+def test_a_connection_reusing_a_closed_connections_fd_is_woken_by_later_data(loop):
+    """Closing a connection frees its fd number; the next accepted connection
+    usually gets it. Its handler must still be woken when data comes later."""
+    done = []
+
+    async def handler(reader, writer):
+        await echo_lines(reader, writer)
+        done.append(1)
+
+    srv, port = serve(loop, handler)
+
+    async def main():
+        replies = []
+        for i in range(3):
+            reader, writer = await connect(port)
+            await uasyncio.sleep_ms(50)       # the handler is parked in readline
+            await writer.awrite(b"round %d\n" % i)
+            replies.append(await reader.readline())
+            await writer.aclose()
+            await until(lambda: len(done) == i + 1)
+        await stop(srv)
+        return replies
+
+    assert run(loop, main(), 20) == [b"round 0\n", b"round 1\n", b"round 2\n"]

@@ -1,0 +1,258 @@
+"""TLS streams: start_server(..., ssl=context) and open_connection(..., ssl=...)
+with a self-signed certificate made for the test by the `openssl` command."""
+import hashlib
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+
+import pytest
+
+import uasyncio
+
+HOST = "127.0.0.1"
+
+
+# ---- certificate -------------------------------------------------------------
+
+
+def openssl_command():
+    """The openssl binary; installed with apt-get if missing and we are root."""
+    exe = shutil.which("openssl")
+    if exe:
+        return exe
+    if os.geteuid() == 0:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=300)
+        subprocess.run(["apt-get", "install", "-y", "openssl"], env=env, capture_output=True,
+                       timeout=300)
+        exe = shutil.which("openssl")
+        if exe:
+            return exe
+    pytest.fail("the `openssl` command is needed to make the test certificate: "
+                "install Debian's openssl package (apt-get install openssl)")
+
+
+@pytest.fixture
+def cert(tmp_path):
+    """(cert.pem, key.pem) of a self-signed certificate for localhost / 127.0.0.1."""
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    proc = subprocess.run(
+        [openssl_command(), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", str(keyfile), "-out", str(certfile), "-days", "1",
+         "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, "openssl req failed: " + proc.stderr
+    return str(certfile), str(keyfile)
+
+
+def server_context(cert):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert[0], cert[1])
+    return ctx
+
+
+def client_context(cert, check_hostname):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cert[0])
+    ctx.check_hostname = check_hostname
+    return ctx
+
+
+# ---- helpers (as in test_streams.py) ----------------------------------------
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run(loop, coro, secs=30):
+    async def bounded():
+        return await uasyncio.wait_for(coro, secs)
+
+    return loop.run_until_complete(bounded())
+
+
+async def until(cond, secs=20):
+    for _ in range(int(secs * 1000 / 5)):
+        if cond():
+            return
+        await uasyncio.sleep_ms(5)
+    raise AssertionError("condition not reached in %s s" % secs)
+
+
+async def connect(port, **kw):
+    for _ in range(400):
+        try:
+            return await uasyncio.open_connection(HOST, port, **kw)
+        except ConnectionRefusedError:
+            await uasyncio.sleep_ms(5)
+    raise AssertionError("server on port %d never listened" % port)
+
+
+async def stop(srv):
+    uasyncio.cancel(srv)
+    await uasyncio.sleep_ms(20)
+
+
+def pattern(n):
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += hashlib.sha256(b"tls %d" % i).digest()
+        i += 1
+    return bytes(out[:n])
+
+
+def echo_server(done):
+    """Lines are echoed; a line b"BLOB n\\n" is followed by n bytes echoed whole."""
+
+    async def handler(reader, writer):
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                if line.startswith(b"BLOB "):
+                    blob = await reader.readexactly(int(line.split()[1]))
+                    await writer.awrite(blob)
+                else:
+                    await writer.awrite(line)
+        except OSError as e:
+            done.append(e)
+        else:
+            done.append("eof")
+        await writer.aclose()
+
+    return handler
+
+
+async def exchange(port, client_ctx, ticks, **kw):
+    reader, writer = await connect(port, ssl=client_ctx, **kw)
+    got = []
+    for i in range(5):
+        line = b"line %d over TLS\n" % i
+        await writer.awrite(line)
+        got.append(await reader.readline() == line)
+    # Several lines in one record: all must come out of the TLS buffer
+    # even though the socket itself has nothing more to read.
+    await writer.awrite(b"one\ntwo\nthree\n")
+    got.append([await reader.readline() for _ in range(3)] == [b"one\n", b"two\n", b"three\n"])
+    blob = pattern(1024 * 1024)
+    before = ticks[0]
+    await writer.awrite(b"BLOB %d\n" % len(blob))
+    await writer.awrite(blob)
+    back = await reader.readexactly(len(blob))
+    got.append(hashlib.sha256(back).digest() == hashlib.sha256(blob).digest())
+    got.append(len(back) == len(blob))
+    await writer.aclose()
+    return got, ticks[0] - before
+
+
+def tls_echo(loop, cert, **client_kw):
+    done = []
+    port = free_port()
+    srv = uasyncio.start_server(echo_server(done), HOST, port, ssl=server_context(cert))
+    loop.create_task(srv)
+    ticks = [0]
+    running = [True]
+
+    async def ticker():
+        while running[0]:
+            await uasyncio.sleep_ms(1)
+            ticks[0] += 1
+
+    async def main():
+        loop.create_task(ticker())
+        try:
+            result = await exchange(port, ticks=ticks, **client_kw)
+            await until(lambda: done)
+        finally:
+            running[0] = False
+        await stop(srv)
+        return result
+
+    (got, ticks_during_blob) = run(loop, main(), 30)
+    assert got == [True] * len(got) and len(got) == 8, got
+    assert done == ["eof"]
+    return ticks_during_blob
+
+
+# ---- tests -------------------------------------------------------------------
+
+
+@pytest.mark.timeout(40)
+def test_tls_echo_without_hostname_check(loop, cert):
+    tls_echo(loop, cert, client_ctx=client_context(cert, check_hostname=False))
+
+
+@pytest.mark.timeout(40)
+def test_tls_echo_with_server_hostname(loop, cert):
+    tls_echo(loop, cert, client_ctx=client_context(cert, check_hostname=True),
+             server_hostname="localhost")
+
+
+@pytest.mark.timeout(40)
+def test_tls_untrusted_certificate_fails_in_the_client_and_server_keeps_serving(loop, cert):
+    done = []
+    port = free_port()
+    srv = uasyncio.start_server(echo_server(done), HOST, port, ssl=server_context(cert))
+    loop.create_task(srv)
+    caught = []
+
+    async def main():
+        untrusted = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)   # trusts nothing
+        untrusted.check_hostname = False
+        for _ in range(400):
+            try:
+                await uasyncio.open_connection(HOST, port, ssl=untrusted)
+            except ConnectionRefusedError:
+                await uasyncio.sleep_ms(5)
+                continue
+            except OSError as e:
+                caught.append(e)
+            break
+        # The failed handshake ended that connection only.
+        reader, writer = await connect(port, ssl=client_context(cert, False))
+        await writer.awrite(b"after\n")
+        line = await reader.readline()
+        await writer.aclose()
+        await until(lambda: "eof" in done)
+        await stop(srv)
+        return line
+
+    assert run(loop, main(), 30) == b"after\n"
+    assert len(caught) == 1 and isinstance(caught[0], ssl.SSLError), caught
+
+
+@pytest.mark.timeout(40)
+def test_plain_client_against_a_tls_server_does_not_end_the_server(loop, cert):
+    done = []
+    port = free_port()
+    srv = uasyncio.start_server(echo_server(done), HOST, port, ssl=server_context(cert))
+    loop.create_task(srv)
+
+    async def main():
+        reader, writer = await connect(port)          # no TLS
+        await writer.awrite(b"GET / HTTP/1.0\r\n\r\n")
+        try:
+            while await reader.read(100):
+                pass
+        except OSError:
+            pass
+        await writer.aclose()
+        reader, writer = await connect(port, ssl=client_context(cert, False))
+        await writer.awrite(b"still serving\n")
+        line = await reader.readline()
+        await writer.aclose()
+        await until(lambda: "eof" in done)
+        await stop(srv)
+        return line
+
+    assert run(loop, main(), 30) == b"still serving\n"
