@@ -453,3 +453,34 @@ def test_cancelling_10000_sleeping_tasks_leaves_nothing_in_the_loop(loop):
     assert "queued=0 timers=0" in repr(loop)
     gc.collect()
     assert sum(r() is not None for r in refs) == 0
+
+
+def test_cancel_of_an_awaited_coroutine_goes_through_its_task(fake_loop):
+    """As in 2.0: the exception reaches the inner coroutine at its await,
+    through the task that awaits it, and then its awaiter."""
+    log = []
+
+    async def inner():
+        try:
+            await uasyncio.sleep_ms(500)
+        except uasyncio.CancelledError:
+            log.append(("inner", fake_loop.time()))
+            raise
+
+    i = inner()
+
+    async def outer():
+        try:
+            await i
+        except uasyncio.CancelledError:
+            log.append(("outer", fake_loop.time()))
+        return "outer done"
+
+    async def main():
+        fake_loop.create_task(outer())
+        await uasyncio.sleep_ms(5)
+        uasyncio.cancel(i)
+        await uasyncio.sleep_ms(5)
+
+    fake_loop.run_until_complete(main())
+    assert log == [("inner", 5), ("outer", 5)]

@@ -169,6 +169,50 @@ static int coro_finished(PyObject *coro)
     return done;
 }
 
+/* The object coro awaits (yields from) now, or NULL. */
+static PyObject *awaited_by(PyObject *coro)
+{
+    const char *attr = PyCoro_CheckExact(coro) ? "cr_await" : PyGen_Check(coro) ? "gi_yieldfrom" : NULL;
+    PyObject *x = attr ? PyObject_GetAttrString(coro, attr) : NULL;
+    if (!x)
+        PyErr_Clear();
+    if (x == Py_None)
+        Py_CLEAR(x);
+    return x;
+}
+
+/* A coroutine awaited inside a task is cancelled, as in 2.0, through that
+ * task: the exception travels down its await chain to coro. O(tasks), but
+ * only for coroutines that are not tasks themselves. */
+static int cancel_through_task(PyObject *coro, PyObject *exc)
+{
+    for (LoopObject *l = ua_all_loops; l; l = l->next_loop) {
+        for (size_t i = 0; i < l->tasks.cap; i++) {
+            uintptr_t slot = l->tasks.slots[i];
+            if (!slot)
+                continue;
+            ua_task *t = (ua_task *)(slot & ~(uintptr_t)15);
+            PyObject *x = Py_NewRef(t->obj);
+            for (int depth = 0; x && depth < 1000; depth++) {
+                PyObject *next = awaited_by(x);
+                Py_DECREF(x);
+                x = next;
+                if (x == coro) {
+                    Py_DECREF(x);
+                    PyObject *top = Py_NewRef(t->obj);
+                    Py_INCREF(l);
+                    int rc = ua_loop_cancel_coro(l, top, exc);
+                    Py_DECREF(l);
+                    Py_DECREF(top);
+                    return rc < 0 ? -1 : 1;
+                }
+            }
+            Py_XDECREF(x);
+        }
+    }
+    return 0;
+}
+
 static PyObject *mod_cancel(PyObject *m, PyObject *coro)
 {
     if (!ua_is_coroutine(coro)) {
@@ -185,6 +229,13 @@ static PyObject *mod_cancel(PyObject *m, PyObject *coro)
         if (done < 0)
             return NULL;
         if (done)
+            Py_RETURN_NONE;
+        PyObject *exc = PyObject_CallNoArgs(ua_CancelledError);
+        int found = exc ? cancel_through_task(coro, exc) : -1;
+        Py_XDECREF(exc);
+        if (found < 0)
+            return NULL;
+        if (found)
             Py_RETURN_NONE;
         loop = ua_running_loop ? (LoopObject *)Py_NewRef(ua_running_loop) : ua_default_loop();
         if (!loop)
