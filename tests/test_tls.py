@@ -125,10 +125,11 @@ def echo_server(done):
                 else:
                     await writer.awrite(line)
         except OSError as e:
-            done.append(e)
+            outcome = e
         else:
-            done.append("eof")
+            outcome = "eof"
         await writer.aclose()
+        done.append(outcome)
 
     return handler
 

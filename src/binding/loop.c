@@ -285,7 +285,10 @@ static int park(LoopObject *self, ua_task *t)
     if (place_pending(self, t, &rc))
         return rc;
     t->state = ST_NEW;
-    ua_task_drop(self, t);
+    /* run_until_complete()'s coroutine keeps its record (and its F_MAIN):
+     * its caller holds it anyway. */
+    if (!(t->flags & F_MAIN))
+        ua_task_drop(self, t);
     return 0;
 }
 

@@ -268,8 +268,10 @@ static PySendResult read_buffered(OpObject *op, ReaderObject *r, PyObject **resu
         case OP_READEXACTLY: {
             size_t want = (size_t)(op->sz - op->n);
             size_t k = have < want ? have : want;
-            memcpy(PyBytes_AS_STRING(op->acc) + op->n, ua_linebuf_peek(&r->buf), k);
-            ua_linebuf_consume(&r->buf, k);
+            if (k) {
+                memcpy(PyBytes_AS_STRING(op->acc) + op->n, ua_linebuf_peek(&r->buf), k);
+                ua_linebuf_consume(&r->buf, k);
+            }
             op->n += (Py_ssize_t)k;
             if (op->n == op->sz || r->eof) {
                 if (op->n < op->sz && _PyBytes_Resize(&op->acc, op->n) < 0)

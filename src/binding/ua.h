@@ -124,6 +124,9 @@ void ua_loop_remove_timeout(LoopObject *loop, ua_task *t);
 int ua_is_coroutine(PyObject *obj);
 const char *ua_type_name(PyTypeObject *tp);
 
+/* sync.c: Queue and Lock */
+int ua_sync_ready(PyObject *module);
+
 /* io.c: the poller side of the loop, and PollEventLoop */
 int ua_poll_loop_ready(PyObject *module);
 int ua_loop_io_wait(LoopObject *loop, ua_task *t, PyObject *obj, int dir);

@@ -27,6 +27,17 @@ static inline int ua_runq_push(ua_runq *q, void *item)
     return 0;
 }
 
+/* O(1) amortized. item becomes the first (to give one back). */
+static inline int ua_runq_push_front(ua_runq *q, void *item)
+{
+    if (q->len == q->cap && ua_runq_reserve(q, q->cap ? q->cap * 2 : 16) < 0)
+        return -1;
+    q->head = (q->head - 1) & (q->cap - 1);
+    q->items[q->head] = item;
+    q->len++;
+    return 0;
+}
+
 /* O(1). The first item, removed; the queue must not be empty. */
 static inline void *ua_runq_pop(ua_runq *q)
 {

@@ -1,0 +1,607 @@
+/* uasyncio.queues.Queue and uasyncio.synchro.Lock.
+ *
+ * A task that must wait is parked by a WaitOp: the op links itself into the
+ * queue's (or lock's) FIFO of waiters, remembers the task and yields False,
+ * so the loop holds nothing for it. The operation that unblocks it (a put, a
+ * get, a release) completes the op's work for it first (hands over the item,
+ * the space, the lock) and then schedules the task: a waiter is woken at once,
+ * in FIFO order, and nobody can barge in between. If the task is cancelled
+ * (or times out) while it waits, the exception passes through the op's
+ * throw(), which unlinks it and gives back whatever it was handed. */
+#include "tasks.h"
+
+typedef struct WaitOp WaitOp;
+
+typedef struct {
+    WaitOp *head, *tail;
+} waitlist;
+
+enum { W_GET, W_PUT, W_ACQUIRE, W_DONE };
+enum { S_START, S_YIELDED, S_WAITING, S_WOKEN, S_FINISHED };
+
+struct WaitOp {
+    PyObject_HEAD
+    PyObject *owner;        /* the Queue or Lock */
+    PyObject *task;         /* the parked coroutine */
+    LoopObject *loop;       /* the loop to wake it on */
+    PyObject *value;        /* put: what to put; get: what was handed over */
+    WaitOp *prev, *next;    /* in the owner's waitlist, which holds a reference */
+    uint8_t kind, state;
+};
+
+typedef struct {
+    PyObject_HEAD
+    ua_runq items;          /* strong references, oldest first */
+    Py_ssize_t maxsize;     /* <= 0: unbounded */
+    waitlist getters, putters;
+} QueueObject;
+
+typedef struct {
+    PyObject_HEAD
+    char locked;
+    waitlist waiters;
+} LockObject;
+
+extern PyTypeObject WaitOp_Type, Queue_Type, Lock_Type;
+static PyObject *QueueEmpty, *QueueFull;
+
+/* ---- wait lists -------------------------------------------------------------- */
+
+static void wl_append(waitlist *l, WaitOp *op)
+{
+    Py_INCREF(op);
+    op->prev = l->tail;
+    op->next = NULL;
+    if (l->tail)
+        l->tail->next = op;
+    else
+        l->head = op;
+    l->tail = op;
+}
+
+/* Unlink op; the caller takes over the list's reference. */
+static void wl_remove(waitlist *l, WaitOp *op)
+{
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        l->head = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    else
+        l->tail = op->prev;
+    op->prev = op->next = NULL;
+}
+
+static waitlist *list_of(WaitOp *op)
+{
+    if (op->kind == W_ACQUIRE)
+        return &((LockObject *)op->owner)->waiters;
+    QueueObject *q = (QueueObject *)op->owner;
+    return op->kind == W_GET ? &q->getters : &q->putters;
+}
+
+/* Mark the first waiter woken, unlink it, schedule its task. */
+static int wake_first(waitlist *l, PyObject *value)
+{
+    WaitOp *op = l->head;
+    wl_remove(l, op);
+    op->state = S_WOKEN;
+    if (value)
+        Py_XSETREF(op->value, Py_NewRef(value));
+    int rc = ua_loop_call_soon(op->loop, op->task, NULL);
+    Py_DECREF(op);
+    return rc;
+}
+
+/* ---- Queue internals ---------------------------------------------------------- */
+
+static int q_full(QueueObject *q)
+{
+    return q->maxsize > 0 && (Py_ssize_t)q->items.len >= q->maxsize;
+}
+
+static int q_push(QueueObject *q, PyObject *v)
+{
+    if (ua_runq_push(&q->items, v) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_INCREF(v);
+    return 0;
+}
+
+/* put_nowait() for an item known to fit: to the first getter, or queued. */
+static int q_put(QueueObject *q, PyObject *v)
+{
+    if (q->getters.head)
+        return wake_first(&q->getters, v);
+    return q_push(q, v);
+}
+
+/* Take the oldest item (queue not empty); a waiting putter's item moves in. */
+static PyObject *q_get(QueueObject *q)
+{
+    PyObject *v = ua_runq_pop(&q->items);
+    if (q->putters.head && !q_full(q)) {
+        WaitOp *p = q->putters.head;
+        if (q_push(q, p->value) < 0 || wake_first(&q->putters, NULL) < 0) {
+            Py_DECREF(v);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+/* ---- WaitOp ------------------------------------------------------------------------ */
+
+static PyObject *waitop_new(PyObject *owner, int kind, PyObject *value)
+{
+    WaitOp *op = PyObject_GC_New(WaitOp, &WaitOp_Type);
+    if (!op)
+        return NULL;
+    op->owner = Py_XNewRef(owner);
+    op->task = NULL;
+    op->loop = NULL;
+    op->value = Py_XNewRef(value);
+    op->prev = op->next = NULL;
+    op->kind = (uint8_t)kind;
+    op->state = S_START;
+    PyObject_GC_Track(op);
+    return (PyObject *)op;
+}
+
+static PySendResult park(WaitOp *op, PyObject **result)
+{
+    LoopObject *loop = ua_running_loop;
+    if (!loop || !loop->current) {
+        PyErr_SetString(PyExc_RuntimeError, "can only wait inside a task of a running event loop");
+        return PYGEN_ERROR;
+    }
+    Py_XSETREF(op->task, Py_NewRef(loop->current->obj));
+    Py_XSETREF(op->loop, (LoopObject *)Py_NewRef(loop));
+    op->state = S_WAITING;
+    wl_append(list_of(op), op);
+    *result = Py_NewRef(Py_False);
+    return PYGEN_NEXT;
+}
+
+static PySendResult finish(WaitOp *op, PyObject *value, PyObject **result)
+{
+    op->state = S_FINISHED;
+    *result = value;
+    return value ? PYGEN_RETURN : PYGEN_ERROR;
+}
+
+static PySendResult waitop_send(WaitOp *op, PyObject *arg, PyObject **result)
+{
+    *result = NULL;
+    switch (op->state) {
+    case S_FINISHED:
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited operation");
+        return PYGEN_ERROR;
+    case S_WAITING:     /* resumed early (call_soon on the task): wait on */
+        *result = Py_NewRef(Py_False);
+        return PYGEN_NEXT;
+    case S_WOKEN:       /* the waker did the work */
+        if (op->kind == W_GET) {
+            PyObject *v = op->value;
+            op->value = NULL;
+            return finish(op, v, result);
+        }
+        return finish(op, Py_NewRef(op->kind == W_ACQUIRE ? Py_True : Py_None), result);
+    }
+    switch (op->kind) {
+    case W_DONE:
+        return finish(op, Py_NewRef(Py_None), result);
+    case W_GET: {
+        QueueObject *q = (QueueObject *)op->owner;
+        if (!q->items.len)
+            return park(op, result);
+        return finish(op, q_get(q), result);
+    }
+    case W_PUT: {
+        QueueObject *q = (QueueObject *)op->owner;
+        if (q_full(q))
+            return park(op, result);
+        if (q_put(q, op->value) < 0)
+            return finish(op, NULL, result);
+        return finish(op, Py_NewRef(Py_None), result);
+    }
+    default: { /* W_ACQUIRE: as 2.0, yield once first so a releaser cannot take it straight back */
+        LockObject *l = (LockObject *)op->owner;
+        if (op->state == S_START) {
+            op->state = S_YIELDED;
+            *result = Py_NewRef(Py_None);
+            return PYGEN_NEXT;
+        }
+        if (l->locked)
+            return park(op, result);
+        l->locked = 1;
+        return finish(op, Py_NewRef(Py_True), result);
+    }
+    }
+}
+
+/* The task is cancelled or closed while the op is pending: undo. */
+static int waitop_abandon(WaitOp *op)
+{
+    int rc = 0;
+    if (op->state == S_WAITING) {
+        wl_remove(list_of(op), op);
+        op->state = S_FINISHED;
+        Py_DECREF(op);   /* the list's reference */
+    } else if (op->state == S_WOKEN) {
+        op->state = S_FINISHED;
+        if (op->kind == W_ACQUIRE) {
+            /* It was handed the lock: pass it on, it must not keep it. */
+            LockObject *l = (LockObject *)op->owner;
+            if (l->waiters.head)
+                rc = wake_first(&l->waiters, NULL);
+            else
+                l->locked = 0;
+        } else if (op->kind == W_GET && op->value) {
+            /* It was handed an item: give it to the next getter, or back
+             * to the front of the queue. Nothing is lost. */
+            QueueObject *q = (QueueObject *)op->owner;
+            PyObject *v = op->value;
+            op->value = NULL;
+            if (q->getters.head) {
+                rc = wake_first(&q->getters, v);
+            } else if (ua_runq_push_front(&q->items, v) < 0) {
+                PyErr_NoMemory();
+                rc = -1;
+            } else {
+                Py_INCREF(v);
+            }
+            Py_DECREF(v);
+        }
+        /* A woken putter's item is in the queue already: the put happened. */
+    }
+    return rc;
+}
+
+static PyObject *waitop_iternext(WaitOp *op)
+{
+    PyObject *result;
+    PySendResult sr = waitop_send(op, Py_None, &result);
+    if (sr == PYGEN_NEXT)
+        return result;
+    if (sr == PYGEN_RETURN) {
+        if (result != Py_None) {
+            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+            if (stop) {
+                PyErr_SetObject(PyExc_StopIteration, stop);
+                Py_DECREF(stop);
+            }
+        }
+        Py_DECREF(result);
+    }
+    return NULL;
+}
+
+static PyObject *waitop_send_method(WaitOp *op, PyObject *v)
+{
+    PyObject *r = waitop_iternext(op);
+    if (!r && !PyErr_Occurred())
+        PyErr_SetNone(PyExc_StopIteration);
+    return r;
+}
+
+static PyObject *waitop_throw(WaitOp *op, PyObject *args)
+{
+    if (!PyTuple_GET_SIZE(args)) {
+        PyErr_SetString(PyExc_TypeError, "throw() takes at least one argument");
+        return NULL;
+    }
+    if (waitop_abandon(op) < 0)
+        return NULL;
+    op->state = S_FINISHED;
+    PyObject *typ = PyTuple_GET_ITEM(args, 0);
+    if (PyExceptionInstance_Check(typ))
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    else
+        PyErr_SetObject(typ, PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1) : NULL);
+    return NULL;
+}
+
+static PyObject *waitop_close(WaitOp *op, PyObject *unused)
+{
+    if (waitop_abandon(op) < 0)
+        return NULL;
+    op->state = S_FINISHED;
+    Py_RETURN_NONE;
+}
+
+static int waitop_traverse(WaitOp *op, visitproc visit, void *arg)
+{
+    Py_VISIT(op->owner);
+    Py_VISIT(op->task);
+    Py_VISIT(op->loop);
+    Py_VISIT(op->value);
+    return 0;
+}
+
+static int waitop_clear(WaitOp *op)
+{
+    Py_CLEAR(op->task);
+    Py_CLEAR(op->loop);
+    Py_CLEAR(op->value);
+    Py_CLEAR(op->owner);
+    return 0;
+}
+
+static void waitop_dealloc(WaitOp *op)
+{
+    PyObject_GC_UnTrack(op);
+    waitop_clear(op);
+    PyObject_GC_Del(op);
+}
+
+static PyObject *self_await(PyObject *op)
+{
+    return Py_NewRef(op);
+}
+
+static PyMethodDef waitop_methods[] = {
+    {"send", (PyCFunction)waitop_send_method, METH_O, NULL},
+    {"throw", (PyCFunction)waitop_throw, METH_VARARGS, NULL},
+    {"close", (PyCFunction)waitop_close, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyAsyncMethods waitop_async = {
+    .am_await = self_await,
+    .am_send = (sendfunc)waitop_send,
+};
+
+PyTypeObject WaitOp_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.WaitOp",
+    .tp_basicsize = sizeof(WaitOp),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "An awaitable Queue.get/put or Lock.acquire.",
+    .tp_dealloc = (destructor)waitop_dealloc,
+    .tp_traverse = (traverseproc)waitop_traverse,
+    .tp_clear = (inquiry)waitop_clear,
+    .tp_as_async = &waitop_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)waitop_iternext,
+    .tp_methods = waitop_methods,
+};
+
+/* ---- Queue ----------------------------------------------------------------------------- */
+
+static PyObject *queue_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"maxsize", NULL};
+    Py_ssize_t maxsize = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Queue", kwlist, &maxsize))
+        return NULL;
+    QueueObject *q = (QueueObject *)type->tp_alloc(type, 0);
+    if (!q)
+        return NULL;
+    ua_runq_init(&q->items);
+    q->maxsize = maxsize;
+    return (PyObject *)q;
+}
+
+static PyObject *queue_get(QueueObject *q, PyObject *unused)
+{
+    return waitop_new((PyObject *)q, W_GET, NULL);
+}
+
+static PyObject *queue_put(QueueObject *q, PyObject *v)
+{
+    return waitop_new((PyObject *)q, W_PUT, v);
+}
+
+static PyObject *queue_get_nowait(QueueObject *q, PyObject *unused)
+{
+    if (!q->items.len) {
+        PyErr_SetNone(QueueEmpty);
+        return NULL;
+    }
+    return q_get(q);
+}
+
+static PyObject *queue_put_nowait(QueueObject *q, PyObject *v)
+{
+    if (q_full(q)) {
+        PyErr_SetNone(QueueFull);
+        return NULL;
+    }
+    if (q_put(q, v) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *queue_qsize(QueueObject *q, PyObject *unused)
+{
+    return PyLong_FromSize_t(q->items.len);
+}
+
+static PyObject *queue_empty(QueueObject *q, PyObject *unused)
+{
+    return PyBool_FromLong(!q->items.len);
+}
+
+static PyObject *queue_full(QueueObject *q, PyObject *unused)
+{
+    return PyBool_FromLong(q_full(q));
+}
+
+static PyObject *queue_repr(QueueObject *q)
+{
+    return PyUnicode_FromFormat("<Queue maxsize=%zd qsize=%zu>", q->maxsize, q->items.len);
+}
+
+static int queue_traverse(QueueObject *q, visitproc visit, void *arg)
+{
+    for (size_t i = 0; i < q->items.len; i++)
+        Py_VISIT((PyObject *)ua_runq_at(&q->items, i));
+    for (WaitOp *op = q->getters.head; op; op = op->next)
+        Py_VISIT(op);
+    for (WaitOp *op = q->putters.head; op; op = op->next)
+        Py_VISIT(op);
+    return 0;
+}
+
+static void drop_waiters(waitlist *l)
+{
+    while (l->head) {
+        WaitOp *op = l->head;
+        wl_remove(l, op);
+        op->state = S_FINISHED;
+        Py_DECREF(op);
+    }
+}
+
+static int queue_clear(QueueObject *q)
+{
+    while (q->items.len)
+        Py_DECREF((PyObject *)ua_runq_pop(&q->items));
+    drop_waiters(&q->getters);
+    drop_waiters(&q->putters);
+    return 0;
+}
+
+static void queue_dealloc(QueueObject *q)
+{
+    PyObject_GC_UnTrack(q);
+    queue_clear(q);
+    ua_runq_free(&q->items);
+    Py_TYPE(q)->tp_free((PyObject *)q);
+}
+
+static PyMethodDef queue_methods[] = {
+    {"get", (PyCFunction)queue_get, METH_NOARGS, "get(): awaitable; the oldest item, waiting for one."},
+    {"put", (PyCFunction)queue_put, METH_O, "put(v): awaitable; add v, waiting for room."},
+    {"get_nowait", (PyCFunction)queue_get_nowait, METH_NOARGS, "The oldest item, or QueueEmpty."},
+    {"put_nowait", (PyCFunction)queue_put_nowait, METH_O, "Add v, or QueueFull."},
+    {"qsize", (PyCFunction)queue_qsize, METH_NOARGS, "Items in the queue."},
+    {"empty", (PyCFunction)queue_empty, METH_NOARGS, NULL},
+    {"full", (PyCFunction)queue_full, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyMemberDef queue_members[] = {
+    {"maxsize", T_PYSSIZET, offsetof(QueueObject, maxsize), READONLY, NULL},
+    {NULL},
+};
+
+PyTypeObject Queue_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.queues.Queue",
+    .tp_basicsize = sizeof(QueueObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Queue(maxsize=0): FIFO between tasks; waiters are woken at once, in order.",
+    .tp_new = queue_new,
+    .tp_dealloc = (destructor)queue_dealloc,
+    .tp_traverse = (traverseproc)queue_traverse,
+    .tp_clear = (inquiry)queue_clear,
+    .tp_repr = (reprfunc)queue_repr,
+    .tp_methods = queue_methods,
+    .tp_members = queue_members,
+};
+
+/* ---- Lock ---------------------------------------------------------------------------------- */
+
+static PyObject *lock_acquire(LockObject *l, PyObject *unused)
+{
+    return waitop_new((PyObject *)l, W_ACQUIRE, NULL);
+}
+
+static PyObject *lock_release(LockObject *l, PyObject *unused)
+{
+    if (!l->locked) {
+        PyErr_SetString(PyExc_RuntimeError, "Lock.release(): the lock is not locked");
+        return NULL;
+    }
+    if (l->waiters.head) {   /* FIFO hand-over: it stays locked, for the next owner */
+        if (wake_first(&l->waiters, NULL) < 0)
+            return NULL;
+    } else {
+        l->locked = 0;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *lock_aexit(LockObject *l, PyObject *args)
+{
+    PyObject *r = lock_release(l, NULL);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    return waitop_new(NULL, W_DONE, NULL);
+}
+
+static PyObject *lock_repr(LockObject *l)
+{
+    return PyUnicode_FromFormat("<Lock %s>", l->locked ? "locked" : "unlocked");
+}
+
+static int lock_traverse(LockObject *l, visitproc visit, void *arg)
+{
+    for (WaitOp *op = l->waiters.head; op; op = op->next)
+        Py_VISIT(op);
+    return 0;
+}
+
+static int lock_clear(LockObject *l)
+{
+    drop_waiters(&l->waiters);
+    return 0;
+}
+
+static void lock_dealloc(LockObject *l)
+{
+    PyObject_GC_UnTrack(l);
+    lock_clear(l);
+    Py_TYPE(l)->tp_free((PyObject *)l);
+}
+
+static PyMethodDef lock_methods[] = {
+    {"acquire", (PyCFunction)lock_acquire, METH_NOARGS, "acquire(): awaitable; yields once, then waits its turn."},
+    {"release", (PyCFunction)lock_release, METH_NOARGS, "Release; the first waiter gets the lock."},
+    {"__aenter__", (PyCFunction)lock_acquire, METH_NOARGS, NULL},
+    {"__aexit__", (PyCFunction)lock_aexit, METH_VARARGS, NULL},
+    {NULL},
+};
+
+static PyMemberDef lock_members[] = {
+    {"locked", T_BOOL, offsetof(LockObject, locked), READONLY, "True while held"},
+    {NULL},
+};
+
+PyTypeObject Lock_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.synchro.Lock",
+    .tp_basicsize = sizeof(LockObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Lock(): mutual exclusion between tasks, FIFO; `async with lock:`.",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)lock_dealloc,
+    .tp_traverse = (traverseproc)lock_traverse,
+    .tp_clear = (inquiry)lock_clear,
+    .tp_repr = (reprfunc)lock_repr,
+    .tp_methods = lock_methods,
+    .tp_members = lock_members,
+};
+
+int ua_sync_ready(PyObject *module)
+{
+    QueueEmpty = PyErr_NewExceptionWithDoc("uasyncio.queues.QueueEmpty", "get_nowait() on an empty queue.",
+                                           NULL, NULL);
+    QueueFull = PyErr_NewExceptionWithDoc("uasyncio.queues.QueueFull", "put_nowait() on a full queue.", NULL,
+                                          NULL);
+    if (!QueueEmpty || !QueueFull || PyType_Ready(&WaitOp_Type) < 0 || PyType_Ready(&Queue_Type) < 0 ||
+        PyType_Ready(&Lock_Type) < 0)
+        return -1;
+    if (PyModule_AddObjectRef(module, "QueueEmpty", QueueEmpty) < 0 ||
+        PyModule_AddObjectRef(module, "QueueFull", QueueFull) < 0 ||
+        PyModule_AddObjectRef(module, "Queue", (PyObject *)&Queue_Type) < 0 ||
+        PyModule_AddObjectRef(module, "Lock", (PyObject *)&Lock_Type) < 0)
+        return -1;
+    return 0;
+}

@@ -1,0 +1,4 @@
+"""uasyncio.synchro: Lock (in C)."""
+from uasyncio._uasyncio import Lock  # noqa: F401
+
+__all__ = ["Lock"]
