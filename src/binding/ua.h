@@ -126,6 +126,7 @@ const char *ua_type_name(PyTypeObject *tp);
 
 /* sync.c: Queue and Lock */
 int ua_sync_ready(PyObject *module);
+int ua_udp_ready(PyObject *module);   /* udp.c */
 
 /* io.c: the poller side of the loop, and PollEventLoop */
 int ua_poll_loop_ready(PyObject *module);
