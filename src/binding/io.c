@@ -9,7 +9,12 @@ static const char *const dir_name[2] = {"read", "write"};
 /* An fd from an int or an object with fileno(); -1 with an exception. */
 static int fd_of(PyObject *obj)
 {
-    int fd = PyObject_AsFileDescriptor(obj);
+    int fd = ua_fd_of(obj);
+    if (fd < 0 && PyErr_ExceptionMatches(PyExc_OSError)) {
+        /* a closed socket: report it as fileno() -1 would */
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "file descriptor cannot be a negative integer (-1)");
+    }
     return fd;
 }
 

@@ -167,7 +167,7 @@ static PySendResult server_send(ServerObject *self, PyObject *value, PyObject **
 #if EWOULDBLOCK != EAGAIN
             case EWOULDBLOCK:
 #endif
-                *result = PyObject_CallFunction((PyObject *)&IORead_Type, "i", lfd);
+                *result = ua_syscall_new(&IORead_Type, self->sock);
                 return *result ? PYGEN_NEXT : PYGEN_ERROR;
             case EMFILE:
             case ENFILE:

@@ -20,26 +20,36 @@ static char scratch[CHUNK];         /* recv() target; used with the GIL held */
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static int fd_of(PyObject *obj)
+/* CPython's socket object keeps its fd right after the object header; that
+ * layout has not changed in 3.x, and ua_streams_ready() checks it on a real
+ * socket before trusting it (else fileno() is called each time). Reading it
+ * saves a Python method call per read and per write. */
+typedef struct {
+    PyObject_HEAD
+    int fd;
+} sock_head;
+static int sock_layout_ok;
+
+/* The fd of a socket (read in place) or of anything with fileno(). */
+
+int ua_fd_of(PyObject *obj)
 {
+    if (sock_layout_ok && PyObject_TypeCheck(obj, (PyTypeObject *)socket_type)) {
+        int fd = ((sock_head *)obj)->fd;
+        if (fd >= 0)
+            return fd;
+        PyErr_SetString(PyExc_OSError, "the socket is closed");
+        return -1;
+    }
     return PyObject_AsFileDescriptor(obj);
 }
 
 /* A yielded IORead/IOWrite of an int fd (the loop's cheapest form). */
 static PyObject *io_syscall(PyTypeObject *type, PyObject *what)
 {
-    return PyObject_CallOneArg((PyObject *)type, what);
+    return ua_syscall_new(type, what);
 }
 
-static PyObject *io_wait_fd(PyTypeObject *type, int fd)
-{
-    PyObject *n = PyLong_FromLong(fd);
-    if (!n)
-        return NULL;
-    PyObject *r = io_syscall(type, n);
-    Py_DECREF(n);
-    return r;
-}
 
 /* The ssl module if it is imported (no SSL object can exist otherwise). */
 static PyObject *ssl_module(void)
@@ -169,26 +179,62 @@ static void op_dealloc(OpObject *op)
 
 /* ---- reading -------------------------------------------------------------------- */
 
-/* Read more into r->buf. 1: got data or EOF; 0: would block (*wait set to
- * the syscall to yield); -1: error. */
-static int fill(ReaderObject *r, PyObject **wait)
+static int append(ReaderObject *r, const char *p, size_t n)
+{
+    size_t room;
+    char *dst = n ? ua_linebuf_space(&r->buf, n, &room) : NULL;
+    if (n && !dst) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (n) {
+        memcpy(dst, p, n);
+        ua_linebuf_commit(&r->buf, n);
+    }
+    return 0;
+}
+
+/* With nothing buffered, a read or a readline is often answered by one
+ * recv() alone: build the result from the scratch buffer, and keep only the
+ * rest. Returns 1 with *result set, 0 if it is not answered yet. */
+static int answer_from_scratch(OpObject *op, ReaderObject *r, size_t k, PyObject **result)
+{
+    size_t n;
+    if (op->kind == OP_READ) {
+        n = op->n < 0 || (size_t)op->n > k ? k : (size_t)op->n;
+    } else if (op->kind == OP_READLINE) {
+        const char *nl = memchr(scratch, '\n', k);
+        if (!nl)
+            return 0;
+        n = (size_t)(nl - scratch) + 1;
+    } else {
+        return 0;
+    }
+    *result = PyBytes_FromStringAndSize(scratch, (Py_ssize_t)n);
+    if (!*result || append(r, scratch + n, k - n) < 0) {
+        Py_CLEAR(*result);
+        return -1;
+    }
+    return 1;
+}
+
+/* Read more into r->buf. 1: got data or EOF; 2: answered op at once
+ * (*result set); 0: would block (*wait set to the syscall to yield); -1: error. */
+static int fill(ReaderObject *r, PyObject **wait, OpObject *op, PyObject **result)
 {
     if (r->kind == IO_FD) {
-        int fd = fd_of(r->ios);
+        int fd = ua_fd_of(r->ios);
         if (fd < 0)
             return -1;
         for (;;) {
             ssize_t k = recv(fd, scratch, CHUNK, MSG_DONTWAIT);
             if (k > 0) {
-                size_t room;
-                char *p = ua_linebuf_space(&r->buf, (size_t)k, &room);
-                if (!p) {
-                    PyErr_NoMemory();
-                    return -1;
+                if (op && !ua_linebuf_len(&r->buf)) {
+                    int rc = answer_from_scratch(op, r, (size_t)k, result);
+                    if (rc)
+                        return rc < 0 ? -1 : 2;
                 }
-                memcpy(p, scratch, (size_t)k);
-                ua_linebuf_commit(&r->buf, (size_t)k);
-                return 1;
+                return append(r, scratch, (size_t)k) < 0 ? -1 : 1;
             }
             if (k == 0) {
                 r->eof = 1;
@@ -197,14 +243,14 @@ static int fill(ReaderObject *r, PyObject **wait)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                *wait = io_wait_fd(&IORead_Type, fd);
+                *wait = io_syscall(&IORead_Type, r->ios);
                 return *wait ? 0 : -1;
             }
             PyErr_SetFromErrno(PyExc_OSError);
             return -1;
         }
     }
-    /* IO_TRYFIRST: a non-blocking object that raises SSLWant*Error. */
+/* IO_TRYFIRST: a non-blocking object that raises SSLWant*Error. */
     PyObject *data = PyObject_CallMethod(r->ios, "recv", "i", CHUNK);
     if (!data) {
         int want = ssl_want();
@@ -290,9 +336,13 @@ static PySendResult read_buffered(OpObject *op, ReaderObject *r, PyObject **resu
             return PYGEN_NEXT;
         }
         PyObject *wait = NULL;
-        int rc = fill(r, &wait);
+        int rc = fill(r, &wait, op, result);
         if (rc < 0)
             return PYGEN_ERROR;
+        if (rc == 2) {
+            r->budget--;
+            return PYGEN_RETURN;
+        }
         if (rc == 0) {
             r->budget = READ_BUDGET;
             *result = wait;
@@ -364,7 +414,7 @@ static PySendResult write_step(OpObject *op, WriterObject *w, PyObject **result)
         const char *p = (const char *)op->view.buf + op->off;
         Py_ssize_t k;
         if (w->kind == IO_FD) {
-            int fd = fd_of(w->s);
+            int fd = ua_fd_of(w->s);
             if (fd < 0)
                 return PYGEN_ERROR;
             k = send(fd, p, (size_t)op->sz, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -375,7 +425,7 @@ static PySendResult write_step(OpObject *op, WriterObject *w, PyObject **result)
                     PyErr_SetFromErrno(PyExc_OSError);
                     return PYGEN_ERROR;
                 }
-                *result = io_wait_fd(&IOWrite_Type, fd);
+                *result = io_syscall(&IOWrite_Type, w->s);
                 return *result ? PYGEN_NEXT : PYGEN_ERROR;
             }
         } else {
@@ -886,6 +936,24 @@ PyTypeObject Writer_Type = {
     .tp_members = writer_members,
 };
 
+/* Does a real socket keep its fd where sock_head says, open and closed? */
+static int check_sock_layout(void)
+{
+    PyObject *s = PyObject_CallNoArgs(socket_type);
+    if (!s)
+        return -1;
+    int fd = PyObject_AsFileDescriptor(s);
+    int ok = fd >= 0 && ((sock_head *)s)->fd == fd;
+    PyObject *r = PyObject_CallMethod(s, "close", NULL);
+    ok = ok && r && ((sock_head *)s)->fd == -1;
+    Py_XDECREF(r);
+    Py_DECREF(s);
+    if (!r)
+        return -1;
+    sock_layout_ok = ok;
+    return 0;
+}
+
 int ua_streams_ready(PyObject *module)
 {
     PyObject *socket_mod = PyImport_ImportModule("socket");
@@ -901,6 +969,8 @@ int ua_streams_ready(PyObject *module)
         !(str_write = PyUnicode_InternFromString("write")) || !(str_close = PyUnicode_InternFromString("close")))
         return -1;
     if (PyType_Ready(&StreamOp_Type) < 0 || PyType_Ready(&Reader_Type) < 0 || PyType_Ready(&Writer_Type) < 0)
+        return -1;
+    if (check_sock_layout() < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "StreamReader", (PyObject *)&Reader_Type) < 0 ||
         PyModule_AddObjectRef(module, "StreamWriter", (PyObject *)&Writer_Type) < 0)

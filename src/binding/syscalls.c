@@ -95,6 +95,17 @@ SYSCALL1_TYPE(IOWrite_Type, "IOWrite", "Yielded: resume when arg is writable.", 
 SYSCALL1_TYPE(IOReadDone_Type, "IOReadDone", "Yielded: stop polling arg for reading.", &SysCall1_Type);
 SYSCALL1_TYPE(IOWriteDone_Type, "IOWriteDone", "Yielded: stop polling arg for writing.", &SysCall1_Type);
 
+/* A syscall of type (SysCall1 or a C subclass) holding arg, without the
+ * generic call machinery: the stream fast path yields these per wait. */
+PyObject *ua_syscall_new(PyTypeObject *type, PyObject *arg)
+{
+    SysCallObject *op = PyObject_New(SysCallObject, type);
+    if (!op)
+        return NULL;
+    op->arg = Py_NewRef(arg);
+    return (PyObject *)op;
+}
+
 /* ---- SleepMs ------------------------------------------------------------
  * sleep_ms(n) returns one of these: awaited, it yields itself once (the loop
  * reads ms), and on the next resumption it is done. Each call gets its own

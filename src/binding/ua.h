@@ -89,6 +89,7 @@ typedef struct {
 extern PyTypeObject SysCall_Type, SysCall1_Type, StopLoop_Type, IORead_Type,
     IOWrite_Type, IOReadDone_Type, IOWriteDone_Type, SleepMs_Type;
 PyObject *ua_sleep_ms_new(int32_t ms);
+PyObject *ua_syscall_new(PyTypeObject *type, PyObject *arg);
 int ua_syscalls_ready(PyObject *module);
 
 /* waitfor.c */
@@ -127,6 +128,9 @@ const char *ua_type_name(PyTypeObject *tp);
 /* sync.c: Queue and Lock */
 int ua_sync_ready(PyObject *module);
 int ua_udp_ready(PyObject *module);   /* udp.c */
+
+/* streams.c */
+int ua_fd_of(PyObject *obj);
 
 /* io.c: the poller side of the loop, and PollEventLoop */
 int ua_poll_loop_ready(PyObject *module);
