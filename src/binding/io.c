@@ -122,6 +122,30 @@ int ua_loop_io_done(LoopObject *self, PyObject *obj, int dir)
     return 0;
 }
 
+/* obj is about to be closed: tasks still waiting on it are woken (their
+ * next call on it raises), and the poller forgets its fd without a syscall. */
+int ua_loop_io_closing(LoopObject *self, PyObject *obj)
+{
+    int fd = fd_of(obj);
+    if (fd < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    void *w[2];
+    ua_poller_forget(&self->poller, fd, w);
+    for (int dir = 0; dir < 2; dir++) {
+        ua_task *t = w[dir];
+        if (!t)
+            continue;
+        t->state = ST_NEW;
+        if (ua_loop_queue(self, t) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* ---- PollEventLoop methods ------------------------------------------------ */
 
 static PyObject *add_waiter(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, int dir)

@@ -26,7 +26,7 @@ typedef struct {
 } ServerObject;
 
 extern PyTypeObject Server_Type;
-static PyObject *socket_mod;
+static PyObject *socket_mod, *sock_type, *str_io_refs, *str_closed, *zero;
 
 void ua_set_nodelay(int fd)
 {
@@ -98,31 +98,34 @@ static void close_listener(ServerObject *self)
     PyErr_Restore(type, value, tb);
 }
 
+/* A socket.socket for an accepted fd, built as socket.socket(family,
+ * SOCK_STREAM, 0, fileno=fd) would be, minus the Python-level __init__
+ * frame (a measurable share of a short HTTP connection's cost). */
+static PyObject *new_socket(int family, int fd)
+{
+    PyTypeObject *type = (PyTypeObject *)sock_type, *base = type->tp_base;
+    PyObject *args = Py_BuildValue("(iiii)", family, SOCK_STREAM, 0, fd);
+    PyObject *s = args ? type->tp_new(type, args, NULL) : NULL;
+    if (s && (base->tp_init(s, args, NULL) < 0 || PyObject_SetAttr(s, str_io_refs, zero) < 0 ||
+              PyObject_SetAttr(s, str_closed, Py_False) < 0))
+        Py_CLEAR(s);
+    Py_XDECREF(args);
+    return s;
+}
+
 /* Wrap an accepted fd and schedule client_coro(reader, writer) for it. */
 static int serve_connection(ServerObject *self, int fd, const struct sockaddr_storage *ss)
 {
     ua_set_nodelay(fd);
-    PyObject *kw = Py_BuildValue("{s:i}", "fileno", fd);
-    PyObject *args = kw ? Py_BuildValue("(iii)", ss->ss_family, SOCK_STREAM, 0) : NULL;
-    PyObject *sock_type = args ? PyObject_GetAttrString(socket_mod, "socket") : NULL;
-    PyObject *sock = sock_type ? PyObject_Call(sock_type, args, kw) : NULL;
-    Py_XDECREF(sock_type);
-    Py_XDECREF(args);
-    Py_XDECREF(kw);
+    PyObject *sock = new_socket(ss->ss_family, fd);
     if (!sock) {
         close(fd);
         return -1;
     }
-    /* The fd is non-blocking already; make the socket object agree (ssl
-     * and user code look at its timeout). */
-    PyObject *nb = PyObject_CallMethod(sock, "setblocking", "O", Py_False);
-    if (!nb) {
-        PyObject *r = PyObject_CallMethod(sock, "close", NULL);
-        Py_XDECREF(r);
-        Py_DECREF(sock);
-        return -1;
-    }
-    Py_DECREF(nb);
+    /* The fd is O_NONBLOCK from accept4(); the socket object is not told
+     * (setblocking() costs two fcntl calls per connection): its recv()
+     * raises BlockingIOError rather than blocking, as a non-blocking
+     * socket's does. TLS sets it properly before the handshake. */
     PyObject *peer = sockaddr_to_py(ss);
     PyObject *extra = peer ? Py_BuildValue("{s:O}", "peername", peer) : NULL;
     PyObject *reader = extra ? ua_reader_new(sock, NULL) : NULL;
@@ -343,7 +346,10 @@ static PyMethodDef server_module_methods[] = {
 int ua_server_ready(PyObject *module)
 {
     socket_mod = PyImport_ImportModule("socket");
-    if (!socket_mod || PyType_Ready(&Server_Type) < 0)
+    if (!socket_mod || !(sock_type = PyObject_GetAttrString(socket_mod, "socket")) ||
+        !(str_io_refs = PyUnicode_InternFromString("_io_refs")) ||
+        !(str_closed = PyUnicode_InternFromString("_closed")) || !(zero = PyLong_FromLong(0)) ||
+        PyType_Ready(&Server_Type) < 0)
         return -1;
     return PyModule_AddFunctions(module, server_module_methods);
 }

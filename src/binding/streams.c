@@ -524,11 +524,32 @@ static PySendResult writeiter_step(OpObject *op, WriterObject *w, PyObject **res
 
 /* ---- closing ----------------------------------------------------------------------- */
 
+static PyObject *sock_close_c;   /* _socket.socket.close */
+
+/* No file object made by makefile() still uses it (socket.py counts them). */
+static int plain_socket_unshared(PyObject *obj)
+{
+    PyObject *refs = PyObject_GetAttrString(obj, "_io_refs");
+    if (!refs) {
+        PyErr_Clear();
+        return 0;
+    }
+    int unshared = PyLong_Check(refs) && PyLong_AsLong(refs) <= 0;
+    Py_DECREF(refs);
+    return unshared;
+}
+
 static int unregister_and_close(PyObject *obj, int dir)
 {
-    if (ua_running_loop && ua_loop_io_done(ua_running_loop, obj, dir) < 0)
+    if (ua_running_loop && ua_loop_io_closing(ua_running_loop, obj) < 0)
         return -1;
-    PyObject *r = PyObject_CallMethodNoArgs(obj, str_close);
+    /* A plain socket.socket with no makefile() is closed by the C method
+     * directly, without socket.py's two Python-level calls. */
+    PyObject *r;
+    if (Py_IS_TYPE(obj, (PyTypeObject *)socket_type) && sock_close_c && plain_socket_unshared(obj))
+        r = PyObject_CallOneArg(sock_close_c, obj);
+    else
+        r = PyObject_CallMethodNoArgs(obj, str_close);
     Py_XDECREF(r);
     return r ? 0 : -1;
 }
@@ -971,6 +992,11 @@ int ua_streams_ready(PyObject *module)
     if (PyType_Ready(&StreamOp_Type) < 0 || PyType_Ready(&Reader_Type) < 0 || PyType_Ready(&Writer_Type) < 0)
         return -1;
     if (check_sock_layout() < 0)
+        return -1;
+    PyObject *base = PyObject_GetAttrString(socket_type, "__base__");
+    sock_close_c = base ? PyObject_GetAttrString(base, "close") : NULL;
+    Py_XDECREF(base);
+    if (!sock_close_c)
         return -1;
     if (PyModule_AddObjectRef(module, "StreamReader", (PyObject *)&Reader_Type) < 0 ||
         PyModule_AddObjectRef(module, "StreamWriter", (PyObject *)&Writer_Type) < 0)

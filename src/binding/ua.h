@@ -136,6 +136,7 @@ int ua_fd_of(PyObject *obj);
 int ua_poll_loop_ready(PyObject *module);
 int ua_loop_io_wait(LoopObject *loop, ua_task *t, PyObject *obj, int dir);
 int ua_loop_io_done(LoopObject *loop, PyObject *obj, int dir);
+int ua_loop_io_closing(LoopObject *loop, PyObject *obj);
 int ua_loop_poll(LoopObject *loop, int delay);
 
 /* obj.name into *res: 1 found, 0 no such attribute, -1 error. */

@@ -53,6 +53,11 @@ void *ua_poller_waiter(const ua_poller *p, int fd, int dir);
  * interest in dir at once. Harmless on an fd that is not registered. */
 void *ua_poller_remove(ua_poller *p, int fd, int dir);
 
+/* For an fd about to be closed: take both waiters out (into waiters[2])
+ * and forget the fd without an epoll_ctl: closing it takes it out of the
+ * kernel's set (a dup() left open is caught by the stale-set rebuild). */
+void ua_poller_forget(ua_poller *p, int fd, void *waiters[2]);
+
 /* Block up to timeout_ms (-1: no limit, 0: just look) and store the ready
  * events. Touches only the kernel and the event buffer, so a caller may run
  * it without holding its own lock (CPython: with the GIL released).

@@ -221,6 +221,22 @@ int ua_poller_dispatch(ua_poller *p, ua_poll_ready_fn ready, void *ctx)
     return handed;
 }
 
+void ua_poller_forget(ua_poller *p, int fd, void *waiters[2])
+{
+    waiters[0] = waiters[1] = NULL;
+    if (fd < 0 || fd >= p->nfds)
+        return;
+    ua_poll_fd *s = &p->fds[fd];
+    for (int dir = 0; dir < 2; dir++) {
+        waiters[dir] = s->waiter[dir];
+        if (s->waiter[dir]) {
+            s->waiter[dir] = NULL;
+            p->nwaiters--;
+        }
+    }
+    s->kernel = 0;
+}
+
 int ua_poller_wait(ua_poller *p, int timeout_ms, ua_poll_ready_fn ready, void *ctx)
 {
     int n = ua_poller_poll(p, timeout_ms);
