@@ -84,14 +84,70 @@ def scenario():
     loop.close()
 
 
+def io_scenario():
+    """Streams, server, queue, lock and udp: every C object of the I/O layer."""
+    from uasyncio.queues import Queue
+    from uasyncio.synchro import Lock
+    from uasyncio import udp
+    loop = uasyncio.PollEventLoop()
+    q = Queue(1)
+    lock = Lock()
+
+    async def echo(reader, writer):
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            await writer.awrite(line)
+        await writer.aclose()
+
+    async def producer():
+        for i in range(5):
+            await q.put(i)
+
+    async def locked():
+        async with lock:
+            await uasyncio.sleep_ms(1)
+
+    async def main():
+        srv = uasyncio.start_server(echo, "127.0.0.1", 0)
+        loop.create_task(srv)
+        await uasyncio.sleep_ms(1)
+        port = srv.socket.getsockname()[1]
+        r, w = await uasyncio.open_connection("127.0.0.1", port)
+        for i in range(20):
+            await w.awrite(b"line %d\n" % i)
+            await r.readline()
+        await w.awriteiter([b"a", b"b\n"])
+        await r.readexactly(3)
+        await w.aclose()
+        loop.create_task(producer())
+        for _ in range(5):
+            await q.get()
+        loop.create_task(locked())
+        await locked()
+        s = udp.socket()
+        s.bind(("127.0.0.1", 0))
+        await udp.sendto(s, b"x", s.getsockname())
+        await udp.recvfrom(s, 10)
+        await udp.close(s)
+        uasyncio.cancel(srv)
+        await uasyncio.sleep_ms(1)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
 def main():
     for _ in range(20):
         scenario()
+        io_scenario()
     gc.collect()
     totals = []
     for _ in range(5):
         for _ in range(20):
             scenario()
+            io_scenario()
         gc.collect()
         totals.append(sys.gettotalrefcount())
     growth = [b - a for a, b in zip(totals, totals[1:])]
