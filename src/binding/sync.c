@@ -81,17 +81,33 @@ static waitlist *list_of(WaitOp *op)
     return op->kind == W_GET ? &q->getters : &q->putters;
 }
 
-/* Mark the first waiter woken, unlink it, schedule its task. */
+/* The first waiter that can still be woken: waiters whose loop was closed
+ * under them (their task is gone) are dropped on the way. */
+static WaitOp *first_live(waitlist *l)
+{
+    while (l->head && l->head->loop->closed) {
+        WaitOp *dead = l->head;
+        wl_remove(l, dead);
+        dead->state = S_FINISHED;
+        Py_DECREF(dead);
+    }
+    return l->head;
+}
+
+/* Mark the first live waiter woken (handing it value), unlink it, schedule
+ * its task. 1 if one was woken, 0 if nobody waits, -1 on error. */
 static int wake_first(waitlist *l, PyObject *value)
 {
-    WaitOp *op = l->head;
+    WaitOp *op = first_live(l);
+    if (!op)
+        return 0;
     wl_remove(l, op);
     op->state = S_WOKEN;
     if (value)
         Py_XSETREF(op->value, Py_NewRef(value));
     int rc = ua_loop_call_soon(op->loop, op->task, NULL);
     Py_DECREF(op);
-    return rc;
+    return rc < 0 ? -1 : 1;
 }
 
 /* ---- Queue internals ---------------------------------------------------------- */
@@ -114,21 +130,18 @@ static int q_push(QueueObject *q, PyObject *v)
 /* put_nowait() for an item known to fit: to the first getter, or queued. */
 static int q_put(QueueObject *q, PyObject *v)
 {
-    if (q->getters.head)
-        return wake_first(&q->getters, v);
-    return q_push(q, v);
+    int rc = wake_first(&q->getters, v);
+    return rc ? (rc < 0 ? -1 : 0) : q_push(q, v);
 }
 
 /* Take the oldest item (queue not empty); a waiting putter's item moves in. */
 static PyObject *q_get(QueueObject *q)
 {
     PyObject *v = ua_runq_pop(&q->items);
-    if (q->putters.head && !q_full(q)) {
-        WaitOp *p = q->putters.head;
-        if (q_push(q, p->value) < 0 || wake_first(&q->putters, NULL) < 0) {
-            Py_DECREF(v);
-            return NULL;
-        }
+    WaitOp *p = first_live(&q->putters);
+    if (p && !q_full(q) && (q_push(q, p->value) < 0 || wake_first(&q->putters, NULL) < 0)) {
+        Py_DECREF(v);
+        return NULL;
     }
     return v;
 }
@@ -236,9 +249,8 @@ static int waitop_abandon(WaitOp *op)
         if (op->kind == W_ACQUIRE) {
             /* It was handed the lock: pass it on, it must not keep it. */
             LockObject *l = (LockObject *)op->owner;
-            if (l->waiters.head)
-                rc = wake_first(&l->waiters, NULL);
-            else
+            rc = wake_first(&l->waiters, NULL);
+            if (rc == 0)
                 l->locked = 0;
         } else if (op->kind == W_GET && op->value) {
             /* It was handed an item: give it to the next getter, or back
@@ -246,8 +258,9 @@ static int waitop_abandon(WaitOp *op)
             QueueObject *q = (QueueObject *)op->owner;
             PyObject *v = op->value;
             op->value = NULL;
-            if (q->getters.head) {
-                rc = wake_first(&q->getters, v);
+            rc = wake_first(&q->getters, v);
+            if (rc) {
+                rc = rc < 0 ? -1 : 0;
             } else if (ua_runq_push_front(&q->items, v) < 0) {
                 PyErr_NoMemory();
                 rc = -1;
@@ -374,16 +387,20 @@ PyTypeObject WaitOp_Type = {
 
 static PyObject *queue_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
+    QueueObject *q = (QueueObject *)type->tp_alloc(type, 0);
+    if (q)
+        ua_runq_init(&q->items);
+    return (PyObject *)q;
+}
+
+static int queue_init(QueueObject *q, PyObject *args, PyObject *kwds)
+{
     static char *kwlist[] = {"maxsize", NULL};
     Py_ssize_t maxsize = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Queue", kwlist, &maxsize))
-        return NULL;
-    QueueObject *q = (QueueObject *)type->tp_alloc(type, 0);
-    if (!q)
-        return NULL;
-    ua_runq_init(&q->items);
+        return -1;
     q->maxsize = maxsize;
-    return (PyObject *)q;
+    return 0;
 }
 
 static PyObject *queue_get(QueueObject *q, PyObject *unused)
@@ -497,6 +514,7 @@ PyTypeObject Queue_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Queue(maxsize=0): FIFO between tasks; waiters are woken at once, in order.",
     .tp_new = queue_new,
+    .tp_init = (initproc)queue_init,
     .tp_dealloc = (destructor)queue_dealloc,
     .tp_traverse = (traverseproc)queue_traverse,
     .tp_clear = (inquiry)queue_clear,
@@ -518,12 +536,12 @@ static PyObject *lock_release(LockObject *l, PyObject *unused)
         PyErr_SetString(PyExc_RuntimeError, "Lock.release(): the lock is not locked");
         return NULL;
     }
-    if (l->waiters.head) {   /* FIFO hand-over: it stays locked, for the next owner */
-        if (wake_first(&l->waiters, NULL) < 0)
-            return NULL;
-    } else {
+    /* FIFO hand-over: it stays locked, for the next owner. */
+    int rc = wake_first(&l->waiters, NULL);
+    if (rc < 0)
+        return NULL;
+    if (rc == 0)
         l->locked = 0;
-    }
     Py_RETURN_NONE;
 }
 

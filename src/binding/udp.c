@@ -137,13 +137,18 @@ PyTypeObject UdpOp_Type = {
 
 static PyObject *udp_op(int kind, PyObject *sock, PyObject *args)
 {
+    if (!args)
+        return NULL;
     if (!PyObject_HasAttrString(sock, "fileno")) {
         PyErr_Format(PyExc_TypeError, "udp: expected a socket, not %.100s", Py_TYPE(sock)->tp_name);
+        Py_DECREF(args);
         return NULL;
     }
     UdpOpObject *op = PyObject_GC_New(UdpOpObject, &UdpOp_Type);
-    if (!op)
+    if (!op) {
+        Py_DECREF(args);
         return NULL;
+    }
     op->sock = Py_NewRef(sock);
     op->args = args;    /* stolen */
     op->kind = (uint8_t)kind;
@@ -178,8 +183,6 @@ static PyObject *udp_sendto(PyObject *m, PyObject *args, PyObject *kwds)
         return NULL;
     /* addr None: a connected socket, as sock.send(buf) */
     PyObject *a = addr == Py_None ? Py_BuildValue("(O)", buf) : Py_BuildValue("(OO)", buf, addr);
-    if (!a)
-        return NULL;
     return udp_op(addr == Py_None ? U_SEND : U_SENDTO, s, a);
 }
 
