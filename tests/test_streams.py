@@ -49,11 +49,12 @@ async def until(cond, secs=20):
 
 
 def serve(loop, handler, port=None, **kw):
-    """Schedule start_server(handler) on a free port; returns (server coro, port)."""
-    port = port or free_port()
-    srv = uasyncio.start_server(handler, HOST, port, **kw)
+    """Schedule start_server(handler) (on port 0: the kernel picks a free
+    one, no race with other processes); returns (server coro, port)."""
+    srv = uasyncio.start_server(handler, HOST, port or 0, **kw)
     loop.create_task(srv)
-    return srv, port
+    loop.run_until_complete(uasyncio.sleep_ms(1))   # its first step binds
+    return srv, srv.socket.getsockname()[1]
 
 
 async def stop(srv):

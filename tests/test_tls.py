@@ -64,14 +64,6 @@ def client_context(cert, check_hostname):
 # ---- helpers (as in test_streams.py) ----------------------------------------
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def run(loop, coro, secs=30):
     async def bounded():
         return await uasyncio.wait_for(coro, secs)
@@ -94,6 +86,14 @@ async def connect(port, **kw):
         except ConnectionRefusedError:
             await uasyncio.sleep_ms(5)
     raise AssertionError("server on port %d never listened" % port)
+
+
+def serve_tls(loop, handler, cert):
+    """A TLS server on a port the kernel picks; returns (server coro, port)."""
+    srv = uasyncio.start_server(handler, HOST, 0, ssl=server_context(cert))
+    loop.create_task(srv)
+    loop.run_until_complete(uasyncio.sleep_ms(1))   # its first step binds
+    return srv, srv.socket.getsockname()[1]
 
 
 async def stop(srv):
@@ -158,9 +158,7 @@ async def exchange(port, client_ctx, ticks, **kw):
 
 def tls_echo(loop, cert, **client_kw):
     done = []
-    port = free_port()
-    srv = uasyncio.start_server(echo_server(done), HOST, port, ssl=server_context(cert))
-    loop.create_task(srv)
+    srv, port = serve_tls(loop, echo_server(done), cert)
     ticks = [0]
     running = [True]
 
@@ -202,9 +200,7 @@ def test_tls_echo_with_server_hostname(loop, cert):
 @pytest.mark.timeout(40)
 def test_tls_untrusted_certificate_fails_in_the_client_and_server_keeps_serving(loop, cert):
     done = []
-    port = free_port()
-    srv = uasyncio.start_server(echo_server(done), HOST, port, ssl=server_context(cert))
-    loop.create_task(srv)
+    srv, port = serve_tls(loop, echo_server(done), cert)
     caught = []
 
     async def main():
@@ -235,9 +231,7 @@ def test_tls_untrusted_certificate_fails_in_the_client_and_server_keeps_serving(
 @pytest.mark.timeout(40)
 def test_plain_client_against_a_tls_server_does_not_end_the_server(loop, cert):
     done = []
-    port = free_port()
-    srv = uasyncio.start_server(echo_server(done), HOST, port, ssl=server_context(cert))
-    loop.create_task(srv)
+    srv, port = serve_tls(loop, echo_server(done), cert)
 
     async def main():
         reader, writer = await connect(port)          # no TLS
