@@ -12,7 +12,7 @@ import socket as _socket
 
 from uasyncio.core import *  # noqa: F401,F403
 from uasyncio.core import __all__ as _core_all
-from uasyncio.core import IORead, IOWrite, IOWriteDone, coroutine as _coroutine
+from uasyncio.core import IORead, IOReadDone, IOWrite, IOWriteDone, coroutine as _coroutine
 from uasyncio._uasyncio import PollEventLoop, StreamReader, StreamWriter  # noqa: F401
 from uasyncio._uasyncio import start_server as _start_server
 
@@ -28,14 +28,20 @@ def _tls_wrap(sock, ssl, server_side, server_hostname=None):
     sock.setblocking(False)
     s = ctx.wrap_socket(sock, server_side=server_side, do_handshake_on_connect=False,
                         server_hostname=None if server_side else server_hostname)
-    while True:
-        try:
-            s.do_handshake()
-            return s
-        except _ssl.SSLWantReadError:
-            yield IORead(s)
-        except _ssl.SSLWantWriteError:
-            yield IOWrite(s)
+    try:   # wrap_socket took over the fd: from here on, s is what to close
+        while True:
+            try:
+                s.do_handshake()
+                return s
+            except _ssl.SSLWantReadError:
+                yield IORead(s)
+            except _ssl.SSLWantWriteError:
+                yield IOWrite(s)
+    except BaseException:
+        yield IOReadDone(s)
+        yield IOWriteDone(s)
+        s.close()
+        raise
 
 
 @_coroutine
@@ -74,8 +80,7 @@ def start_server(client_coro, host, port, backlog=10, ssl=None):
         try:
             s = yield from _tls_wrap(reader.ios, ssl, True)
         except (OSError, ValueError):
-            reader.ios.close()   # a failed handshake ends that connection only
-            return
+            return   # a failed handshake ends that connection only (_tls_wrap closed it)
         yield from client_coro(StreamReader(s), StreamWriter(s, writer.extra))
 
     return _start_server(tls_client, host, port, backlog)

@@ -172,6 +172,9 @@ static int coro_finished(PyObject *coro)
 /* The object coro awaits (yields from) now, or NULL. */
 static PyObject *awaited_by(PyObject *coro)
 {
+    PyObject *inner = ua_wait_for_inner(coro);
+    if (inner)
+        return Py_NewRef(inner);
     const char *attr = PyCoro_CheckExact(coro) ? "cr_await" : PyGen_Check(coro) ? "gi_yieldfrom" : NULL;
     PyObject *x = attr ? PyObject_GetAttrString(coro, attr) : NULL;
     if (!x)

@@ -21,6 +21,7 @@ typedef struct {
     PyObject *client_coro;
     PyObject *host, *port;
     PyObject *sock;        /* the listening socket.socket, once bound */
+    LoopObject *loop;      /* the loop it runs on, once started */
     int backlog;
     int closed;
 } ServerObject;
@@ -84,12 +85,15 @@ static int listen_now(ServerObject *self)
 
 static void close_listener(ServerObject *self)
 {
-    if (self->closed || !self->sock)
+    if (self->closed)
         return;
     self->closed = 1;
+    if (!self->sock)
+        return;   /* never bound: its first step will just end */
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
-    if (ua_running_loop && ua_loop_io_done(ua_running_loop, self->sock, UA_POLL_READ) < 0)
+    /* Its task, if parked on the socket, is woken and ends at its next step. */
+    if (self->loop && !self->loop->closed && ua_loop_io_closing(self->loop, self->sock) < 0)
         PyErr_Clear();
     PyObject *r = PyObject_CallMethod(self->sock, "close", NULL);
     if (!r)
@@ -147,13 +151,15 @@ static int serve_connection(ServerObject *self, int fd, const struct sockaddr_st
     return rc;
 }
 
-static PySendResult server_send(ServerObject *self, PyObject *value, PyObject **result)
+static PySendResult server_step(ServerObject *self, PyObject **result)
 {
     *result = NULL;
-    if (self->closed) {
-        PyErr_SetString(PyExc_RuntimeError, "the server is closed");
-        return PYGEN_ERROR;
+    if (self->closed) {   /* close() was called: the server task ends */
+        *result = Py_NewRef(Py_None);
+        return PYGEN_RETURN;
     }
+    if (!self->loop && ua_running_loop)
+        self->loop = (LoopObject *)Py_NewRef(ua_running_loop);
     if (!self->sock && listen_now(self) < 0)
         return PYGEN_ERROR;
     int lfd = PyObject_AsFileDescriptor(self->sock);
@@ -200,13 +206,23 @@ static PySendResult server_send(ServerObject *self, PyObject *value, PyObject **
     return PYGEN_NEXT;
 }
 
+/* One step; the listener is closed when the server ends, however it ends. */
+static PySendResult server_send(ServerObject *self, PyObject *value, PyObject **result)
+{
+    PySendResult sr = server_step(self, result);
+    if (sr != PYGEN_NEXT)
+        close_listener(self);
+    return sr;
+}
+
 static PyObject *server_iternext(ServerObject *self)
 {
     PyObject *result;
     PySendResult sr = server_send(self, Py_None, &result);
     if (sr == PYGEN_NEXT)
         return result;
-    close_listener(self);
+    if (sr == PYGEN_RETURN)
+        Py_DECREF(result);
     return NULL;
 }
 
@@ -247,6 +263,7 @@ static int server_traverse(ServerObject *self, visitproc visit, void *arg)
     Py_VISIT(self->host);
     Py_VISIT(self->port);
     Py_VISIT(self->sock);
+    Py_VISIT(self->loop);
     return 0;
 }
 
@@ -257,6 +274,7 @@ static int server_clear(ServerObject *self)
     Py_CLEAR(self->host);
     Py_CLEAR(self->port);
     Py_CLEAR(self->sock);
+    Py_CLEAR(self->loop);
     return 0;
 }
 
@@ -331,6 +349,7 @@ static PyObject *mod_start_server(PyObject *m, PyObject *args, PyObject *kwds)
     self->host = Py_NewRef(host);
     self->port = Py_NewRef(port);
     self->sock = NULL;
+    self->loop = NULL;
     self->backlog = backlog;
     self->closed = 0;
     PyObject_GC_Track(self);

@@ -97,6 +97,7 @@ extern PyTypeObject WaitFor_Type;
 typedef struct WaitForObject WaitForObject;
 PyObject *ua_wait_for_new(PyObject *coro, int32_t ms);
 void ua_wait_for_timer_fired(PyObject *waitfor);
+PyObject *ua_wait_for_inner(PyObject *obj);   /* borrowed, or NULL if obj is no WaitFor */
 int ua_waitfor_ready(PyObject *module);
 
 /* module.c: shared state */

@@ -44,6 +44,11 @@ PyObject *ua_wait_for_new(PyObject *coro, int32_t ms)
     return (PyObject *)self;
 }
 
+PyObject *ua_wait_for_inner(PyObject *obj)
+{
+    return Py_IS_TYPE(obj, &WaitFor_Type) ? ((WaitForObject *)obj)->coro : NULL;
+}
+
 void ua_wait_for_timer_fired(PyObject *waitfor)
 {
     ((WaitForObject *)waitfor)->timer = NULL;
