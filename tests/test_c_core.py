@@ -29,6 +29,7 @@ SOURCES = {
     "test_ptrmap": ["ptrmap.c"],
     "test_poller": ["poller_epoll.c"],
     "test_linebuf": ["linebuf.c"],
+    "test_wsproto": ["wsproto.c", "sha1.c"],
 }
 
 CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-O1", "-g"]

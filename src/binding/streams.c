@@ -281,6 +281,15 @@ static int fill(ReaderObject *r, PyObject **wait, OpObject *op, PyObject **resul
     return PyErr_Occurred() ? -1 : 1;
 }
 
+int ua_reader_fill(ReaderObject *r, PyObject **wait)
+{
+    if (r->kind == IO_PY) {
+        PyErr_SetString(PyExc_TypeError, "this stream reads through its object's read(): it has no buffer");
+        return -1;
+    }
+    return fill(r, wait, NULL, NULL);
+}
+
 /* Take n buffered bytes as a bytes object. */
 static PyObject *take(ReaderObject *r, size_t n)
 {

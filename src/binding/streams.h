@@ -35,6 +35,10 @@ extern PyTypeObject Reader_Type, Writer_Type, StreamOp_Type;
 PyObject *ua_reader_new(PyObject *polls, PyObject *ios);
 PyObject *ua_writer_new(PyObject *s, PyObject *extra);
 int ua_streams_ready(PyObject *module);
+/* Read more into r->buf (a socket or TLS reader): 1 data or EOF (r->eof),
+ * 0 would block (*wait: the syscall to yield), -1 error. */
+int ua_reader_fill(ReaderObject *r, PyObject **wait);
+int ua_ws_ready(PyObject *module);
 int ua_server_ready(PyObject *module);
 void ua_set_nodelay(int fd);
 

@@ -1,0 +1,661 @@
+/* WSConn: a WebSocket connection on a stream, server side (what
+ * uasyncio.websocket.server.WSReader returns, and WSWriter too).
+ *
+ * Reading parses frames straight out of the StreamReader's buffer: the
+ * header, then the whole payload, unmasked in place, checked (UTF-8 of text,
+ * fragment order, sizes) by the protocol core in src/core/wsproto.c, and
+ * appended to the message being put together. Pings are answered, a close is
+ * answered and ends the stream, and any protocol error closes the
+ * connection with its status (1002, 1007, 1009).
+ *
+ * Every frame is sent whole, header and payload in one write. Frames queue
+ * in outq and one operation at a time (the "flusher") writes them, so a pong
+ * never lands inside a half-written message. */
+#include "streams.h"
+#include "wsproto.h"
+
+#define FILL_BUDGET 16
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *reader;       /* a ReaderObject over a socket or TLS socket */
+    PyObject *writer;       /* a StreamWriter */
+    ua_ws_conn conn;
+    ua_linebuf msg;         /* the data message being put together */
+    PyObject *ready;        /* a whole message not yet (fully) read, or NULL */
+    Py_ssize_t ready_off;
+    uint8_t ready_text;
+    uint8_t eof;            /* no more messages: read() gives b"" */
+    uint8_t sock_closed;
+    PyObject *outq;         /* frames (bytes) waiting to be written */
+    PyObject *sending;      /* the write in progress, or NULL */
+    int close_code;         /* the peer's close status, or ours on error; 1006 if none */
+} WSConnObject;
+
+enum { WS_READ, WS_RECV, WS_SEND, WS_CLOSE };
+
+typedef struct {
+    PyObject_HEAD
+    WSConnObject *ws;
+    PyObject *frame;        /* WS_SEND/WS_CLOSE: the frame to queue */
+    Py_ssize_t n;           /* WS_READ: at most n bytes (-1: the whole message) */
+    uint8_t kind;
+    uint8_t queued;         /* the frame is in outq */
+    uint8_t flushing;       /* this op drives ws->sending */
+    uint8_t budget;
+    uint8_t done;
+} WSOpObject;
+
+extern PyTypeObject WSConn_Type, WSOp_Type;
+
+/* ---- frames out ------------------------------------------------------------ */
+
+static PyObject *build_frame(int opcode, const char *data, size_t len)
+{
+    uint8_t hdr[UA_WS_MAX_HEADER];
+    size_t h = ua_ws_build_header(hdr, 1, opcode, len);
+    PyObject *f = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(h + len));
+    if (!f)
+        return NULL;
+    memcpy(PyBytes_AS_STRING(f), hdr, h);
+    if (len)
+        memcpy(PyBytes_AS_STRING(f) + h, data, len);
+    return f;
+}
+
+static int queue_frame(WSConnObject *ws, PyObject *frame)
+{
+    return frame ? PyList_Append(ws->outq, frame) : -1;
+}
+
+static int queue_close(WSConnObject *ws, int code, const char *reason, size_t reason_len)
+{
+    if (ws->conn.close_sent)
+        return 0;
+    ws->conn.close_sent = 1;
+    uint8_t payload[2 + UA_WS_MAX_REASON];
+    size_t n = ua_ws_build_close(payload, code, reason, reason_len);
+    PyObject *f = build_frame(UA_WS_CLOSE, (const char *)payload, n);
+    int rc = queue_frame(ws, f);
+    Py_XDECREF(f);
+    return rc;
+}
+
+/* Write what is queued. PYGEN_RETURN when outq is empty, PYGEN_NEXT with
+ * something to yield, or PYGEN_ERROR. Only the op holding op->flushing (or
+ * one that can take it) writes; another waits its turn. */
+static PySendResult flush(WSOpObject *op, PyObject **result)
+{
+    WSConnObject *ws = op->ws;
+    for (;;) {
+        if (ws->sending && !op->flushing) {   /* someone else writes: wait a pass */
+            *result = Py_NewRef(Py_None);
+            return PYGEN_NEXT;
+        }
+        if (!ws->sending) {
+            if (!PyList_GET_SIZE(ws->outq))
+                return PYGEN_RETURN;
+            if (ws->sock_closed) {
+                PyErr_SetString(PyExc_OSError, "the WebSocket connection is closed");
+                return PYGEN_ERROR;
+            }
+            PyObject *frame = Py_NewRef(PyList_GET_ITEM(ws->outq, 0));
+            if (PySequence_DelItem(ws->outq, 0) < 0) {
+                Py_DECREF(frame);
+                return PYGEN_ERROR;
+            }
+            ws->sending = PyObject_CallMethod(ws->writer, "awrite", "O", frame);
+            Py_DECREF(frame);
+            if (!ws->sending)
+                return PYGEN_ERROR;
+            op->flushing = 1;
+        }
+        PyObject *r;
+        PySendResult sr = PyIter_Send(ws->sending, Py_None, &r);
+        if (sr == PYGEN_NEXT) {
+            *result = r;
+            return PYGEN_NEXT;
+        }
+        Py_CLEAR(ws->sending);
+        op->flushing = 0;
+        if (sr == PYGEN_ERROR)
+            return PYGEN_ERROR;
+        Py_DECREF(r);
+    }
+}
+
+static int close_socket(WSConnObject *ws)
+{
+    if (ws->sock_closed)
+        return 0;
+    ws->sock_closed = 1;
+    PyObject *op = PyObject_CallMethod(ws->writer, "aclose", NULL);
+    if (!op)
+        return -1;
+    PyObject *r;
+    PySendResult sr = PyIter_Send(op, Py_None, &r);   /* closing never waits */
+    Py_DECREF(op);
+    if (sr == PYGEN_ERROR)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ---- frames in ------------------------------------------------------------------ */
+
+/* The connection failed with a close status: tell the peer, stop reading. */
+static int fail(WSConnObject *ws, int status)
+{
+    ws->eof = 1;
+    ws->close_code = status;
+    return queue_close(ws, status, NULL, 0);
+}
+
+/* Act on a whole control frame. */
+static int on_control(WSConnObject *ws, int opcode, const uint8_t *p, size_t n)
+{
+    if (opcode == UA_WS_PING) {
+        if (ws->conn.close_sent)
+            return 0;
+        PyObject *f = build_frame(UA_WS_PONG, (const char *)p, n);
+        int rc = queue_frame(ws, f);
+        Py_XDECREF(f);
+        return rc;
+    }
+    if (opcode != UA_WS_CLOSE)
+        return 0;   /* a pong: nothing to do */
+    int code;
+    const uint8_t *reason;
+    size_t reason_len;
+    int rc = ua_ws_parse_close(p, n, &code, &reason, &reason_len);
+    if (rc < 0)
+        return fail(ws, -rc);
+    ws->eof = 1;
+    ws->close_code = code;
+    /* Answer with the same status (1005 "none" answers with an empty close). */
+    return queue_close(ws, code, NULL, 0);
+}
+
+/* Read frames until a message is whole (ws->ready) or the stream ends
+ * (ws->eof). PYGEN_RETURN then, PYGEN_NEXT to wait, PYGEN_ERROR. */
+static PySendResult read_message(WSOpObject *op, PyObject **result)
+{
+    WSConnObject *ws = op->ws;
+    ReaderObject *r = (ReaderObject *)ws->reader;
+    while (!ws->ready && !ws->eof) {
+        size_t have = ua_linebuf_len(&r->buf);
+        ua_ws_header h;
+        int n = have ? ua_ws_parse_header((const uint8_t *)ua_linebuf_peek(&r->buf), have, &h,
+                                          &ws->conn.limits)
+                     : 0;
+        if (n < 0) {
+            if (fail(ws, -n) < 0)
+                return PYGEN_ERROR;
+            break;
+        }
+        if (n == 0 || have < (size_t)n + h.len) {
+            if (r->eof) {   /* the peer went away without a close frame */
+                ws->eof = 1;
+                ws->close_code = UA_WS_STATUS_ABNORMAL;
+                ws->conn.close_sent = 1;   /* nobody to tell */
+                break;
+            }
+            if (!op->budget) {
+                op->budget = FILL_BUDGET;
+                *result = Py_NewRef(Py_None);
+                return PYGEN_NEXT;
+            }
+            PyObject *wait = NULL;
+            int rc = ua_reader_fill(r, &wait);
+            if (rc < 0)
+                return PYGEN_ERROR;
+            if (rc == 0) {
+                op->budget = FILL_BUDGET;
+                *result = wait;
+                return PYGEN_NEXT;
+            }
+            op->budget--;
+            continue;
+        }
+        /* A whole frame is buffered: check it, unmask it, take it. */
+        int act = ua_ws_on_frame_start(&ws->conn, &h);
+        if (act < 0) {
+            if (fail(ws, -act) < 0)
+                return PYGEN_ERROR;
+            break;
+        }
+        uint8_t *payload = (uint8_t *)r->buf.data + r->buf.start + n;
+        size_t len = (size_t)h.len;
+        ua_ws_unmask(payload, len, h.mask, 0);
+        int rc = ua_ws_on_data(&ws->conn, payload, len);
+        uint8_t control[UA_WS_MAX_CONTROL];
+        int text = ws->conn.opcode == UA_WS_TEXT;
+        if (rc == 0 && act == UA_WS_DATA_FRAME && len) {
+            size_t room;
+            char *dst = ua_linebuf_space(&ws->msg, len, &room);
+            if (!dst) {
+                PyErr_NoMemory();
+                return PYGEN_ERROR;
+            }
+            memcpy(dst, payload, len);
+            ua_linebuf_commit(&ws->msg, len);
+        } else if (act == UA_WS_CONTROL_FRAME) {
+            memcpy(control, payload, len);
+        }
+        ua_linebuf_consume(&r->buf, (size_t)n + len);
+        int end = rc < 0 ? rc : ua_ws_on_frame_end(&ws->conn, &h);
+        if (end < 0) {
+            if (fail(ws, -end) < 0)
+                return PYGEN_ERROR;
+            break;
+        }
+        if (end == UA_WS_MESSAGE_DONE) {
+            size_t mlen = ua_linebuf_len(&ws->msg);
+            ws->ready = PyBytes_FromStringAndSize(mlen ? ua_linebuf_peek(&ws->msg) : "", (Py_ssize_t)mlen);
+            if (!ws->ready)
+                return PYGEN_ERROR;
+            ua_linebuf_consume(&ws->msg, mlen);
+            ws->ready_off = 0;
+            ws->ready_text = (uint8_t)text;
+        } else if (end == UA_WS_CONTROL_DONE && on_control(ws, h.opcode, control, len) < 0) {
+            return PYGEN_ERROR;
+        }
+    }
+    return PYGEN_RETURN;
+}
+
+/* ---- the op's steps ------------------------------------------------------------------- */
+
+static PySendResult ws_step(WSOpObject *op, PyObject **result)
+{
+    WSConnObject *ws = op->ws;
+    PySendResult sr;
+    *result = NULL;
+    if (op->kind == WS_SEND || op->kind == WS_CLOSE) {
+        if (!op->queued) {
+            op->queued = 1;
+            if (op->frame && queue_frame(ws, op->frame) < 0)
+                return PYGEN_ERROR;
+        }
+        sr = flush(op, result);
+        if (sr != PYGEN_RETURN)
+            return sr;
+        if (op->kind == WS_CLOSE && close_socket(ws) < 0)
+            return PYGEN_ERROR;
+        *result = Py_NewRef(Py_None);
+        return PYGEN_RETURN;
+    }
+    for (;;) {
+        /* Answers (pongs, the close) go out before more is read. */
+        if (op->flushing || (!ws->sending && PyList_GET_SIZE(ws->outq))) {
+            sr = flush(op, result);
+            if (sr != PYGEN_RETURN)
+                return sr;
+        }
+        if (ws->ready) {
+            Py_ssize_t size = PyBytes_GET_SIZE(ws->ready) - ws->ready_off;
+            if (op->kind == WS_RECV) {
+                *result = ws->ready_text ? PyUnicode_DecodeUTF8(PyBytes_AS_STRING(ws->ready), size, NULL)
+                                         : Py_NewRef(ws->ready);
+                Py_CLEAR(ws->ready);
+                return *result ? PYGEN_RETURN : PYGEN_ERROR;
+            }
+            Py_ssize_t k = op->n < 0 || op->n > size ? size : op->n;
+            if (ws->ready_off == 0 && k == size)
+                *result = Py_NewRef(ws->ready);
+            else
+                *result = PyBytes_FromStringAndSize(PyBytes_AS_STRING(ws->ready) + ws->ready_off, k);
+            ws->ready_off += k;
+            if (ws->ready_off == PyBytes_GET_SIZE(ws->ready))
+                Py_CLEAR(ws->ready);
+            return *result ? PYGEN_RETURN : PYGEN_ERROR;
+        }
+        if (ws->eof) {
+            if (PyList_GET_SIZE(ws->outq) || ws->sending)
+                continue;   /* the close answer first */
+            if (close_socket(ws) < 0)
+                return PYGEN_ERROR;
+            *result = op->kind == WS_RECV ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize("", 0);
+            return *result ? PYGEN_RETURN : PYGEN_ERROR;
+        }
+        sr = read_message(op, result);
+        if (sr != PYGEN_RETURN)
+            return sr;
+    }
+}
+
+static PySendResult wsop_send(WSOpObject *op, PyObject *value, PyObject **result)
+{
+    if (op->done) {
+        *result = NULL;
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited WebSocket operation");
+        return PYGEN_ERROR;
+    }
+    PySendResult sr = ws_step(op, result);
+    if (sr != PYGEN_NEXT) {
+        op->done = 1;
+        if (op->flushing) {   /* failed mid-write: let the others go on */
+            Py_CLEAR(op->ws->sending);
+            op->flushing = 0;
+        }
+    }
+    return sr;
+}
+
+static PyObject *wsop_iternext(WSOpObject *op)
+{
+    PyObject *result;
+    PySendResult sr = wsop_send(op, Py_None, &result);
+    if (sr == PYGEN_NEXT)
+        return result;
+    if (sr == PYGEN_RETURN) {
+        if (result != Py_None) {
+            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+            if (stop) {
+                PyErr_SetObject(PyExc_StopIteration, stop);
+                Py_DECREF(stop);
+            }
+        }
+        Py_DECREF(result);
+    }
+    return NULL;
+}
+
+static PyObject *wsop_send_method(WSOpObject *op, PyObject *v)
+{
+    PyObject *r = wsop_iternext(op);
+    if (!r && !PyErr_Occurred())
+        PyErr_SetNone(PyExc_StopIteration);
+    return r;
+}
+
+static PyObject *self_await(PyObject *op)
+{
+    return Py_NewRef(op);
+}
+
+static int wsop_traverse(WSOpObject *op, visitproc visit, void *arg)
+{
+    Py_VISIT(op->ws);
+    Py_VISIT(op->frame);
+    return 0;
+}
+
+static int wsop_clear(WSOpObject *op)
+{
+    if (op->flushing && op->ws) {
+        Py_CLEAR(op->ws->sending);
+        op->flushing = 0;
+    }
+    Py_CLEAR(op->ws);
+    Py_CLEAR(op->frame);
+    return 0;
+}
+
+static void wsop_dealloc(WSOpObject *op)
+{
+    PyObject_GC_UnTrack(op);
+    wsop_clear(op);
+    PyObject_GC_Del(op);
+}
+
+static PyMethodDef wsop_methods[] = {
+    {"send", (PyCFunction)wsop_send_method, METH_O, NULL},
+    {NULL},
+};
+
+static PyAsyncMethods wsop_async = {
+    .am_await = self_await,
+    .am_send = (sendfunc)wsop_send,
+};
+
+PyTypeObject WSOp_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.websocket.server.WSOp",
+    .tp_basicsize = sizeof(WSOpObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "An awaitable WebSocket operation.",
+    .tp_dealloc = (destructor)wsop_dealloc,
+    .tp_traverse = (traverseproc)wsop_traverse,
+    .tp_clear = (inquiry)wsop_clear,
+    .tp_as_async = &wsop_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)wsop_iternext,
+    .tp_methods = wsop_methods,
+};
+
+static PyObject *wsop_new(WSConnObject *ws, int kind, PyObject *frame)
+{
+    WSOpObject *op = PyObject_GC_New(WSOpObject, &WSOp_Type);
+    if (!op)
+        return NULL;
+    op->ws = (WSConnObject *)Py_NewRef(ws);
+    op->frame = frame;   /* stolen */
+    op->n = -1;
+    op->kind = (uint8_t)kind;
+    op->queued = op->flushing = op->done = 0;
+    op->budget = FILL_BUDGET;
+    PyObject_GC_Track(op);
+    return (PyObject *)op;
+}
+
+/* ---- WSConn ----------------------------------------------------------------------------- */
+
+static PyObject *wsconn_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"reader", "writer", "max_message", NULL};
+    PyObject *reader, *writer;
+    unsigned long long max_message = 16ull << 20;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|K:WSConn", kwlist, &reader, &writer, &max_message))
+        return NULL;
+    if (!PyObject_TypeCheck(reader, &Reader_Type) || ((ReaderObject *)reader)->kind == IO_PY) {
+        PyErr_SetString(PyExc_TypeError, "WSConn(): reader must be a StreamReader over a socket");
+        return NULL;
+    }
+    WSConnObject *ws = (WSConnObject *)type->tp_alloc(type, 0);
+    if (!ws)
+        return NULL;
+    ws->reader = Py_NewRef(reader);
+    ws->writer = Py_NewRef(writer);
+    ua_ws_limits lim = {.max_message = max_message, .masked = 1};
+    ua_ws_conn_init(&ws->conn, &lim);
+    ua_linebuf_init(&ws->msg);
+    ws->close_code = UA_WS_STATUS_ABNORMAL;
+    ws->outq = PyList_New(0);
+    if (!ws->outq) {
+        Py_DECREF(ws);
+        return NULL;
+    }
+    return (PyObject *)ws;
+}
+
+static PyObject *wsconn_read(WSConnObject *ws, PyObject *args)
+{
+    Py_ssize_t n = -1;
+    if (!PyArg_ParseTuple(args, "|n:read", &n))
+        return NULL;
+    WSOpObject *op = (WSOpObject *)wsop_new(ws, WS_READ, NULL);
+    if (op)
+        op->n = n < 0 ? -1 : n;
+    return (PyObject *)op;
+}
+
+static PyObject *wsconn_recv(WSConnObject *ws, PyObject *unused)
+{
+    return wsop_new(ws, WS_RECV, NULL);
+}
+
+/* A frame for data: str is text; bytes-like is binary if asked, else text
+ * when it is valid UTF-8 (uasyncio 2.0 sent text) and binary otherwise. */
+static PyObject *data_frame(PyObject *data, int binary)
+{
+    if (PyUnicode_Check(data)) {
+        if (binary == 1) {
+            PyErr_SetString(PyExc_TypeError, "binary=True needs bytes, not str");
+            return NULL;
+        }
+        Py_ssize_t len;
+        const char *s = PyUnicode_AsUTF8AndSize(data, &len);
+        return s ? build_frame(UA_WS_TEXT, s, (size_t)len) : NULL;
+    }
+    Py_buffer v;
+    if (PyObject_GetBuffer(data, &v, PyBUF_SIMPLE) < 0) {
+        PyErr_Format(PyExc_TypeError, "WebSocket data must be str or bytes-like, not %.100s",
+                     Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    int opcode = UA_WS_BINARY;
+    if (binary != 1) {
+        ua_utf8 st;
+        ua_utf8_init(&st);
+        int valid = ua_utf8_feed(&st, v.buf, (size_t)v.len) == 0 && ua_utf8_complete(&st);
+        if (valid)
+            opcode = UA_WS_TEXT;
+        else if (binary == 0) {
+            PyBuffer_Release(&v);
+            PyErr_SetString(PyExc_ValueError, "binary=False: the data is not valid UTF-8");
+            return NULL;
+        }
+    }
+    PyObject *f = build_frame(opcode, v.buf, (size_t)v.len);
+    PyBuffer_Release(&v);
+    return f;
+}
+
+static PyObject *wsconn_awrite(WSConnObject *ws, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"data", "binary", NULL};
+    PyObject *data, *binary_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:awrite", kwlist, &data, &binary_obj))
+        return NULL;
+    int binary = binary_obj == Py_None ? -1 : PyObject_IsTrue(binary_obj);
+    if (binary_obj != Py_None && binary < 0)
+        return NULL;
+    if (ws->conn.close_sent) {
+        PyErr_SetString(PyExc_OSError, "the WebSocket connection is closing");
+        return NULL;
+    }
+    PyObject *frame = data_frame(data, binary);
+    return frame ? wsop_new(ws, WS_SEND, frame) : NULL;
+}
+
+/* send(msg): str as text, bytes as binary. */
+static PyObject *wsconn_send(WSConnObject *ws, PyObject *data)
+{
+    if (ws->conn.close_sent) {
+        PyErr_SetString(PyExc_OSError, "the WebSocket connection is closing");
+        return NULL;
+    }
+    PyObject *frame = data_frame(data, PyUnicode_Check(data) ? -1 : 1);
+    return frame ? wsop_new(ws, WS_SEND, frame) : NULL;
+}
+
+static PyObject *wsconn_aclose(WSConnObject *ws, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"code", "reason", NULL};
+    int code = UA_WS_STATUS_NORMAL;
+    const char *reason = "";
+    Py_ssize_t reason_len = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|is#:aclose", kwlist, &code, &reason, &reason_len))
+        return NULL;
+    if (!ua_ws_close_code_valid(code)) {
+        PyErr_Format(PyExc_ValueError, "aclose(): %d is not a close status that may be sent", code);
+        return NULL;
+    }
+    ws->eof = 1;
+    if (queue_close(ws, code, reason, (size_t)reason_len) < 0)
+        return NULL;
+    return wsop_new(ws, WS_CLOSE, NULL);
+}
+
+static PyObject *wsconn_repr(WSConnObject *ws)
+{
+    return PyUnicode_FromFormat("<WSConn %R%s>", ws->reader, ws->eof ? " closed" : "");
+}
+
+static int wsconn_traverse(WSConnObject *ws, visitproc visit, void *arg)
+{
+    Py_VISIT(ws->reader);
+    Py_VISIT(ws->writer);
+    Py_VISIT(ws->ready);
+    Py_VISIT(ws->outq);
+    Py_VISIT(ws->sending);
+    return 0;
+}
+
+static int wsconn_clear(WSConnObject *ws)
+{
+    Py_CLEAR(ws->reader);
+    Py_CLEAR(ws->writer);
+    Py_CLEAR(ws->ready);
+    Py_CLEAR(ws->outq);
+    Py_CLEAR(ws->sending);
+    return 0;
+}
+
+static void wsconn_dealloc(WSConnObject *ws)
+{
+    PyObject_GC_UnTrack(ws);
+    wsconn_clear(ws);
+    ua_linebuf_free(&ws->msg);
+    Py_TYPE(ws)->tp_free((PyObject *)ws);
+}
+
+static PyMethodDef wsconn_methods[] = {
+    {"read", (PyCFunction)wsconn_read, METH_VARARGS,
+     "read(n=-1): awaitable; the next message's bytes (at most n of them), b'' once closed."},
+    {"recv", (PyCFunction)wsconn_recv, METH_NOARGS,
+     "recv(): awaitable; the next message, str (text) or bytes (binary); None once closed."},
+    {"awrite", (PyCFunction)(void (*)(void))wsconn_awrite, METH_VARARGS | METH_KEYWORDS,
+     "awrite(data, binary=None): awaitable; send one message."},
+    {"send", (PyCFunction)wsconn_send, METH_O, "send(msg): awaitable; str as text, bytes as binary."},
+    {"aclose", (PyCFunction)(void (*)(void))wsconn_aclose, METH_VARARGS | METH_KEYWORDS,
+     "aclose(code=1000, reason=''): awaitable; the close handshake, then close the socket."},
+    {NULL},
+};
+
+static PyMemberDef wsconn_members[] = {
+    {"close_code", T_INT, offsetof(WSConnObject, close_code), READONLY,
+     "the close status (the peer's, or ours after a protocol error); 1006 if none yet"},
+    {NULL},
+};
+
+PyTypeObject WSConn_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.websocket.server.WSConn",
+    .tp_basicsize = sizeof(WSConnObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "WSConn(reader, writer, max_message=16 MiB): a server-side WebSocket on a stream.",
+    .tp_new = wsconn_new,
+    .tp_dealloc = (destructor)wsconn_dealloc,
+    .tp_traverse = (traverseproc)wsconn_traverse,
+    .tp_clear = (inquiry)wsconn_clear,
+    .tp_repr = (reprfunc)wsconn_repr,
+    .tp_methods = wsconn_methods,
+    .tp_members = wsconn_members,
+};
+
+static PyObject *mod_ws_accept_key(PyObject *m, PyObject *key)
+{
+    Py_buffer v;
+    if (PyObject_GetBuffer(key, &v, PyBUF_SIMPLE) < 0)
+        return NULL;
+    char out[UA_WS_ACCEPT_SIZE];
+    ua_ws_accept_key(v.buf, (size_t)v.len, out);
+    PyBuffer_Release(&v);
+    return PyBytes_FromStringAndSize(out, UA_WS_ACCEPT_SIZE - 1);
+}
+
+static PyMethodDef ws_module_methods[] = {
+    {"ws_accept_key", mod_ws_accept_key, METH_O, "Sec-WebSocket-Accept for a Sec-WebSocket-Key (bytes)."},
+    {NULL},
+};
+
+int ua_ws_ready(PyObject *module)
+{
+    if (PyType_Ready(&WSOp_Type) < 0 || PyType_Ready(&WSConn_Type) < 0)
+        return -1;
+    if (PyModule_AddObjectRef(module, "WSConn", (PyObject *)&WSConn_Type) < 0)
+        return -1;
+    return PyModule_AddFunctions(module, ws_module_methods);
+}

@@ -1,0 +1,1 @@
+"""uasyncio.websocket: the WebSocket server is in uasyncio.websocket.server."""
