@@ -4,6 +4,7 @@
  * For each connection it schedules serve(reader, writer). Failures of one
  * accept() (a peer gone, no fds left for a moment) never end the server. */
 #include "streams.h"
+#include "awaitable.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -219,31 +220,19 @@ static PyObject *server_iternext(ServerObject *self)
 {
     PyObject *result;
     PySendResult sr = server_send(self, Py_None, &result);
-    if (sr == PYGEN_NEXT)
-        return result;
-    if (sr == PYGEN_RETURN)
-        Py_DECREF(result);
-    return NULL;
+    return ua_iternext_result(sr, result);
 }
 
 static PyObject *server_send_method(ServerObject *self, PyObject *value)
 {
-    PyObject *r = server_iternext(self);
-    if (!r && !PyErr_Occurred())
-        PyErr_SetNone(PyExc_StopIteration);
-    return r;
+    return ua_send_result(server_iternext(self));
 }
 
 /* Cancelling the server's task throws here: close, then raise it. */
 static PyObject *server_throw(ServerObject *self, PyObject *args)
 {
     close_listener(self);
-    PyObject *typ = PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : PyExc_RuntimeError;
-    if (PyExceptionInstance_Check(typ))
-        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
-    else
-        PyErr_SetObject(typ, PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1) : NULL);
-    return NULL;
+    return ua_raise_thrown(args);
 }
 
 static PyObject *server_close(ServerObject *self, PyObject *unused)
@@ -290,10 +279,6 @@ static PyObject *server_repr(ServerObject *self)
     return PyUnicode_FromFormat("<Server %R:%R%s>", self->host, self->port, self->closed ? " closed" : "");
 }
 
-static PyObject *server_await(PyObject *self)
-{
-    return Py_NewRef(self);
-}
 
 static PyMethodDef server_methods[] = {
     {"send", (PyCFunction)server_send_method, METH_O, NULL},
@@ -308,7 +293,7 @@ static PyGetSetDef server_getset[] = {
 };
 
 static PyAsyncMethods server_async = {
-    .am_await = server_await,
+    .am_await = ua_self_await,
     .am_send = (sendfunc)server_send,
 };
 

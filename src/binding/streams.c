@@ -7,6 +7,7 @@
  * the poller is asked only when the kernel has nothing (so a busy connection
  * costs no epoll_ctl at all). */
 #include "streams.h"
+#include "awaitable.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -613,34 +614,14 @@ static PyObject *op_iternext(OpObject *op)
 {
     PyObject *result;
     PySendResult sr = op_send(op, Py_None, &result);
-    if (sr == PYGEN_NEXT)
-        return result;
-    if (sr == PYGEN_RETURN) {
-        if (result != Py_None) {
-            /* StopIteration(value); a bare tuple would be unpacked as args. */
-            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
-            if (stop) {
-                PyErr_SetObject(PyExc_StopIteration, stop);
-                Py_DECREF(stop);
-            }
-        }
-        Py_DECREF(result);
-    }
-    return NULL;
+    return ua_iternext_result(sr, result);
 }
 
 static PyObject *op_send_method(OpObject *op, PyObject *value)
 {
-    PyObject *r = op_iternext(op);
-    if (!r && !PyErr_Occurred())
-        PyErr_SetNone(PyExc_StopIteration);
-    return r;
+    return ua_send_result(op_iternext(op));
 }
 
-static PyObject *op_await(PyObject *op)
-{
-    return Py_NewRef(op);
-}
 
 static PyObject *op_repr(OpObject *op)
 {
@@ -655,7 +636,7 @@ static PyMethodDef op_methods[] = {
 };
 
 static PyAsyncMethods op_async = {
-    .am_await = op_await,
+    .am_await = ua_self_await,
     .am_send = (sendfunc)op_send,
 };
 

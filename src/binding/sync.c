@@ -9,6 +9,7 @@
  * (or times out) while it waits, the exception passes through the op's
  * throw(), which unlinks it and gives back whatever it was handed. */
 #include "tasks.h"
+#include "awaitable.h"
 
 typedef struct WaitOp WaitOp;
 
@@ -278,44 +279,20 @@ static PyObject *waitop_iternext(WaitOp *op)
 {
     PyObject *result;
     PySendResult sr = waitop_send(op, Py_None, &result);
-    if (sr == PYGEN_NEXT)
-        return result;
-    if (sr == PYGEN_RETURN) {
-        if (result != Py_None) {
-            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
-            if (stop) {
-                PyErr_SetObject(PyExc_StopIteration, stop);
-                Py_DECREF(stop);
-            }
-        }
-        Py_DECREF(result);
-    }
-    return NULL;
+    return ua_iternext_result(sr, result);
 }
 
 static PyObject *waitop_send_method(WaitOp *op, PyObject *v)
 {
-    PyObject *r = waitop_iternext(op);
-    if (!r && !PyErr_Occurred())
-        PyErr_SetNone(PyExc_StopIteration);
-    return r;
+    return ua_send_result(waitop_iternext(op));
 }
 
 static PyObject *waitop_throw(WaitOp *op, PyObject *args)
 {
-    if (!PyTuple_GET_SIZE(args)) {
-        PyErr_SetString(PyExc_TypeError, "throw() takes at least one argument");
-        return NULL;
-    }
     if (waitop_abandon(op) < 0)
         return NULL;
     op->state = S_FINISHED;
-    PyObject *typ = PyTuple_GET_ITEM(args, 0);
-    if (PyExceptionInstance_Check(typ))
-        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
-    else
-        PyErr_SetObject(typ, PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1) : NULL);
-    return NULL;
+    return ua_raise_thrown(args);
 }
 
 static PyObject *waitop_close(WaitOp *op, PyObject *unused)
@@ -351,10 +328,6 @@ static void waitop_dealloc(WaitOp *op)
     PyObject_GC_Del(op);
 }
 
-static PyObject *self_await(PyObject *op)
-{
-    return Py_NewRef(op);
-}
 
 static PyMethodDef waitop_methods[] = {
     {"send", (PyCFunction)waitop_send_method, METH_O, NULL},
@@ -364,7 +337,7 @@ static PyMethodDef waitop_methods[] = {
 };
 
 static PyAsyncMethods waitop_async = {
-    .am_await = self_await,
+    .am_await = ua_self_await,
     .am_send = (sendfunc)waitop_send,
 };
 

@@ -1,7 +1,7 @@
 /* The values a task yields to ask the loop for something: SysCall and its
  * one-argument family (StopLoop, IORead, IOWrite, IOReadDone, IOWriteDone),
  * and SleepMs, the awaitable behind sleep() and sleep_ms(). */
-#include "ua.h"
+#include "awaitable.h"
 
 /* ---- SysCall, SysCall1 and the I/O syscalls -----------------------------
  * Short-lived and not GC-tracked (a Python subclass with a __dict__ is). */
@@ -165,17 +165,9 @@ static PyObject *sleepms_next(SleepMsObject *op)
 
 static PyObject *sleepms_send(SleepMsObject *op, PyObject *value)
 {
-    PyObject *r = sleepms_next(op);
-    if (!r && !PyErr_Occurred())
-        PyErr_SetNone(PyExc_StopIteration);
-    return r;
+    return ua_send_result(sleepms_next(op));
 }
 
-static PyObject *sleepms_await(PyObject *op)
-{
-    Py_INCREF(op);
-    return op;
-}
 
 static PyObject *sleepms_get_arg(SleepMsObject *op, void *closure)
 {
@@ -198,7 +190,7 @@ static PyGetSetDef sleepms_getset[] = {
 };
 
 static PyAsyncMethods sleepms_async = {
-    .am_await = sleepms_await,
+    .am_await = ua_self_await,
 };
 
 PyTypeObject SleepMs_Type = {

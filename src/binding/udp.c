@@ -1,7 +1,7 @@
 /* uasyncio.udp: awaitable recv/recvfrom/sendto/close on a non-blocking
  * datagram socket. Each call is tried at once; only when the socket would
  * block does the task wait (IORead/IOWrite) and try again. */
-#include "ua.h"
+#include "awaitable.h"
 
 #include <sys/socket.h>
 
@@ -61,33 +61,14 @@ static PyObject *udp_iternext(UdpOpObject *op)
 {
     PyObject *result;
     PySendResult sr = udp_send(op, Py_None, &result);
-    if (sr == PYGEN_NEXT)
-        return result;
-    if (sr == PYGEN_RETURN) {
-        if (result != Py_None) {
-            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
-            if (stop) {
-                PyErr_SetObject(PyExc_StopIteration, stop);
-                Py_DECREF(stop);
-            }
-        }
-        Py_DECREF(result);
-    }
-    return NULL;
+    return ua_iternext_result(sr, result);
 }
 
 static PyObject *udp_send_method(UdpOpObject *op, PyObject *v)
 {
-    PyObject *r = udp_iternext(op);
-    if (!r && !PyErr_Occurred())
-        PyErr_SetNone(PyExc_StopIteration);
-    return r;
+    return ua_send_result(udp_iternext(op));
 }
 
-static PyObject *self_await(PyObject *op)
-{
-    return Py_NewRef(op);
-}
 
 static int udp_traverse(UdpOpObject *op, visitproc visit, void *arg)
 {
@@ -116,7 +97,7 @@ static PyMethodDef udp_op_methods[] = {
 };
 
 static PyAsyncMethods udp_async = {
-    .am_await = self_await,
+    .am_await = ua_self_await,
     .am_send = (sendfunc)udp_send,
 };
 

@@ -4,6 +4,7 @@
  * current yield point, and travels down into coro. The timer is removed
  * (not left to fire) as soon as coro ends. */
 #include "tasks.h"
+#include "awaitable.h"
 
 struct WaitForObject {
     PyObject_HEAD
@@ -92,11 +93,7 @@ static PyObject *step(WaitForObject *self, PyObject *value, PyObject *exc_args)
             result = PyObject_Call(meth, exc_args, NULL);
             Py_DECREF(meth);
         } else {   /* coro cannot take it: raise it here */
-            PyObject *typ = PyTuple_GET_ITEM(exc_args, 0);
-            if (PyExceptionInstance_Check(typ))
-                PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
-            else
-                PyErr_SetObject(typ, PyTuple_GET_SIZE(exc_args) > 1 ? PyTuple_GET_ITEM(exc_args, 1) : NULL);
+            ua_raise_thrown(exc_args);
         }
         if (result)
             return result;
@@ -129,10 +126,7 @@ static PyObject *wf_next(WaitForObject *self)
 
 static PyObject *wf_send(WaitForObject *self, PyObject *value)
 {
-    PyObject *r = step(self, value, NULL);
-    if (!r && !PyErr_Occurred())
-        PyErr_SetNone(PyExc_StopIteration);
-    return r;
+    return ua_send_result(step(self, value, NULL));
 }
 
 static PyObject *wf_throw(WaitForObject *self, PyObject *args)
@@ -157,10 +151,6 @@ static PyObject *wf_close(WaitForObject *self, PyObject *unused)
     return r;
 }
 
-static PyObject *wf_await(PyObject *self)
-{
-    return Py_NewRef(self);
-}
 
 static int wf_traverse(WaitForObject *self, visitproc visit, void *arg)
 {
@@ -192,7 +182,7 @@ static PyMethodDef wf_methods[] = {
 };
 
 static PyAsyncMethods wf_async = {
-    .am_await = wf_await,
+    .am_await = ua_self_await,
 };
 
 PyTypeObject WaitFor_Type = {

@@ -12,6 +12,7 @@
  * in outq and one operation at a time (the "flusher") writes them, so a pong
  * never lands inside a half-written message. */
 #include "streams.h"
+#include "awaitable.h"
 #include "wsproto.h"
 
 #define FILL_BUDGET 16
@@ -346,33 +347,14 @@ static PyObject *wsop_iternext(WSOpObject *op)
 {
     PyObject *result;
     PySendResult sr = wsop_send(op, Py_None, &result);
-    if (sr == PYGEN_NEXT)
-        return result;
-    if (sr == PYGEN_RETURN) {
-        if (result != Py_None) {
-            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
-            if (stop) {
-                PyErr_SetObject(PyExc_StopIteration, stop);
-                Py_DECREF(stop);
-            }
-        }
-        Py_DECREF(result);
-    }
-    return NULL;
+    return ua_iternext_result(sr, result);
 }
 
 static PyObject *wsop_send_method(WSOpObject *op, PyObject *v)
 {
-    PyObject *r = wsop_iternext(op);
-    if (!r && !PyErr_Occurred())
-        PyErr_SetNone(PyExc_StopIteration);
-    return r;
+    return ua_send_result(wsop_iternext(op));
 }
 
-static PyObject *self_await(PyObject *op)
-{
-    return Py_NewRef(op);
-}
 
 static int wsop_traverse(WSOpObject *op, visitproc visit, void *arg)
 {
@@ -405,7 +387,7 @@ static PyMethodDef wsop_methods[] = {
 };
 
 static PyAsyncMethods wsop_async = {
-    .am_await = self_await,
+    .am_await = ua_self_await,
     .am_send = (sendfunc)wsop_send,
 };
 
