@@ -149,11 +149,22 @@ static PyObject *q_get(QueueObject *q)
 
 /* ---- WaitOp ------------------------------------------------------------------------ */
 
+/* Most operations end at their first step (an item is there, the lock is
+ * free): a free list spares their allocation, and they are GC-tracked only
+ * once they park, the one state in which they can be part of a cycle. */
+#define WAITOP_FREELIST_MAX 64
+static WaitOp *waitop_freelist[WAITOP_FREELIST_MAX];
+static int waitop_nfree;
+
 static PyObject *waitop_new(PyObject *owner, int kind, PyObject *value)
 {
-    WaitOp *op = PyObject_GC_New(WaitOp, &WaitOp_Type);
-    if (!op)
+    WaitOp *op;
+    if (waitop_nfree) {
+        op = waitop_freelist[--waitop_nfree];
+        PyObject_Init((PyObject *)op, &WaitOp_Type);
+    } else if (!(op = PyObject_GC_New(WaitOp, &WaitOp_Type))) {
         return NULL;
+    }
     op->owner = Py_XNewRef(owner);
     op->task = NULL;
     op->loop = NULL;
@@ -161,7 +172,6 @@ static PyObject *waitop_new(PyObject *owner, int kind, PyObject *value)
     op->prev = op->next = NULL;
     op->kind = (uint8_t)kind;
     op->state = S_START;
-    PyObject_GC_Track(op);
     return (PyObject *)op;
 }
 
@@ -175,6 +185,8 @@ static PySendResult park(WaitOp *op, PyObject **result)
     Py_XSETREF(op->task, Py_NewRef(loop->current->obj));
     Py_XSETREF(op->loop, (LoopObject *)Py_NewRef(loop));
     op->state = S_WAITING;
+    if (!PyObject_GC_IsTracked((PyObject *)op))
+        PyObject_GC_Track(op);
     wl_append(list_of(op), op);
     *result = Py_NewRef(Py_False);
     return PYGEN_NEXT;
@@ -323,9 +335,13 @@ static int waitop_clear(WaitOp *op)
 
 static void waitop_dealloc(WaitOp *op)
 {
-    PyObject_GC_UnTrack(op);
+    if (PyObject_GC_IsTracked((PyObject *)op))
+        PyObject_GC_UnTrack(op);
     waitop_clear(op);
-    PyObject_GC_Del(op);
+    if (waitop_nfree < WAITOP_FREELIST_MAX)
+        waitop_freelist[waitop_nfree++] = op;
+    else
+        PyObject_GC_Del(op);
 }
 
 
