@@ -30,6 +30,7 @@ typedef struct {
     uint8_t sock_closed;
     PyObject *outq;         /* frames (bytes) waiting to be written */
     PyObject *sending;      /* the write in progress, or NULL */
+    PyObject *blocked;      /* ops parked until that write is done (list) */
     int close_code;         /* the peer's close status, or ours on error; 1006 if none */
 } WSConnObject;
 
@@ -45,6 +46,9 @@ typedef struct {
     uint8_t flushing;       /* this op drives ws->sending */
     uint8_t budget;
     uint8_t done;
+    uint8_t parked;         /* in ws->blocked, its task asleep */
+    PyObject *task;         /* the parked task */
+    LoopObject *loop;
 } WSOpObject;
 
 extern PyTypeObject WSConn_Type, WSOp_Type;
@@ -82,6 +86,57 @@ static int queue_close(WSConnObject *ws, int code, const char *reason, size_t re
     return rc;
 }
 
+/* The op's task sleeps (it yields False) until the write in progress ends. */
+static int park_behind(WSOpObject *op)
+{
+    LoopObject *loop = ua_running_loop;
+    if (!loop || !loop->current) {
+        PyErr_SetString(PyExc_RuntimeError, "WebSocket operations must be awaited inside a task");
+        return -1;
+    }
+    if (PyList_Append(op->ws->blocked, (PyObject *)op) < 0)
+        return -1;
+    Py_XSETREF(op->task, Py_NewRef(loop->current->obj));
+    Py_XSETREF(op->loop, (LoopObject *)Py_NewRef(loop));
+    op->parked = 1;
+    return 0;
+}
+
+static void abandon(WSOpObject *op);
+
+static void unpark(WSOpObject *op)
+{
+    if (!op->parked)
+        return;
+    op->parked = 0;
+    Py_ssize_t i = op->ws ? PySequence_Index(op->ws->blocked, (PyObject *)op) : -1;
+    if (i >= 0)
+        PySequence_DelItem(op->ws->blocked, i);
+    PyErr_Clear();
+}
+
+/* The write in progress is done: every parked op's task runs again. */
+static int wake_blocked(WSConnObject *ws)
+{
+    PyObject *ops = ws->blocked;
+    if (!PyList_GET_SIZE(ops))
+        return 0;
+    ws->blocked = PyList_New(0);
+    if (!ws->blocked) {
+        ws->blocked = ops;
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(ops); i++) {
+        WSOpObject *op = (WSOpObject *)PyList_GET_ITEM(ops, i);
+        op->parked = 0;
+        if (rc == 0 && !op->loop->closed)
+            rc = ua_loop_call_soon(op->loop, op->task, NULL);
+    }
+    Py_DECREF(ops);
+    return rc;
+}
+
 /* Write what is queued. PYGEN_RETURN when outq is empty, PYGEN_NEXT with
  * something to yield, or PYGEN_ERROR. Only the op holding op->flushing (or
  * one that can take it) writes; another waits its turn. */
@@ -89,8 +144,10 @@ static PySendResult flush(WSOpObject *op, PyObject **result)
 {
     WSConnObject *ws = op->ws;
     for (;;) {
-        if (ws->sending && !op->flushing) {   /* someone else writes: wait a pass */
-            *result = Py_NewRef(Py_None);
+        if (ws->sending && !op->flushing) {   /* someone else writes: wait for it */
+            if (!op->parked && park_behind(op) < 0)
+                return PYGEN_ERROR;
+            *result = Py_NewRef(Py_False);
             return PYGEN_NEXT;
         }
         if (!ws->sending) {
@@ -119,8 +176,11 @@ static PySendResult flush(WSOpObject *op, PyObject **result)
         }
         Py_CLEAR(ws->sending);
         op->flushing = 0;
-        if (sr == PYGEN_ERROR)
+        if (wake_blocked(ws) < 0 || sr == PYGEN_ERROR) {
+            if (sr != PYGEN_ERROR)
+                Py_DECREF(r);
             return PYGEN_ERROR;
+        }
         Py_DECREF(r);
     }
 }
@@ -258,8 +318,13 @@ static PySendResult read_message(WSOpObject *op, PyObject **result)
             ua_linebuf_consume(&ws->msg, mlen);
             ws->ready_off = 0;
             ws->ready_text = (uint8_t)text;
-        } else if (end == UA_WS_CONTROL_DONE && on_control(ws, h.opcode, control, len) < 0) {
-            return PYGEN_ERROR;
+        } else if (end == UA_WS_CONTROL_DONE) {
+            if (on_control(ws, h.opcode, control, len) < 0)
+                return PYGEN_ERROR;
+            /* Answer (a pong) now, not after the next message; if another
+             * operation is writing, it sends the answer when its frame is done. */
+            if (!ws->sending && PyList_GET_SIZE(ws->outq))
+                break;
         }
     }
     return PYGEN_RETURN;
@@ -335,10 +400,14 @@ static PySendResult wsop_send(WSOpObject *op, PyObject *value, PyObject **result
     PySendResult sr = ws_step(op, result);
     if (sr != PYGEN_NEXT) {
         op->done = 1;
-        if (op->flushing) {   /* failed mid-write: let the others go on */
-            Py_CLEAR(op->ws->sending);
-            op->flushing = 0;
+        if (op->flushing) {   /* failed mid-write: the connection is broken */
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            abandon(op);
+            PyErr_Restore(type, value, tb);
         }
+    } else if (op->parked && *result != Py_False) {
+        unpark(op);   /* it moved on (resumed early, or became the writer) */
     }
     return sr;
 }
@@ -360,18 +429,53 @@ static int wsop_traverse(WSOpObject *op, visitproc visit, void *arg)
 {
     Py_VISIT(op->ws);
     Py_VISIT(op->frame);
+    Py_VISIT(op->task);
+    Py_VISIT(op->loop);
     return 0;
+}
+
+/* The op is given up (its task cancelled or gone) mid-way. */
+static void abandon(WSOpObject *op)
+{
+    unpark(op);
+    if (op->flushing && op->ws) {
+        /* A frame cut short cannot be finished by anyone else: what follows
+         * would land inside it. The connection is over. */
+        WSConnObject *ws = op->ws;
+        op->flushing = 0;
+        Py_CLEAR(ws->sending);
+        ws->eof = 1;
+        ws->conn.close_sent = 1;
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (close_socket(ws) < 0 || wake_blocked(ws) < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+    }
 }
 
 static int wsop_clear(WSOpObject *op)
 {
-    if (op->flushing && op->ws) {
-        Py_CLEAR(op->ws->sending);
-        op->flushing = 0;
-    }
+    abandon(op);
     Py_CLEAR(op->ws);
     Py_CLEAR(op->frame);
+    Py_CLEAR(op->task);
+    Py_CLEAR(op->loop);
     return 0;
+}
+
+static PyObject *wsop_throw(WSOpObject *op, PyObject *args)
+{
+    abandon(op);
+    op->done = 1;
+    return ua_raise_thrown(args);
+}
+
+static PyObject *wsop_close(WSOpObject *op, PyObject *unused)
+{
+    abandon(op);
+    op->done = 1;
+    Py_RETURN_NONE;
 }
 
 static void wsop_dealloc(WSOpObject *op)
@@ -383,6 +487,8 @@ static void wsop_dealloc(WSOpObject *op)
 
 static PyMethodDef wsop_methods[] = {
     {"send", (PyCFunction)wsop_send_method, METH_O, NULL},
+    {"throw", (PyCFunction)wsop_throw, METH_VARARGS, NULL},
+    {"close", (PyCFunction)wsop_close, METH_NOARGS, NULL},
     {NULL},
 };
 
@@ -415,7 +521,9 @@ static PyObject *wsop_new(WSConnObject *ws, int kind, PyObject *frame)
     op->frame = frame;   /* stolen */
     op->n = -1;
     op->kind = (uint8_t)kind;
-    op->queued = op->flushing = op->done = 0;
+    op->queued = op->flushing = op->done = op->parked = 0;
+    op->task = NULL;
+    op->loop = NULL;
     op->budget = FILL_BUDGET;
     PyObject_GC_Track(op);
     return (PyObject *)op;
@@ -444,7 +552,8 @@ static PyObject *wsconn_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     ua_linebuf_init(&ws->msg);
     ws->close_code = UA_WS_STATUS_ABNORMAL;
     ws->outq = PyList_New(0);
-    if (!ws->outq) {
+    ws->blocked = PyList_New(0);
+    if (!ws->outq || !ws->blocked) {
         Py_DECREF(ws);
         return NULL;
     }
@@ -562,6 +671,7 @@ static int wsconn_traverse(WSConnObject *ws, visitproc visit, void *arg)
     Py_VISIT(ws->ready);
     Py_VISIT(ws->outq);
     Py_VISIT(ws->sending);
+    Py_VISIT(ws->blocked);
     return 0;
 }
 
@@ -572,6 +682,7 @@ static int wsconn_clear(WSConnObject *ws)
     Py_CLEAR(ws->ready);
     Py_CLEAR(ws->outq);
     Py_CLEAR(ws->sending);
+    Py_CLEAR(ws->blocked);
     return 0;
 }
 
