@@ -1,6 +1,9 @@
 #include "runq.h"
 
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 void ua_runq_init(ua_runq *q)
 {
@@ -42,6 +45,9 @@ void ua_runq_shrink(ua_runq *q)
     size_t want = q->cap;
     while (want > 16 && q->len * 4 <= want / 2)
         want /= 2;
-    if (want < q->cap)
-        resize(q, want);   /* on no memory the old ring simply stays */
+    if (want < q->cap && resize(q, want) == 0) {
+#ifdef __GLIBC__
+        malloc_trim(0);   /* hand the freed burst memory back to the kernel */
+#endif
+    }
 }
