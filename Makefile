@@ -23,7 +23,7 @@ test: deps build
 # The whole suite against a build with AddressSanitizer and UBSan (and the
 # C core's unit tests built the same way).
 asan: deps
-	rm -rf build/asan && mkdir -p build/asan/uasyncio && cp uasyncio/*.py build/asan/uasyncio/
+	rm -rf build/asan && mkdir -p build/asan && cp -r uasyncio build/asan/ && rm -f build/asan/uasyncio/*.so
 	UA_CFLAGS="$(SAN_FLAGS) -O1 -g" UA_LDFLAGS="$(SAN_FLAGS)" \
 	    $(PYTHON) setup.py -q build_ext --build-lib build/asan --build-temp build/asan-tmp --force
 	UA_PKG_DIR=build/asan UA_SANITIZE=address,undefined \
@@ -35,7 +35,7 @@ asan: deps
 # scenarios whose total reference count must not grow.
 refleak:
 	@scripts/install-deps.sh dbg
-	rm -rf build/dbg && mkdir -p build/dbg/uasyncio && cp uasyncio/*.py build/dbg/uasyncio/
+	rm -rf build/dbg && mkdir -p build/dbg && cp -r uasyncio build/dbg/ && rm -f build/dbg/uasyncio/*.so
 	/usr/bin/python3-dbg setup.py -q build_ext --build-lib build/dbg --build-temp build/dbg-tmp --force
 	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
 	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg tests/refleak.py

@@ -18,6 +18,7 @@ for extra in "$@"; do
     bench) command -v ab >/dev/null || need+=(apache2-utils); command -v wrk >/dev/null || need+=(wrk) ;;
     fuzz) command -v clang >/dev/null || need+=(clang); dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev) ;;
     valgrind) command -v valgrind >/dev/null || need+=(valgrind) ;;
+    browser) command -v chromium >/dev/null || need+=(chromium) ;;
   esac
 done
 [ ${#need[@]} -eq 0 ] && exit 0

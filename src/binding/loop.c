@@ -147,10 +147,10 @@ static int call_later_ms(LoopObject *self, int32_t ms, PyObject *obj, PyObject *
 /* Deliver exc into coro at its next resumption, waking it now. */
 int ua_loop_cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
 {
+    if (check_open(self) < 0)
+        return -1;
     ua_task *t = ua_ptrmap_get(&self->tasks, coro);
     if (!t) {
-        if (check_open(self) < 0)
-            return -1;
         t = ua_task_for_coro(self, coro);
         if (!t)
             return -1;
@@ -735,6 +735,9 @@ static PyObject *loop_repr(LoopObject *self)
  * (finalizers) that may touch the loop. */
 void ua_loop_release_all(LoopObject *self)
 {
+    /* The loop is going away (close() or collection): code run by the
+     * finalizers below must find it closed, and no record in a queue. */
+    self->closed = 1;
     ua_runq doomed;
     ua_runq_init(&doomed);
     ua_runq_reserve(&doomed, self->runq.len + self->timers.len + (size_t)self->poller.nwaiters + 1);
@@ -749,12 +752,11 @@ void ua_loop_release_all(LoopObject *self)
             if (w)
                 ua_runq_push(&doomed, w);
         }
+    for (size_t i = 0; i < doomed.len; i++)
+        ((ua_task *)ua_runq_at(&doomed, i))->state = ST_NEW;
     Py_CLEAR(self->cur_task);
-    while (doomed.len) {
-        ua_task *t = ua_runq_pop(&doomed);
-        t->state = ST_NEW;
-        ua_task_drop(self, t);
-    }
+    while (doomed.len)
+        ua_task_drop(self, ua_runq_pop(&doomed));
     ua_runq_free(&doomed);
 }
 

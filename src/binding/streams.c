@@ -65,22 +65,25 @@ static PyObject *ssl_module(void)
  * SSLWantWriteError (then it is cleared), else 0 (left as it is). */
 static int ssl_want(void)
 {
-    PyObject *ssl = PyErr_Occurred() ? ssl_module() : NULL;
-    if (!ssl)
+    if (!PyErr_Occurred())
         return 0;
+    /* Set the error aside first: looking the module up may clear it. */
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
+    PyObject *ssl = ssl_module();
     int r = 0;
-    PyObject *wr = PyObject_GetAttrString(ssl, "SSLWantReadError");
-    PyObject *ww = wr ? PyObject_GetAttrString(ssl, "SSLWantWriteError") : NULL;
-    PyErr_Clear();
-    if (wr && PyErr_GivenExceptionMatches(type, wr))
-        r = 1;
-    else if (ww && PyErr_GivenExceptionMatches(type, ww))
-        r = 2;
-    Py_XDECREF(wr);
-    Py_XDECREF(ww);
-    Py_DECREF(ssl);
+    if (ssl) {
+        PyObject *wr = PyObject_GetAttrString(ssl, "SSLWantReadError");
+        PyObject *ww = wr ? PyObject_GetAttrString(ssl, "SSLWantWriteError") : NULL;
+        PyErr_Clear();
+        if (wr && PyErr_GivenExceptionMatches(type, wr))
+            r = 1;
+        else if (ww && PyErr_GivenExceptionMatches(type, ww))
+            r = 2;
+        Py_XDECREF(wr);
+        Py_XDECREF(ww);
+        Py_DECREF(ssl);
+    }
     if (r) {
         Py_XDECREF(type);
         Py_XDECREF(value);

@@ -153,9 +153,9 @@ static PySendResult flush(WSOpObject *op, PyObject **result)
         if (!ws->sending) {
             if (!PyList_GET_SIZE(ws->outq))
                 return PYGEN_RETURN;
-            if (ws->sock_closed) {
-                PyErr_SetString(PyExc_OSError, "the WebSocket connection is closed");
-                return PYGEN_ERROR;
+            if (ws->sock_closed) {   /* nothing queued can be sent any more */
+                PyList_SetSlice(ws->outq, 0, PyList_GET_SIZE(ws->outq), NULL);
+                return PYGEN_RETURN;   /* a sender finds out in ws_step */
             }
             PyObject *frame = Py_NewRef(PyList_GET_ITEM(ws->outq, 0));
             if (PySequence_DelItem(ws->outq, 0) < 0) {
@@ -346,6 +346,10 @@ static PySendResult ws_step(WSOpObject *op, PyObject **result)
         sr = flush(op, result);
         if (sr != PYGEN_RETURN)
             return sr;
+        if (op->kind == WS_SEND && ws->sock_closed) {
+            PyErr_SetString(PyExc_OSError, "the WebSocket connection is closed");
+            return PYGEN_ERROR;
+        }
         if (op->kind == WS_CLOSE && close_socket(ws) < 0)
             return PYGEN_ERROR;
         *result = Py_NewRef(Py_None);
