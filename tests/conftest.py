@@ -56,3 +56,24 @@ def fake_loop():
     lp = FakeClockLoop()
     yield lp
     lp.close()
+
+
+# ---- helpers for tests on real sockets ---------------------------------------
+
+
+def run(loop, coro, secs=30):
+    """Run coro to completion on loop, failing with TimeoutError after secs."""
+
+    async def bounded():
+        return await uasyncio.wait_for(coro, secs)
+
+    return loop.run_until_complete(bounded())
+
+
+async def until(cond, secs=20):
+    """Let the loop run until cond() is true (bounded)."""
+    for _ in range(int(secs * 1000 / 5)):
+        if cond():
+            return
+        await uasyncio.sleep_ms(5)
+    raise AssertionError("condition not reached in %s s" % secs)

@@ -14,6 +14,7 @@ import threading
 import pytest
 
 import uasyncio
+from conftest import run, until  # noqa: F401
 
 HOST = "127.0.0.1"
 
@@ -30,22 +31,6 @@ def free_port():
     return port
 
 
-def run(loop, coro, secs=30):
-    """Run coro to completion on loop, failing with TimeoutError after secs."""
-
-    async def bounded():
-        return await uasyncio.wait_for(coro, secs)
-
-    return loop.run_until_complete(bounded())
-
-
-async def until(cond, secs=20):
-    """Let the loop run until cond() is true (bounded)."""
-    for _ in range(int(secs * 1000 / 5)):
-        if cond():
-            return
-        await uasyncio.sleep_ms(5)
-    raise AssertionError("condition not reached in %s s" % secs)
 
 
 def serve(loop, handler, port=None, **kw):

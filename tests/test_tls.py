@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 import uasyncio
+from conftest import run, until  # noqa: F401
 
 HOST = "127.0.0.1"
 
@@ -61,22 +62,9 @@ def client_context(cert, check_hostname):
     return ctx
 
 
-# ---- helpers (as in test_streams.py) ----------------------------------------
+# ---- helpers ----------------------------------------
 
 
-def run(loop, coro, secs=30):
-    async def bounded():
-        return await uasyncio.wait_for(coro, secs)
-
-    return loop.run_until_complete(bounded())
-
-
-async def until(cond, secs=20):
-    for _ in range(int(secs * 1000 / 5)):
-        if cond():
-            return
-        await uasyncio.sleep_ms(5)
-    raise AssertionError("condition not reached in %s s" % secs)
 
 
 async def connect(port, **kw):
