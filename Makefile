@@ -3,7 +3,7 @@ PYTHON ?= /usr/bin/python3
 PYTEST_ARGS ?=
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all build deps demo test asan refleak bench clean
+.PHONY: all build deps demo test asan refleak bench fuzz clean
 
 all: build
 
@@ -39,6 +39,12 @@ refleak:
 	/usr/bin/python3-dbg setup.py -q build_ext --build-lib build/dbg --build-temp build/dbg-tmp --force
 	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
 	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg tests/refleak.py
+
+# Coverage-guided fuzzing of the C line buffer and WebSocket parser
+# (libFuzzer): SECONDS per target; see fuzz/README.md.
+fuzz:
+	@scripts/install-deps.sh fuzz
+	$(MAKE) -C fuzz run SECONDS=$${SECONDS:-60}
 
 bench: deps build
 	$(PYTHON) bench/run.py
