@@ -41,10 +41,11 @@ refleak:
 	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg tests/refleak.py
 
 # Coverage-guided fuzzing of the C line buffer and WebSocket parser
-# (libFuzzer): SECONDS per target; see fuzz/README.md.
+# (libFuzzer): FUZZ_SECONDS per target; see fuzz/README.md.
+FUZZ_SECONDS ?= 60
 fuzz:
 	@scripts/install-deps.sh fuzz
-	$(MAKE) -C fuzz run SECONDS=$${SECONDS:-60}
+	$(MAKE) -C fuzz run SECONDS=$(FUZZ_SECONDS)
 
 bench: deps build
 	$(PYTHON) bench/run.py
