@@ -16,38 +16,21 @@ build.
 import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True   # leave no __pycache__ in the tree
 
-from workloads import LOOPS, WORKLOADS  # noqa: E402  (needs HERE on sys.path)
+# noqa: E402 below: these need HERE on sys.path
+from common import (ROOT, PYTHON, available, child_env, combine, csv_list,  # noqa: E402
+                    fmt_num, fmt_ratio, probe_python, ratio, render, write_json)
+from workloads import LOOPS, WORKLOADS  # noqa: E402
 
-PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
 WORKLOAD_SCRIPT = os.path.join(HERE, "workloads.py")
-
-
-def child_env():
-    env = dict(os.environ)
-    parts = [ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(parts)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
-
-def csv_list(text, allowed, what):
-    items = [x.strip() for x in text.split(",") if x.strip()]
-    bad = [x for x in items if x not in allowed]
-    if bad or not items:
-        raise argparse.ArgumentTypeError(
-            "unknown %s %s (choose from %s)" % (what, ", ".join(bad) or "(none)", ", ".join(allowed)))
-    return items
 
 
 def probe(loop):
@@ -57,15 +40,7 @@ def probe(loop):
             "lp = workloads.Loop(%r)\n"
             "print(lp.version() or '-', getattr(lp.module, '__file__', ''))"
             % (ROOT, HERE, loop))
-    try:
-        p = subprocess.run([PYTHON, "-c", code], env=child_env(), capture_output=True,
-                           text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return False, str(e)
-    lines = (p.stdout if p.returncode == 0 else p.stderr).strip().splitlines()
-    if p.returncode == 0:
-        return True, lines[-1] if lines else ""
-    return False, lines[-1] if lines else "exit status %d" % p.returncode
+    return probe_python(code)
 
 
 def run_child(workload, loop, params, cpu, timeout, no_gc=False):
@@ -96,47 +71,6 @@ def run_child(workload, loop, params, cpu, timeout, no_gc=False):
     return rec
 
 
-def combine(runs):
-    """One record from --repeat runs: the median headline value, all runs kept.
-    Any failed run makes the whole entry a failure, so none goes unnoticed."""
-    if len(runs) == 1:
-        return runs[0]
-    failed = [r for r in runs if "error" in r]
-    if failed:
-        return dict(failed[0], runs=runs)
-    med = statistics.median(r["value"] for r in runs)
-    # Report the run whose value is the median (closest to it for even counts).
-    best = min(runs, key=lambda r: abs(r["value"] - med))
-    return dict(best, value=med, runs=runs)
-
-
-# ---------------------------------------------------------------- formatting
-
-def fmt_num(x):
-    """Compact number: 4 significant digits, k/M suffixes for big ones."""
-    if x is None:
-        return "-"
-    ax = abs(x)
-    if ax >= 1e6:
-        return "%.3g M" % (x / 1e6)
-    if ax >= 1e4:
-        return "%.4g k" % (x / 1e3)
-    if ax >= 100:
-        return "%.0f" % x
-    return "%.4g" % x
-
-
-def better_factor(value, ref, higher_is_better):
-    """How many times better `value` is than `ref` (>1: better, <1: worse)."""
-    if value is None or ref is None or value <= 0 or ref <= 0:
-        return None
-    return value / ref if higher_is_better else ref / value
-
-
-def fmt_ratio(r):
-    return "-" if r is None else "%.2fx" % r
-
-
 def table(results, loops):
     """The results as an aligned text table, one row per workload x loop."""
     head = ("workload", "loop", "value", "unit", "vs asyncio", "vs uvloop",
@@ -155,26 +89,12 @@ def table(results, loops):
                 rows.append((name, loop, "ERROR", r["error"], "", "", "", "", "", ""))
                 continue
             v = r["value"]
-            vs = [fmt_ratio(better_factor(v, ref.get(k), spec["higher_is_better"]))
+            vs = [fmt_ratio(ratio(v, ref.get(k), spec["higher_is_better"]))
                   if k in ref and k != loop else "" for k in ("asyncio", "uvloop")]
             rows.append((name, loop, fmt_num(v), spec["unit"], vs[0], vs[1],
                          "%.3f" % r["wall_s"], "%.3f" % r["cpu_s"],
                          "%.1f" % (r["maxrss_kb"] / 1024), r.get("gc_collections", "-")))
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    left = {0, 1, 3}   # text columns; numbers right-aligned
-
-    def line(cells):
-        return "  ".join(str(c).ljust(w) if i in left else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    out = [line(head), line(["-" * w for w in widths])]
-    prev = None
-    for row in rows:
-        if prev is not None and row[0] != prev:
-            out.append("")
-        out.append(line(row))
-        prev = row[0]
-    return "\n".join(out)
+    return render(head, rows, {0, 1, 3})   # text columns left, numbers right-aligned
 
 
 def legend(names):
@@ -217,17 +137,7 @@ def main(argv=None):
 
     print("python: %s   pinned to CPU %d   sizes: %s   cyclic GC: %s"
           % (PYTHON, args.cpu, "quick" if args.quick else "full", "off" if args.no_gc else "on"))
-    skipped = {}
-    loops = []
-    for loop in args.loops:
-        ok, why = probe(loop)
-        if ok:
-            loops.append(loop)
-            print("  %-8s %s" % (loop, why))
-        else:
-            skipped[loop] = why
-            hint = " (build it: make -C %s build)" % ROOT if loop == "uasyncio" else ""
-            print("skipping %s: cannot set it up: %s%s" % (loop, why, hint))
+    loops, skipped = available(args.loops, probe, "skipping %s: cannot set it up: %s%s")
     if not loops:
         print("no loop to run")
         return 1
@@ -264,20 +174,11 @@ def main(argv=None):
     print("\ntotal %.1f s" % (time.time() - t_start))
 
     if args.json:
-        doc = {
-            "meta": {
-                "python": PYTHON, "cpu": args.cpu, "quick": args.quick, "repeat": args.repeat,
-                "gc": not args.no_gc,
-                "loops": loops, "skipped": skipped, "workloads": args.only,
-                "host": platform.node(), "machine": platform.machine(),
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-            "results": results,
-        }
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
-        print("wrote %s" % args.json)
+        write_json(args.json, {
+            "python": PYTHON, "cpu": args.cpu, "quick": args.quick, "repeat": args.repeat,
+            "gc": not args.no_gc,
+            "loops": loops, "skipped": skipped, "workloads": args.only,
+        }, results)
     return 1 if errors else 0
 
 

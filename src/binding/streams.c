@@ -16,7 +16,7 @@
 #define READ_BUDGET 16   /* reads in a row before yielding to other tasks */
 
 static PyObject *socket_type;       /* socket.socket */
-static PyObject *str_ssl, *str_fileno, *str_read, *str_readline, *str_recv, *str_send, *str_write, *str_close;
+static PyObject *str_ssl, *str_readline, *str_send, *str_write, *str_close;
 static char scratch[CHUNK];         /* recv() target; used with the GIL held */
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -552,7 +552,7 @@ static int plain_socket_unshared(PyObject *obj)
     return unshared;
 }
 
-static int unregister_and_close(PyObject *obj, int dir)
+static int unregister_and_close(PyObject *obj)
 {
     if (ua_running_loop && ua_loop_io_closing(ua_running_loop, obj) < 0)
         return -1;
@@ -594,13 +594,13 @@ static PySendResult op_send(OpObject *op, PyObject *value, PyObject **result)
         sr = writeiter_step(op, (WriterObject *)op->stream, result);
         break;
     case OP_CLOSE_READER:
-        sr = unregister_and_close(((ReaderObject *)op->stream)->polls, UA_POLL_READ) < 0 ? PYGEN_ERROR
+        sr = unregister_and_close(((ReaderObject *)op->stream)->polls) < 0 ? PYGEN_ERROR
                                                                                         : PYGEN_RETURN;
         if (sr == PYGEN_RETURN)
             *result = Py_NewRef(Py_None);
         break;
     default:
-        sr = unregister_and_close(((WriterObject *)op->stream)->s, UA_POLL_WRITE) < 0 ? PYGEN_ERROR
+        sr = unregister_and_close(((WriterObject *)op->stream)->s) < 0 ? PYGEN_ERROR
                                                                                     : PYGEN_RETURN;
         if (sr == PYGEN_RETURN)
             *result = Py_NewRef(Py_None);
@@ -977,9 +977,9 @@ int ua_streams_ready(PyObject *module)
     Py_DECREF(socket_mod);
     if (!socket_type)
         return -1;
-    if (!(str_ssl = PyUnicode_InternFromString("ssl")) || !(str_fileno = PyUnicode_InternFromString("fileno")) || !(str_read = PyUnicode_InternFromString("read")) ||
+    if (!(str_ssl = PyUnicode_InternFromString("ssl")) ||
         !(str_readline = PyUnicode_InternFromString("readline")) ||
-        !(str_recv = PyUnicode_InternFromString("recv")) || !(str_send = PyUnicode_InternFromString("send")) ||
+        !(str_send = PyUnicode_InternFromString("send")) ||
         !(str_write = PyUnicode_InternFromString("write")) || !(str_close = PyUnicode_InternFromString("close")))
         return -1;
     if (PyType_Ready(&StreamOp_Type) < 0 || PyType_Ready(&Reader_Type) < 0 || PyType_Ready(&Writer_Type) < 0)
