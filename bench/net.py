@@ -25,22 +25,23 @@ both ends of the measured window. The children run under $PYTHON (default
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True   # leave no __pycache__ in the tree
 
-PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
+from common import (ROOT, PYTHON, available, child_env, combine, csv_list,  # noqa: E402
+                    fmt_num, fmt_ratio, probe_python, ratio, render, write_json)
+
 BUILD = os.path.join(HERE, "build")
 C_PROGRAMS = ("echo_client", "server")
 CC = os.environ.get("CC", "cc")
@@ -65,14 +66,6 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 # ------------------------------------------------------------ child processes
-
-def child_env():
-    env = dict(os.environ)
-    parts = [ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(parts)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
 
 def _prctl_pdeathsig():
     import ctypes
@@ -124,15 +117,7 @@ def probe(server):
         "asyncio": "import asyncio as m, sys; m.__version__ = sys.version.split()[0]",
         "uvloop": "import uvloop as m",
     }[server] + "\nprint(getattr(m, '__version__', '-'), getattr(m, '__file__', '') or '')"
-    try:
-        p = subprocess.run([PYTHON, "-c", code], env=child_env(), cwd=ROOT, capture_output=True,
-                           text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return False, str(e)
-    lines = (p.stdout if p.returncode == 0 else p.stderr).strip().splitlines()
-    if p.returncode == 0:
-        return True, lines[-1] if lines else ""
-    return False, lines[-1] if lines else "exit status %d" % p.returncode
+    return probe_python(code, cwd=ROOT)
 
 
 def have_ab():
@@ -549,47 +534,6 @@ def fmt_size(n):
     return "%dB" % n
 
 
-def fmt_num(x):
-    """Compact number: 4 significant digits, k/M suffixes for big ones."""
-    if x is None:
-        return "-"
-    ax = abs(x)
-    if ax >= 1e6:
-        return "%.3g M" % (x / 1e6)
-    if ax >= 1e4:
-        return "%.4g k" % (x / 1e3)
-    if ax >= 100:
-        return "%.0f" % x
-    return "%.4g" % x
-
-
-def ratio(value, ref, higher_is_better=True):
-    if value is None or ref is None or value <= 0 or ref <= 0:
-        return None
-    return value / ref if higher_is_better else ref / value
-
-
-def fmt_ratio(r):
-    return "-" if r is None else "%.2fx" % r
-
-
-def render(head, rows, left):
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-
-    def line(cells):
-        return "  ".join(str(c).ljust(w) if i in left else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    out = [line(head), line(["-" * w for w in widths])]
-    prev = None
-    for row in rows:
-        if prev is not None and row[0] != prev:
-            out.append("")
-        out.append(line(row))
-        prev = row[0]
-    return "\n".join(out)
-
-
 def load_table(results, servers):
     """echo and http results: one row per test x config x server."""
     head = ("test", "server", "rate", "unit", "vs C", "per srv CPU-s", "vs C",
@@ -661,28 +605,7 @@ idle: RSS growth of the server / connections, all handlers parked in
 (!): the run completed but something went wrong: see below the table."""
 
 
-def combine(runs):
-    """One record from --repeat runs: the run with the median value."""
-    if len(runs) == 1:
-        return runs[0]
-    failed = [r for r in runs if "error" in r]
-    if failed:
-        return dict(failed[0], runs=runs)
-    med = statistics.median(r["value"] for r in runs)
-    best = min(runs, key=lambda r: abs(r["value"] - med))
-    return dict(best, runs=runs)
-
-
 # ---------------------------------------------------------------------- main
-
-def csv_list(text, allowed, what):
-    items = [x.strip() for x in text.split(",") if x.strip()]
-    bad = [x for x in items if x not in allowed]
-    if bad or not items:
-        raise argparse.ArgumentTypeError(
-            "unknown %s %s (choose from %s)" % (what, ", ".join(bad) or "(none)", ", ".join(allowed)))
-    return items
-
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -722,17 +645,7 @@ def main(argv=None):
     if err:
         print("cannot build the C programs (%s): %s" % (CC, err))
         return 1
-    skipped = {}
-    servers = []
-    for kind in args.servers:
-        ok, why = probe(kind)
-        if ok:
-            servers.append(kind)
-            print("  %-8s %s" % (kind, why))
-        else:
-            skipped[kind] = why
-            hint = " (build it: make -C %s build)" % ROOT if kind == "uasyncio" else ""
-            print("skipping %s: %s%s" % (kind, why, hint))
+    servers, skipped = available(args.servers, probe, "skipping %s: %s%s")
     tests = list(args.only)
     if "http" in tests:
         why = ensure_ab()
@@ -766,7 +679,7 @@ def main(argv=None):
         for name, kind, run, repeatable in jobs:
             print("  %-14s on %-8s ..." % (name, kind), end="", file=sys.stderr, flush=True)
             runs = [run() for _ in range(max(1, args.repeat) if repeatable else 1)]
-            rec = combine(runs)
+            rec = combine(runs, median_value=False)
             results.append(rec)
             print(" %s%s" % (fmt_num(rec.get("value")) + " " + rec.get("unit", "") if "value" in rec else "",
                              "  ERROR: " + rec["error"] if "error" in rec else ""),
@@ -795,20 +708,11 @@ def main(argv=None):
     print("\ntotal %.1f s" % (time.time() - t_start))
 
     if args.json:
-        doc = {
-            "meta": {
-                "python": PYTHON, "server_cpu": args.server_cpu, "client_cpu": args.client_cpu,
-                "quick": args.quick, "repeat": args.repeat, "sizes": sz,
-                "servers": servers, "skipped": skipped, "tests": tests,
-                "host": platform.node(), "machine": platform.machine(),
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-            "results": results,
-        }
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
-        print("wrote %s" % args.json)
+        write_json(args.json, {
+            "python": PYTHON, "server_cpu": args.server_cpu, "client_cpu": args.client_cpu,
+            "quick": args.quick, "repeat": args.repeat, "sizes": sz,
+            "servers": servers, "skipped": skipped, "tests": tests,
+        }, results)
     return 1 if errors else 0
 
 

@@ -50,8 +50,11 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True   # leave no __pycache__ in the tree
+
+from common import PYTHON, child_env, fmt_ratio, ratio, render  # noqa: E402
 
 THROUGHPUT_CASES = [
     ("uasyncio", 0), ("uasyncio", 1),
@@ -200,14 +203,6 @@ def child_main(args):
 
 # -------------------------------------------------------------------- parent
 
-def child_env():
-    env = dict(os.environ)
-    parts = [ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(parts)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
-
 def run_child(argv, timeout, what):
     cmd = [PYTHON, os.path.abspath(__file__)] + argv
     try:
@@ -226,16 +221,6 @@ def run_child(argv, timeout, what):
 
 def fmt_rate(x):
     return "%.3f M" % (x / 1e6) if x >= 1e6 else "%.1f k" % (x / 1e3)
-
-
-def fmt_table(head, rows, left=(0,)):
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
-
-    def line(cells):
-        return "  ".join(str(c).ljust(w) if i in left else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 def label(kind, maxsize):
@@ -296,10 +281,11 @@ def main(argv=None):
         vs = []
         for ref in ("asyncio", "uvloop"):
             o = results.get((ref, maxsize))
-            vs.append("" if ref == kind or not o or "error" in o else "%.2fx" % (r["value"] / o["value"]))
+            vs.append("" if ref == kind or not o or "error" in o
+                      else fmt_ratio(ratio(r["value"], o["value"])))
         rows.append((label(kind, maxsize), fmt_rate(r["value"]), vs[0], vs[1]))
     print()
-    print(fmt_table(("case", "items/s", "vs asyncio", "vs uvloop"), rows))
+    print(render(("case", "items/s", "vs asyncio", "vs uvloop"), rows, group_gap=False))
 
     rows = []
     for kind in LATENCY_LOOPS:
@@ -318,7 +304,7 @@ def main(argv=None):
         rows.append((kind, p, prange, "%.1f" % rec["us_median"], "%.1f" % rec["us_max"]))
     print()
     print("wake-up of a getter blocked in get() after put_nowait(), %d samples" % args.latency_samples)
-    print(fmt_table(("loop", "passes (median)", "min..max", "us median", "us max"), rows))
+    print(render(("loop", "passes (median)", "min..max", "us median", "us max"), rows, group_gap=False))
 
     if args.json:
         with open(args.json, "w") as f:

@@ -25,10 +25,9 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True   # leave no __pycache__ in the tree
 
-# noqa: E402 below: these need HERE on sys.path
 from common import (ROOT, PYTHON, available, child_env, combine, csv_list,  # noqa: E402
                     fmt_num, fmt_ratio, probe_python, ratio, render, write_json)
-from workloads import LOOPS, WORKLOADS  # noqa: E402
+from workloads import LOOPS, WORKLOADS  # noqa: E402  (both need HERE on sys.path)
 
 WORKLOAD_SCRIPT = os.path.join(HERE, "workloads.py")
 
