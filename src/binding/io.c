@@ -7,17 +7,6 @@
 static const char *const dir_name[2] = {"read", "write"};
 
 /* An fd from an int or an object with fileno(); -1 with an exception. */
-static int fd_of(PyObject *obj)
-{
-    int fd = ua_fd_of(obj);
-    if (fd < 0 && PyErr_ExceptionMatches(PyExc_OSError)) {
-        /* a closed socket: report it as fileno() -1 would */
-        PyErr_Clear();
-        PyErr_SetString(PyExc_ValueError, "file descriptor cannot be a negative integer (-1)");
-    }
-    return fd;
-}
-
 /* Queue whatever the poller hands out. Runs with the GIL held, and never
  * fails: the run queue was reserved beforehand. */
 static void on_ready(void *ctx, void *waiter, int fd, int dir, int hangup)
@@ -88,7 +77,7 @@ int ua_loop_io_wait(LoopObject *self, ua_task *t, PyObject *obj, int dir)
         return ua_loop_queue(self, t);
     }
     t->flags &= ~F_TIMED;
-    int fd = fd_of(obj);
+    int fd = ua_fd_of(obj);
     if (fd >= 0 && ua_poller_waiter(&self->poller, fd, dir)) {
         PyErr_Format(PyExc_RuntimeError, "another task is already waiting to %s fd %d",
                      dir_name[dir], fd);
@@ -106,7 +95,7 @@ int ua_loop_io_wait(LoopObject *self, ua_task *t, PyObject *obj, int dir)
  * 2.0; removing what is not registered is not an error. */
 int ua_loop_io_done(LoopObject *self, PyObject *obj, int dir)
 {
-    int fd = fd_of(obj);
+    int fd = ua_fd_of(obj);
     if (fd < 0) {
         /* A closed socket reports fileno() -1: nothing can be registered. */
         if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_ValueError))
@@ -126,7 +115,7 @@ int ua_loop_io_done(LoopObject *self, PyObject *obj, int dir)
  * next call on it raises), and the poller forgets its fd without a syscall. */
 int ua_loop_io_closing(LoopObject *self, PyObject *obj)
 {
-    int fd = fd_of(obj);
+    int fd = ua_fd_of(obj);
     if (fd < 0) {
         if (!PyErr_ExceptionMatches(PyExc_ValueError))
             return -1;
@@ -159,7 +148,7 @@ static PyObject *add_waiter(LoopObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
         return NULL;
     }
-    int fd = fd_of(args[0]);
+    int fd = ua_fd_of(args[0]);
     if (fd < 0)
         return NULL;
     PyObject *cb = args[1];
@@ -201,7 +190,7 @@ static PyObject *remove_waiter(LoopObject *self, PyObject *obj, int dir)
 {
     if (ua_debug)
         ua_log("uasyncio", "%s(%R)", dir == UA_POLL_READ ? "remove_reader" : "remove_writer", obj);
-    int fd = fd_of(obj);
+    int fd = ua_fd_of(obj);
     if (fd < 0) {
         /* A closed socket (fileno() -1) cannot be registered: nothing to do. */
         if (!PyErr_ExceptionMatches(PyExc_ValueError))

@@ -222,32 +222,30 @@ static PyObject *mod_cancel(PyObject *m, PyObject *coro)
         PyErr_Format(PyExc_TypeError, "cancel() expects a coroutine, not %.100s", Py_TYPE(coro)->tp_name);
         return NULL;
     }
+    PyObject *exc = PyObject_CallNoArgs(ua_CancelledError);
+    if (!exc)
+        return NULL;
+    int rc = -1;
     LoopObject *loop = loop_of(coro);
     if (loop) {
         Py_INCREF(loop);
-    } else {
-        /* Not held by a loop: parked after yielding False, or not scheduled
-         * yet. Schedule it, so the exception is raised in it now. */
-        int done = coro_finished(coro);
-        if (done < 0)
-            return NULL;
-        if (done)
-            Py_RETURN_NONE;
-        PyObject *exc = PyObject_CallNoArgs(ua_CancelledError);
-        int found = exc ? cancel_through_task(coro, exc) : -1;
-        Py_XDECREF(exc);
-        if (found < 0)
-            return NULL;
-        if (found)
-            Py_RETURN_NONE;
-        loop = ua_running_loop ? (LoopObject *)Py_NewRef(ua_running_loop) : ua_default_loop();
-        if (!loop)
-            return NULL;
+        rc = ua_loop_cancel_coro(loop, coro, exc);
+        Py_DECREF(loop);
+        goto done;
     }
-    PyObject *exc = PyObject_CallNoArgs(ua_CancelledError);
-    int rc = exc ? ua_loop_cancel_coro(loop, coro, exc) : -1;
-    Py_XDECREF(exc);
-    Py_DECREF(loop);
+    /* Not a task: awaited inside one (then cancelled through it, as 2.0
+     * delivers it), parked after yielding False, or not scheduled yet (then
+     * scheduled, so the exception is raised in it now). */
+    int finished = coro_finished(coro);
+    if (finished)
+        rc = finished < 0 ? -1 : 0;
+    else if ((rc = cancel_through_task(coro, exc)) == 0) {
+        loop = ua_running_loop ? (LoopObject *)Py_NewRef(ua_running_loop) : ua_default_loop();
+        rc = loop ? ua_loop_cancel_coro(loop, coro, exc) : -1;
+        Py_XDECREF(loop);
+    }
+done:
+    Py_DECREF(exc);
     if (rc < 0)
         return NULL;
     Py_RETURN_NONE;

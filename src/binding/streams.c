@@ -39,17 +39,14 @@ int ua_fd_of(PyObject *obj)
         int fd = ((sock_head *)obj)->fd;
         if (fd >= 0)
             return fd;
-        PyErr_SetString(PyExc_OSError, "the socket is closed");
+        /* as fileno() -1 would give through PyObject_AsFileDescriptor() */
+        PyErr_SetString(PyExc_ValueError, "file descriptor cannot be a negative integer (-1)");
         return -1;
     }
     return PyObject_AsFileDescriptor(obj);
 }
 
 /* A yielded IORead/IOWrite of an int fd (the loop's cheapest form). */
-static PyObject *io_syscall(PyTypeObject *type, PyObject *what)
-{
-    return ua_syscall_new(type, what);
-}
 
 
 /* The ssl module if it is imported (no SSL object can exist otherwise). */
@@ -110,6 +107,11 @@ static int is_ssl_socket(PyObject *obj)
 
 static int io_kind(PyObject *polls, PyObject *ios)
 {
+    /* The common case, decided by the exact type: a plain socket.socket
+     * (SSLSocket is a subclass), so accepting a connection costs no ssl
+     * look-up. */
+    if (polls == ios && Py_IS_TYPE(ios, (PyTypeObject *)socket_type))
+        return IO_FD;
     if (is_ssl_socket(ios))
         return IO_TRYFIRST;
     if (polls == ios && PyObject_IsInstance(ios, socket_type) > 0)
@@ -183,17 +185,11 @@ static void op_dealloc(OpObject *op)
 
 /* ---- reading -------------------------------------------------------------------- */
 
-static int append(ReaderObject *r, const char *p, size_t n)
+static int append(ReaderObject *r, const void *p, size_t n)
 {
-    size_t room;
-    char *dst = n ? ua_linebuf_space(&r->buf, n, &room) : NULL;
-    if (n && !dst) {
+    if (ua_linebuf_append(&r->buf, p, n) < 0) {
         PyErr_NoMemory();
         return -1;
-    }
-    if (n) {
-        memcpy(dst, p, n);
-        ua_linebuf_commit(&r->buf, n);
     }
     return 0;
 }
@@ -247,7 +243,7 @@ static int fill(ReaderObject *r, PyObject **wait, OpObject *op, PyObject **resul
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                *wait = io_syscall(&IORead_Type, r->ios);
+                *wait = ua_syscall_new(&IORead_Type, r->ios);
                 return *wait ? 0 : -1;
             }
             PyErr_SetFromErrno(PyExc_OSError);
@@ -260,7 +256,7 @@ static int fill(ReaderObject *r, PyObject **wait, OpObject *op, PyObject **resul
         int want = ssl_want();
         if (!want)
             return -1;
-        *wait = io_syscall(want == 1 ? &IORead_Type : &IOWrite_Type, r->polls);
+        *wait = ua_syscall_new(want == 1 ? &IORead_Type : &IOWrite_Type, r->polls);
         return *wait ? 0 : -1;
     }
     Py_buffer v;
@@ -268,21 +264,14 @@ static int fill(ReaderObject *r, PyObject **wait, OpObject *op, PyObject **resul
         Py_DECREF(data);
         return -1;
     }
-    if (v.len == 0) {
+    int rc = 1;
+    if (v.len == 0)
         r->eof = 1;
-    } else {
-        size_t room;
-        char *p = ua_linebuf_space(&r->buf, (size_t)v.len, &room);
-        if (p) {
-            memcpy(p, v.buf, (size_t)v.len);
-            ua_linebuf_commit(&r->buf, (size_t)v.len);
-        }
-        if (!p)
-            PyErr_NoMemory();
-    }
+    else if (append(r, v.buf, (size_t)v.len) < 0)
+        rc = -1;
     PyBuffer_Release(&v);
     Py_DECREF(data);
-    return PyErr_Occurred() ? -1 : 1;
+    return rc;
 }
 
 int ua_reader_fill(ReaderObject *r, PyObject **wait)
@@ -372,7 +361,7 @@ static PySendResult read_generic(OpObject *op, ReaderObject *r, PyObject **resul
     for (;;) {
         if (!op->waited) {
             op->waited = 1;
-            *result = io_syscall(&IORead_Type, r->polls);
+            *result = ua_syscall_new(&IORead_Type, r->polls);
             return *result ? PYGEN_NEXT : PYGEN_ERROR;
         }
         op->waited = 0;
@@ -397,19 +386,12 @@ static PySendResult read_generic(OpObject *op, ReaderObject *r, PyObject **resul
             return PYGEN_ERROR;
         }
         int end = v.len == 0;
-        size_t room;
-        char *p = end ? NULL : ua_linebuf_space(&r->buf, (size_t)v.len, &room);
-        if (p) {
-            memcpy(p, v.buf, (size_t)v.len);
-            ua_linebuf_commit(&r->buf, (size_t)v.len);
-            op->n += v.len;
-        }
+        int rc = append(r, v.buf, (size_t)v.len);
+        op->n += v.len;
         PyBuffer_Release(&v);
         Py_DECREF(res);
-        if (!end && !p) {
-            PyErr_NoMemory();
+        if (rc < 0)
             return PYGEN_ERROR;
-        }
         size_t have = ua_linebuf_len(&r->buf);
         if (end || (op->kind == OP_READLINE && ua_linebuf_peek(&r->buf)[have - 1] == '\n') ||
             (op->kind == OP_READEXACTLY && op->n >= op->sz)) {
@@ -438,14 +420,14 @@ static PySendResult write_step(OpObject *op, WriterObject *w, PyObject **result)
                     PyErr_SetFromErrno(PyExc_OSError);
                     return PYGEN_ERROR;
                 }
-                *result = io_syscall(&IOWrite_Type, w->s);
+                *result = ua_syscall_new(&IOWrite_Type, w->s);
                 return *result ? PYGEN_NEXT : PYGEN_ERROR;
             }
         } else {
             if (w->kind == IO_PY && !op->waited && op->n) {
                 /* 2.0 order after a partial write: wait, then write again. */
                 op->waited = 1;
-                *result = io_syscall(&IOWrite_Type, w->s);
+                *result = ua_syscall_new(&IOWrite_Type, w->s);
                 return *result ? PYGEN_NEXT : PYGEN_ERROR;
             }
             op->waited = 0;
@@ -457,7 +439,7 @@ static PySendResult write_step(OpObject *op, WriterObject *w, PyObject **result)
                 int want = w->kind == IO_TRYFIRST ? ssl_want() : 0;
                 if (!want)
                     return PYGEN_ERROR;
-                *result = io_syscall(want == 1 ? &IORead_Type : &IOWrite_Type, w->s);
+                *result = ua_syscall_new(want == 1 ? &IORead_Type : &IOWrite_Type, w->s);
                 return *result ? PYGEN_NEXT : PYGEN_ERROR;
             }
             k = res == Py_None ? 0 : PyLong_AsSsize_t(res);
@@ -467,7 +449,7 @@ static PySendResult write_step(OpObject *op, WriterObject *w, PyObject **result)
             op->n = 1;   /* at least one write call made */
             if (k == 0 && w->kind == IO_PY) {
                 op->waited = 1;
-                *result = io_syscall(&IOWrite_Type, w->s);
+                *result = ua_syscall_new(&IOWrite_Type, w->s);
                 return *result ? PYGEN_NEXT : PYGEN_ERROR;
             }
         }

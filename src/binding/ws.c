@@ -291,15 +291,11 @@ static PySendResult read_message(WSOpObject *op, PyObject **result)
         int rc = ua_ws_on_data(&ws->conn, payload, len);
         uint8_t control[UA_WS_MAX_CONTROL];
         int text = ws->conn.opcode == UA_WS_TEXT;
-        if (rc == 0 && act == UA_WS_DATA_FRAME && len) {
-            size_t room;
-            char *dst = ua_linebuf_space(&ws->msg, len, &room);
-            if (!dst) {
+        if (rc == 0 && act == UA_WS_DATA_FRAME) {
+            if (ua_linebuf_append(&ws->msg, payload, len) < 0) {
                 PyErr_NoMemory();
                 return PYGEN_ERROR;
             }
-            memcpy(dst, payload, len);
-            ua_linebuf_commit(&ws->msg, len);
         } else if (act == UA_WS_CONTROL_FRAME) {
             memcpy(control, payload, len);
         }

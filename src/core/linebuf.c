@@ -46,6 +46,19 @@ char *ua_linebuf_space(ua_linebuf *b, size_t want, size_t *room)
     return b->data + b->end;
 }
 
+int ua_linebuf_append(ua_linebuf *b, const void *p, size_t n)
+{
+    if (!n)
+        return 0;
+    size_t room;
+    char *dst = ua_linebuf_space(b, n, &room);
+    if (!dst)
+        return -1;
+    memcpy(dst, p, n);
+    b->end += n;
+    return 0;
+}
+
 void ua_linebuf_commit(ua_linebuf *b, size_t n)
 {
     b->end += n;

@@ -26,6 +26,9 @@ static inline const char *ua_linebuf_peek(const ua_linebuf *b) { return b->data 
  * data); returns where to write and the room in *room, or NULL on no memory. */
 char *ua_linebuf_space(ua_linebuf *b, size_t want, size_t *room);
 
+/* Copy n bytes to the end: 0, or -1 on no memory (nothing appended). */
+int ua_linebuf_append(ua_linebuf *b, const void *p, size_t n);
+
 /* n bytes were written at the end. */
 void ua_linebuf_commit(ua_linebuf *b, size_t n);
 
