@@ -1,9 +1,11 @@
-# uasyncio in C. `make demo` runs the demo, `make test` every test.
+# uasyncio in C. `make demo` runs the demo, `make test` every test: the
+# suite against an AddressSanitizer + UBSan build, short fuzz runs, then the
+# suite itself (its summary line comes last).
 PYTHON ?= /usr/bin/python3
 PYTEST_ARGS ?=
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all build deps demo test asan refleak bench fuzz clean
+.PHONY: all build deps demo test check asan refleak valgrind bench fuzz load clean
 
 all: build
 
@@ -18,6 +20,16 @@ demo: deps build
 	$(PYTHON) examples/demo.py
 
 test: deps build
+	@scripts/install-deps.sh fuzz
+	@echo "== the test suite under AddressSanitizer + UBSan"
+	@$(MAKE) --no-print-directory asan
+	@echo "== fuzzing: regressions, then 10 s per target"
+	@$(MAKE) --no-print-directory -C fuzz ci
+	@echo "== the test suite"
+	@$(MAKE) --no-print-directory check
+
+# The suite alone, on the regular build.
+check: deps build
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
 
 # The whole suite against a build with AddressSanitizer and UBSan (and the
@@ -39,6 +51,11 @@ refleak:
 	/usr/bin/python3-dbg setup.py -q build_ext --build-lib build/dbg --build-temp build/dbg-tmp --force
 	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
 	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg tests/refleak.py
+
+# The C core's unit tests under valgrind (memcheck, every leak an error).
+valgrind:
+	@scripts/install-deps.sh valgrind
+	UA_VALGRIND=1 $(PYTHON) -m pytest -q -p no:cacheprovider tests/test_c_core.py
 
 # Coverage-guided fuzzing of the C line buffer and WebSocket parser
 # (libFuzzer): FUZZ_SECONDS per target; see fuzz/README.md.

@@ -7,6 +7,8 @@ non-zero on any failure.
 Environment:
   CC           the C compiler (default "cc")
   UA_SANITIZE  e.g. "address,undefined": build with -fsanitize=... as well
+  UA_VALGRIND  "1": run each program under valgrind (memcheck, full leak
+               check); any error or leak fails the test
 """
 
 import os
@@ -48,6 +50,13 @@ def _sanitize_flags():
     if not sanitize:
         return []
     return ["-fsanitize=" + sanitize, "-fno-omit-frame-pointer"]
+
+
+def _runner():
+    if os.environ.get("UA_VALGRIND") != "1":
+        return []
+    return ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+            "--show-leak-kinds=all", "--errors-for-leak-kinds=all"]
 
 
 def _run_env():
@@ -96,7 +105,7 @@ def test_c_core(name, c_build_dir):
         pytest.skip("the poller backend is epoll (Linux only)")
     exe = _build(name, c_build_dir)
     proc = subprocess.run(
-        [str(exe)], cwd=ROOT, capture_output=True, text=True, timeout=300, env=_run_env()
+        _runner() + [str(exe)], cwd=ROOT, capture_output=True, text=True, timeout=300, env=_run_env()
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{name} exited with {proc.returncode}:\n{output}"
