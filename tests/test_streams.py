@@ -8,91 +8,18 @@ import hashlib
 import io
 import os
 import socket
-import struct
 import threading
 
 import pytest
 
 import uasyncio
 from conftest import run, until  # noqa: F401
+from netutil import HOST, connect, echo_lines, raw_connect, serve, stop, thread_connect
 
-HOST = "127.0.0.1"
+# Faults (resets, refusals, EMFILE, stalls, half-close) are in test_faults.py.
 
 
 # ---- helpers ----------------------------------------------------------------
-
-
-def free_port():
-    """A port nothing listens on (bound, read, closed again)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-
-
-def serve(loop, handler, port=None, **kw):
-    """Schedule start_server(handler) (on port 0: the kernel picks a free
-    one, no race with other processes); returns (server coro, port)."""
-    srv = uasyncio.start_server(handler, HOST, port or 0, **kw)
-    loop.create_task(srv)
-    loop.run_until_complete(uasyncio.sleep_ms(1))   # its first step binds
-    return srv, srv.socket.getsockname()[1]
-
-
-async def stop(srv):
-    """Cancel the server task and let the loop run so it closes its socket."""
-    uasyncio.cancel(srv)
-    await uasyncio.sleep_ms(20)
-
-
-async def connect(port, **kw):
-    """open_connection, retried while the just-scheduled server is not yet listening."""
-    for _ in range(400):
-        try:
-            return await uasyncio.open_connection(HOST, port, **kw)
-        except ConnectionRefusedError:
-            await uasyncio.sleep_ms(5)
-    raise AssertionError("server on port %d never listened" % port)
-
-
-async def raw_connect(port, rcvbuf=None):
-    """A plain blocking client socket (connect completes in the kernel's backlog)."""
-    for _ in range(400):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        try:
-            s.connect((HOST, port))
-            return s
-        except ConnectionRefusedError:
-            s.close()
-            await uasyncio.sleep_ms(5)
-    raise AssertionError("server on port %d never listened" % port)
-
-
-def thread_connect(port, deadline_s=10):
-    """Blocking connect from a thread, retried while the server starts."""
-    import time
-
-    end = time.monotonic() + deadline_s
-    while True:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(30)
-        try:
-            s.connect((HOST, port))
-            return s
-        except ConnectionRefusedError:
-            s.close()
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.005)
-
-
-def set_rst_on_close(s):
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def socket_of(writer):
@@ -111,16 +38,6 @@ def nodelay_of(s):
         finally:
             dup.close()
     return s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-
-
-async def echo_lines(reader, writer):
-    """Server handler: echo each line until EOF, then close."""
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        await writer.awrite(line)
-    await writer.aclose()
 
 
 def make_collector(store, done):
@@ -407,135 +324,6 @@ def test_200_concurrent_clients_each_get_their_own_echo(loop):
     assert sorted(results) == list(range(n))
     assert all(r == [True, True, True] for r in results.values())
     assert len(served) == n
-
-
-# ---- resets, refusals ------------------------------------------------------
-
-
-@pytest.mark.timeout(30)
-def test_peer_reset_mid_read_only_affects_that_connection(loop):
-    outcomes = []
-    partial = b"a partial line without its end"
-
-    async def handler(reader, writer):
-        partial_lines = []
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    outcomes.append(("eof", partial_lines))
-                    break
-                if line.endswith(b"\n"):
-                    await writer.awrite(line)
-                else:
-                    partial_lines.append(line)
-        except OSError as e:
-            outcomes.append(("error", e))
-        await writer.aclose()
-
-    srv, port = serve(loop, handler)
-    ticks = [0]
-
-    async def ticker():
-        while len(outcomes) < 2:
-            await uasyncio.sleep_ms(2)
-            ticks[0] += 1
-
-    async def main():
-        loop.create_task(ticker())
-        s = await raw_connect(port)
-        s.sendall(partial)
-        await uasyncio.sleep_ms(100)      # the server reads it and waits for the rest
-        set_rst_on_close(s)
-        s.close()                         # RST
-        await until(lambda: outcomes)
-        # The server keeps serving: a new client gets its echo.
-        reader, writer = await connect(port)
-        await writer.awrite(b"still here\n")
-        echoed = await reader.readline()
-        await writer.aclose()
-        await until(lambda: len(outcomes) == 2)
-        await stop(srv)
-        return echoed
-
-    assert run(loop, main()) == b"still here\n"
-    kind, detail = outcomes[0]
-    if kind == "error":
-        assert isinstance(detail, OSError)
-    else:
-        assert detail in ([], [partial])
-    assert outcomes[1] == ("eof", [])
-    assert ticks[0] > 0
-
-
-@pytest.mark.timeout(60)
-def test_peer_reset_mid_write_raises_oserror_in_the_writing_task(loop):
-    outcomes = []
-    big = b"w" * (8 * 1024 * 1024)
-
-    async def handler(reader, writer):
-        first = await reader.readline()
-        if first == b"reset me\n":
-            try:
-                await writer.awrite(big)
-                outcomes.append("completed")
-            except OSError as e:
-                outcomes.append(e)
-        else:
-            await writer.awrite(b"echo " + first)
-            outcomes.append("served")
-        await writer.aclose()
-
-    srv, port = serve(loop, handler)
-
-    async def main():
-        s = await raw_connect(port, rcvbuf=65536)
-        s.setblocking(False)
-        s.sendall(b"reset me\n")
-        received = 0
-        for _ in range(4000):             # take a little of the 8 MB, up to ~20 s
-            try:
-                received += len(s.recv(65536))
-            except BlockingIOError:
-                pass
-            if received >= 100000:
-                break
-            await uasyncio.sleep_ms(5)
-        set_rst_on_close(s)
-        s.close()                         # RST while the server is mid-awrite
-        await until(lambda: outcomes)
-        reader, writer = await connect(port)
-        await writer.awrite(b"next\n")
-        reply = await reader.readline()
-        await writer.aclose()
-        await until(lambda: len(outcomes) == 2)
-        await stop(srv)
-        return received, reply
-
-    received, reply = run(loop, main(), 50)
-    assert received >= 100000
-    assert isinstance(outcomes[0], OSError), outcomes
-    assert reply == b"echo next\n"
-    assert outcomes[1] == "served"
-
-
-@pytest.mark.timeout(30)
-def test_connect_refused_raises_in_the_caller(loop):
-    port = free_port()
-    caught = []
-
-    async def main():
-        try:
-            await uasyncio.open_connection(HOST, port)
-        except OSError as e:
-            caught.append(e)
-        return "survived"
-
-    assert run(loop, main()) == "survived"
-    assert len(caught) == 1
-    assert isinstance(caught[0], ConnectionRefusedError), repr(caught[0])
-    # The loop is still usable afterwards.
-    assert run(loop, uasyncio.sleep_ms(1)) is None
 
 
 # ---- fairness ----------------------------------------------------------------
@@ -945,59 +733,6 @@ def test_generator_style_with_yield_from(loop):
         return reply, rest
 
     assert run(loop, main()) == (b"got old style\n", b"")
-
-
-@pytest.mark.timeout(30)
-def test_accept_survives_running_out_of_file_descriptors(loop):
-    import resource
-
-    done = []
-
-    async def handler(reader, writer):
-        await echo_lines(reader, writer)
-        done.append(1)
-
-    srv, port = serve(loop, handler)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    fillers = []
-
-    async def main():
-        # Connected (the server listens), not yet accepted: the server task
-        # has not run since, so its accept() will meet EMFILE.
-        s = await raw_connect(port)
-        try:
-            s.sendall(b"after EMFILE\n")
-            limit = max(map(int, os.listdir("/proc/self/fd"))) + 20
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, soft), hard))
-            try:
-                while True:
-                    fillers.append(os.dup(0))
-            except OSError:
-                pass
-            await uasyncio.sleep_ms(250)      # the server meets EMFILE and waits
-        finally:
-            for fd in fillers:
-                os.close(fd)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-        try:
-            s.setblocking(False)
-            got = b""
-            for _ in range(2000):
-                try:
-                    got += s.recv(100)
-                except BlockingIOError:
-                    pass
-                if got.endswith(b"\n"):
-                    break
-                await uasyncio.sleep_ms(5)
-        finally:
-            s.close()
-        await until(lambda: done)
-        await stop(srv)
-        return got
-
-    assert run(loop, main()) == b"after EMFILE\n"
-    assert len(fillers) > 0
 
 
 @pytest.mark.timeout(30)

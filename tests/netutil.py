@@ -1,0 +1,90 @@
+"""Helpers for tests on real TCP sockets on 127.0.0.1: a server scheduled
+on the test's loop, clients (in the loop, plain blocking sockets, from a
+thread), resets, and an echo handler."""
+import socket
+import struct
+import time
+
+import uasyncio
+
+HOST = "127.0.0.1"
+
+
+def free_port():
+    """A port nothing listens on (bound, read, closed again)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def serve(loop, handler, port=None, **kw):
+    """Schedule start_server(handler) (on port 0: the kernel picks a free
+    one, no race with other processes); returns (server coro, port)."""
+    srv = uasyncio.start_server(handler, HOST, port or 0, **kw)
+    loop.create_task(srv)
+    loop.run_until_complete(uasyncio.sleep_ms(1))   # its first step binds
+    return srv, srv.socket.getsockname()[1]
+
+
+async def stop(srv):
+    """Cancel the server task and let the loop run so it closes its socket."""
+    uasyncio.cancel(srv)
+    await uasyncio.sleep_ms(20)
+
+
+async def connect(port, **kw):
+    """open_connection, retried while the just-scheduled server is not yet listening."""
+    for _ in range(400):
+        try:
+            return await uasyncio.open_connection(HOST, port, **kw)
+        except ConnectionRefusedError:
+            await uasyncio.sleep_ms(5)
+    raise AssertionError("server on port %d never listened" % port)
+
+
+async def raw_connect(port, rcvbuf=None):
+    """A plain blocking client socket (connect completes in the kernel's backlog)."""
+    for _ in range(400):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        try:
+            s.connect((HOST, port))
+            return s
+        except ConnectionRefusedError:
+            s.close()
+            await uasyncio.sleep_ms(5)
+    raise AssertionError("server on port %d never listened" % port)
+
+
+def thread_connect(port, deadline_s=10):
+    """Blocking connect from a thread, retried while the server starts."""
+    end = time.monotonic() + deadline_s
+    while True:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(30)
+        try:
+            s.connect((HOST, port))
+            return s
+        except ConnectionRefusedError:
+            s.close()
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.005)
+
+
+def set_rst_on_close(s):
+    """SO_LINGER 0: close() then sends RST instead of FIN."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+async def echo_lines(reader, writer):
+    """Server handler: echo each line until EOF, then close."""
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        await writer.awrite(line)
+    await writer.aclose()
