@@ -143,17 +143,18 @@ def main():
         scenario()
         io_scenario()
     gc.collect()
-    totals = []
-    for _ in range(5):
+    # Filled in place: appending would itself add one reference per round.
+    totals = [None] * 5
+    for i in range(5):
         for _ in range(20):
             scenario()
             io_scenario()
         gc.collect()
-        totals.append(sys.gettotalrefcount())
+        totals[i] = sys.gettotalrefcount()
     growth = [b - a for a, b in zip(totals, totals[1:])]
     print("total refcount after each round:", totals)
-    # A real leak grows every round; allow a little noise from caches.
-    if all(g > 0 for g in growth) and sum(growth) > 100:
+    # Caches may fill during the first round; after it, nothing may grow.
+    if any(g > 0 for g in growth[1:]):
         print("refleak: FAILED (growth %s)" % growth)
         sys.exit(1)
     print("refleak: 1 passed, 0 failed")
