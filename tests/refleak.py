@@ -138,17 +138,97 @@ def io_scenario():
     loop.close()
 
 
-def main():
+def fault_scenario():
+    """The error paths: a WebSocket echo with a ping and a bad frame, a peer
+    reset mid-read and mid-write, a readline timed out, a refused connect."""
+    import struct
+    from uasyncio.websocket.server import WSReader
+    loop = uasyncio.PollEventLoop()
+    log = []
+
+    async def ws_echo(reader, writer):
+        await reader.readline()
+        ws = await WSReader(reader, writer)
+        while True:
+            msg = await ws.read()
+            if not msg:
+                break
+            await ws.awrite(msg)
+        await writer.aclose()
+
+    async def faulty(reader, writer):
+        try:
+            if await reader.readline() == b"big\n":
+                await writer.awrite(b"x" * (4 << 20))
+            await reader.readline()
+        except OSError as e:
+            log.append(e)
+        await writer.aclose()
+
+    async def stalled(reader, writer):
+        try:
+            await uasyncio.wait_for_ms(reader.readline(), 5)
+        except uasyncio.TimeoutError:
+            log.append("timeout")
+        await writer.aclose()
+
+    def frame(opcode, payload):
+        return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+    def reset(s):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+
+    async def main():
+        servers = [uasyncio.start_server(h, "127.0.0.1", 0) for h in (ws_echo, faulty, stalled)]
+        for srv in servers:
+            loop.create_task(srv)
+        await uasyncio.sleep_ms(1)
+        ws_port, faulty_port, stalled_port = (srv.socket.getsockname()[1] for srv in servers)
+        r, w = await uasyncio.open_connection("127.0.0.1", ws_port)
+        await w.awrite(b"GET / HTTP/1.1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        while await r.readline() != b"\r\n":
+            pass
+        await w.awrite(frame(9, b"p") + frame(1, b"hello") + bytes([0x83, 0x80, 0, 0, 0, 0]))
+        await r.read(100)
+        await w.aclose()
+        for first in (b"half", b"big\n"):
+            s = socket.create_connection(("127.0.0.1", faulty_port))
+            s.send(first)
+            await uasyncio.sleep_ms(2)
+            reset(s)
+        s = socket.create_connection(("127.0.0.1", stalled_port))
+        await uasyncio.sleep_ms(10)
+        s.close()
+        try:
+            await uasyncio.open_connection("127.0.0.1", faulty_port + 1 if faulty_port < 65535 else 1)
+        except OSError as e:
+            log.append(e)
+        for srv in servers:
+            uasyncio.cancel(srv)
+        await uasyncio.sleep_ms(5)
+
+    loop.run_until_complete(main())
+    loop.close()
+    return log
+
+
+def rounds():
     for _ in range(20):
         scenario()
         io_scenario()
+        log = fault_scenario()
+        # The error paths were taken: a timeout, the refusal, the resets.
+        assert "timeout" in log and sum(isinstance(e, OSError) for e in log) >= 2, log
+
+
+def main():
+    rounds()
     gc.collect()
     # Filled in place: appending would itself add one reference per round.
     totals = [None] * 5
     for i in range(5):
-        for _ in range(20):
-            scenario()
-            io_scenario()
+        rounds()
         gc.collect()
         totals[i] = sys.gettotalrefcount()
     growth = [b - a for a, b in zip(totals, totals[1:])]
