@@ -64,6 +64,14 @@ fuzz:
 	@scripts/install-deps.sh fuzz
 	$(MAKE) -C fuzz run SECONDS=$(FUZZ_SECONDS)
 
+# The long load runs (reliability/load.py): 10,000 echo connections held at
+# once, then 1,000,000 ab requests; RSS and fds before and after.
+# LOAD_ARGS="--only conns", "--only http" or "--quick" (a short smoke run).
+LOAD_ARGS ?=
+load: deps build
+	@scripts/install-deps.sh bench
+	$(PYTHON) reliability/load.py $(LOAD_ARGS)
+
 bench: deps build
 	$(PYTHON) bench/run.py
 

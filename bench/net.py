@@ -87,13 +87,13 @@ def pinned(cpu):
     return pre
 
 
-def build_c(force=False):
-    """Compile the C programs into bench/build when missing or stale.
-    Returns None on success, else the compiler's complaint."""
-    os.makedirs(BUILD, exist_ok=True)
-    for name in C_PROGRAMS:
+def build_c(force=False, out_dir=BUILD, programs=C_PROGRAMS):
+    """Compile the C programs into out_dir (default bench/build) when missing
+    or stale. Returns None on success, else the compiler's complaint."""
+    os.makedirs(out_dir, exist_ok=True)
+    for name in programs:
         src = os.path.join(HERE, "c", name + ".c")
-        out = os.path.join(BUILD, name)
+        out = os.path.join(out_dir, name)
         if not force and os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
             continue
         try:
@@ -247,7 +247,7 @@ class Server:
 
     live = []   # every started, not yet reaped server: killed on the way out
 
-    def __init__(self, kind, mode, cpu, timeout):
+    def __init__(self, kind, mode, cpu, timeout, extra_args=()):
         self.kind, self.mode = kind, mode
         self.port = free_port()
         if kind == "c":
@@ -257,6 +257,7 @@ class Server:
         else:
             cmd = [PYTHON, os.path.join(HERE, "servers", "asyncio_server.py"), mode, str(self.port),
                    "--loop", kind]
+        cmd += list(extra_args)
         self.cmd = cmd
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, env=child_env(), cwd=ROOT, stdin=subprocess.DEVNULL,

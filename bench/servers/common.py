@@ -6,6 +6,9 @@ CPU pinning, a high fd limit, and dying with the runner.
 MODE is `echo` (echo every line back; the idle-connection test uses it too:
 each handler then sits in readline()) or `http` (read the request line and
 headers up to the blank line, answer RESPONSE, close).
+
+uasyncio_server.py also takes --stats-port N: a connection there gets
+mem_stats() and is closed (reliability/load.py uses it for its leak checks).
 """
 
 import argparse
@@ -45,6 +48,40 @@ def setup(description, extra_args=()):
     # The in-tree build must win over anything installed.
     sys.path.insert(0, ROOT)
     return args
+
+
+def mem_stats(errors):
+    """What this process holds by its own account, as one JSON line: live
+    Python memory blocks (sys.getallocatedblocks(), after a full collection),
+    bytes the C heap has handed out and not got back (glibc's mallinfo2:
+    in use + mmapped chunks), and the handler errors so far. Unlike RSS,
+    these do not count memory the allocators keep for reuse, so a leak of
+    even one object per connection shows."""
+    import gc
+    import json
+    global _mallinfo2
+    if _mallinfo2 is None:   # looked up once: each CDLL() makes new classes
+        try:
+            _mallinfo2 = ctypes.CDLL(None).mallinfo2   # glibc >= 2.33
+            _mallinfo2.restype = _Mallinfo2
+        except (OSError, AttributeError):
+            _mallinfo2 = False
+    collected = gc.collect()
+    rec = {"py_blocks": sys.getallocatedblocks(), "gc_collected": collected,
+           "handler_errors": errors.n}
+    if _mallinfo2:
+        info = _mallinfo2()
+        rec["heap_in_use"] = info.uordblks + info.hblkhd
+    return (json.dumps(rec) + "\n").encode()
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+        "uordblks", "fordblks", "keepcost")]
+
+
+_mallinfo2 = None
 
 
 class Errors:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The benchmark servers on uasyncio streams (start_server, readline, awrite).
 
-    python3 uasyncio_server.py echo|http PORT [--cpu N] [--backlog N]
+    python3 uasyncio_server.py echo|http PORT [--cpu N] [--backlog N] [--stats-port N]
 
 Written the way uasyncio 2.0 programs are: schedule start_server() on the
 loop and run_forever().
@@ -9,7 +9,9 @@ loop and run_forever().
 
 import common
 
-args = common.setup(__doc__.split("\n\n")[0])
+args = common.setup(__doc__.split("\n\n")[0], [
+    (("--stats-port",), dict(type=int, default=None,
+                             help="also serve memory counters on this port (see common.py)"))])
 
 import uasyncio  # noqa: E402  (after setup(): the in-tree build comes first)
 
@@ -42,7 +44,17 @@ async def http(reader, writer):
     await writer.aclose()
 
 
+async def stats(reader, writer):
+    try:
+        await writer.awrite(common.mem_stats(errors))
+    except OSError:
+        pass
+    await writer.aclose()
+
+
 loop = uasyncio.get_event_loop()
 loop.create_task(uasyncio.start_server(echo if args.mode == "echo" else http,
                                        common.HOST, args.port, backlog=args.backlog))
+if args.stats_port is not None:
+    loop.create_task(uasyncio.start_server(stats, common.HOST, args.stats_port))
 loop.run_forever()
