@@ -5,7 +5,7 @@ PYTHON ?= /usr/bin/python3
 PYTEST_ARGS ?=
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all build deps demo test check asan refleak valgrind bench fuzz load clean
+.PHONY: all build deps demo test check asan asan-build refleak valgrind bench fuzz load load-asan clean
 
 all: build
 
@@ -34,14 +34,18 @@ check: deps build
 
 # The whole suite against a build with AddressSanitizer and UBSan (and the
 # C core's unit tests built the same way).
-asan: deps
+# Python runs the sanitizer build of the package from build/asan.
+SAN_RUN = UA_PKG_DIR=build/asan UA_SANITIZE=address,undefined \
+    LD_PRELOAD="$$(cc -print-file-name=libasan.so):$$(cc -print-file-name=libubsan.so)" \
+    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+asan: asan-build
+	$(SAN_RUN) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
+
+asan-build: deps
 	rm -rf build/asan && mkdir -p build/asan && cp -r uasyncio build/asan/ && rm -f build/asan/uasyncio/*.so
 	UA_CFLAGS="$(SAN_FLAGS) -O1 -g" UA_LDFLAGS="$(SAN_FLAGS)" \
 	    $(PYTHON) setup.py -q build_ext --build-lib build/asan --build-temp build/asan-tmp --force
-	UA_PKG_DIR=build/asan UA_SANITIZE=address,undefined \
-	    LD_PRELOAD="$$(cc -print-file-name=libasan.so):$$(cc -print-file-name=libubsan.so)" \
-	    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
 
 # Reference leaks, with Debian's debug CPython: the suite, then repeated
 # scenarios whose total reference count must not grow.
@@ -71,6 +75,11 @@ LOAD_ARGS ?=
 load: deps build
 	@scripts/install-deps.sh bench
 	$(PYTHON) reliability/load.py $(LOAD_ARGS)
+
+# The same with the server on the sanitizer build (RSS not judged there).
+load-asan: asan-build
+	@scripts/install-deps.sh bench
+	$(SAN_RUN) $(PYTHON) reliability/load.py --sanitized $(LOAD_ARGS)
 
 bench: deps build
 	$(PYTHON) bench/run.py

@@ -46,7 +46,8 @@ def setup(description, extra_args=()):
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     # The in-tree build must win over anything installed.
-    sys.path.insert(0, ROOT)
+    # (UA_PKG_DIR: another build of it, e.g. build/asan, as the tests take.)
+    sys.path.insert(0, os.path.join(ROOT, os.environ.get("UA_PKG_DIR", "")))
     return args
 
 
