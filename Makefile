@@ -5,7 +5,7 @@ PYTHON ?= /usr/bin/python3
 PYTEST_ARGS ?=
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all build deps demo test check asan asan-build refleak valgrind bench fuzz load load-asan clean
+.PHONY: all build deps demo test check faults asan asan-build refleak valgrind bench fuzz load load-asan clean
 
 all: build
 
@@ -31,6 +31,10 @@ test: deps build
 # The suite alone, on the regular build.
 check: deps build
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
+
+# Only the fault-injection tests and the stream model (part of check).
+faults: deps build
+	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests/test_faults.py tests/test_stream_model.py
 
 # The whole suite against a build with AddressSanitizer and UBSan (and the
 # C core's unit tests built the same way).
