@@ -3,11 +3,14 @@
 nothing and leaks nothing.
 
     python3 reliability/load.py [--quick] [--only conns,http] [--json FILE]
+                                [--servers uasyncio,asyncio,uvloop]
                                 [--conns N] [--rounds N] [--warmup-rounds N]
                                 [--roundtrips N] [--requests N] [--concurrency N]
 
-Two tests, each against a fresh uasyncio server process (bench/servers/
-uasyncio_server.py) pinned to one CPU, its load generator pinned to another:
+Two tests, each against a fresh server process (bench/servers/
+uasyncio_server.py; with --servers also asyncio_server.py on asyncio's loop
+or uvloop, judged by the same targets) pinned to one CPU, its load generator
+pinned to another:
 
   conns  10,000 TCP connections held open at once against the echo server,
          each doing 20 round trips of a 100..1000-byte line, every byte
@@ -29,8 +32,8 @@ for several rounds, up to the working set. The server also reports its own
 live Python blocks and C heap bytes in use (--stats-port, see
 bench/servers/common.py), which do not move unless something is kept.
 
-Prints a table and one JSON line per test; exit status 1 if any target is
-missed.
+Prints a table and one JSON line per test and server, then, for more than
+one server, a table comparing them; exit status 1 if any target is missed.
 """
 
 import argparse
@@ -53,9 +56,10 @@ if BENCH not in sys.path:
     sys.path.insert(0, BENCH)
 
 import net  # noqa: E402
-from common import PYTHON, csv_list, fmt_num, render, write_json  # noqa: E402
-from net import (AB_FIELDS, Server, ServerError, ensure_ab, free_port, pinned,  # noqa: E402
-                 proc_fds, proc_rss, raise_nofile, settle)
+from common import (PYTHON, available, csv_list, fmt_num, fmt_ratio, ratio,  # noqa: E402
+                    render, write_json)
+from net import (AB_FIELDS, PY_SERVERS, Server, ServerError, ensure_ab, free_port,  # noqa: E402
+                 pinned, proc_fds, proc_rss, raise_nofile, settle)
 
 # Our own copy of the client: bench/build may be cleaned while a long run
 # goes on.
@@ -146,9 +150,9 @@ def wait_fds(server, want, timeout):
         time.sleep(0.05)
 
 
-def start_server(mode, args, backlog):
+def start_server(kind, mode, args, backlog):
     stats_port = free_port()
-    server = Server("uasyncio", mode, args.server_cpu, args.timeout,
+    server = Server(kind, mode, args.server_cpu, args.timeout,
                     extra_args=["--backlog", str(backlog), "--stats-port", str(stats_port)])
     return server, stats_port
 
@@ -254,9 +258,10 @@ def conns_round(server, stats_port, before, args):
     return rec
 
 
-def conns_test(args):
+def conns_test(kind, args):
     n = args.conns
-    rec = {"test": "conns", "connections": n, "roundtrips_per_conn": args.roundtrips,
+    rec = {"test": "conns", "server": kind, "connections": n,
+           "roundtrips_per_conn": args.roundtrips,
            "line_size": [LINE_MIN, LINE_MAX], "min_warmup_rounds": args.warmup_rounds,
            "rounds": args.rounds}
     targets = Targets(memory=not args.sanitized)
@@ -270,7 +275,7 @@ def conns_test(args):
     try:
         # The client connects all N at once; the kernel caps the backlog at
         # net.core.somaxconn, and an overflow costs 1 s SYN retries, not errors.
-        server, stats_port = start_server("echo", args, max(1024, n))
+        server, stats_port = start_server(kind, "echo", args, max(1024, n))
     except ServerError as e:
         return dict(rec, error=str(e)), targets
     rounds = []
@@ -414,6 +419,7 @@ def run_ab(server, requests, args, progress):
     cmd = ["ab", "-r", "-s", "10", "-n", str(requests), "-c", str(args.concurrency),
            "http://127.0.0.1:%d/" % server.port]
     rec = {"requests": requests}
+    cpu0 = server.cpu()
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          preexec_fn=pinned(args.client_cpu))
@@ -448,10 +454,12 @@ def run_ab(server, requests, args, progress):
             except OSError:
                 pass
         time.sleep(0.5)
+    rec["wall_s"] = time.perf_counter() - t0
+    if server.alive():
+        rec["server_cpu_s"] = server.cpu() - cpu0
     reader.join(10)
     out_reader.join(10)
     out = out_parts[0] if out_parts else ""
-    rec["wall_s"] = time.perf_counter() - t0
     rec["peak_rss_sampled"], rec["peak_fds_sampled"] = peak_rss, peak_fds
     if errs:
         rec["ab_stderr"] = "\n".join(errs[-20:])
@@ -472,12 +480,13 @@ def run_ab(server, requests, args, progress):
     return rec
 
 
-def http_test(args):
-    rec = {"test": "http", "requests": args.requests, "concurrency": args.concurrency,
+def http_test(kind, args):
+    rec = {"test": "http", "server": kind, "requests": args.requests,
+           "concurrency": args.concurrency,
            "warmup_requests": args.http_warmup}
     targets = Targets(memory=not args.sanitized)
     try:
-        server, stats_port = start_server("http", args, 1024)
+        server, stats_port = start_server(kind, "http", args, 1024)
     except ServerError as e:
         return dict(rec, error=str(e)), targets
     try:
@@ -587,6 +596,110 @@ far (VmHWM).""",
 }
 
 
+# ------------------------------------------------------- servers side by side
+
+def headline(rec):
+    """The figures of one finished test that the comparison table shows
+    (missing where the run did not get that far). Growth is measured as the
+    targets judge it."""
+    out = {"targets_missed": sum(1 for t in rec["targets"] if not t["ok"]),
+           "wall_s": rec["test_wall_s"]}
+    cold = rec.get("cold")
+    if cold:
+        out["cold_rss"] = cold["rss"]
+    if rec["test"] == "conns":
+        done = [r for r in rec.get("round_results", []) if "error" not in r]
+        measured = [r for r in done if not r["warmup"]]
+        if done:
+            out["errors"] = sum(r["client"]["errors"] + r["client"]["mismatches"] for r in done)
+            out["warmup_rounds"] = len(done) - len(measured)
+            out["peak_rss"] = done[-1]["after_hwm"]
+        if measured:
+            ops = sum(r["client"]["roundtrips"] for r in measured)
+            secs = sum(r["client"]["seconds"] for r in measured)
+            cpu = sum(r["client"]["server_cpu_s"] for r in measured)
+            out.update(rate=ops / secs if secs > 0 else None,
+                       server_cpu_s=cpu, cpu_us=1e6 * cpu / ops if ops else None,
+                       rss_per_conn=(max(r["held_rss"] for r in measured) - cold["rss"])
+                       / rec["connections"])
+        warm = rec.get("warm")
+        if warm:
+            after = [r["after_stats"] for r in measured]
+            out["rss_growth"] = max(r["after_rss"] for r in measured) - warm["rss"]
+            out["py_blocks_growth"] = max(a["py_blocks"] for a in after) - warm["py_blocks"]
+            if warm["heap_in_use"] is not None:
+                out["heap_growth"] = max(a["heap_in_use"] for a in after) - warm["heap_in_use"]
+    else:
+        run = rec.get("run", {})
+        if "rps" in run:
+            out["errors"] = run["failed"] + run["non_2xx"] + run["write_errors"]
+            out["rate"] = run["rps"]
+        if "server_cpu_s" in run and run.get("complete"):
+            out["server_cpu_s"] = run["server_cpu_s"]
+            out["cpu_us"] = 1e6 * run["server_cpu_s"] / run["complete"]
+        before, after = rec.get("before"), rec.get("after")
+        if before and after:
+            out["peak_rss"] = after["hwm"]
+            out["rss_growth"] = after["rss"] - before["rss"]
+            out["py_blocks_growth"] = after["py_blocks"] - before["py_blocks"]
+            if before.get("heap_in_use") is not None:
+                out["heap_growth"] = after["heap_in_use"] - before["heap_in_use"]
+    return out
+
+
+# Rows of the comparison table: (label, headline key, format, ratio) with
+# ratio True where more is better (uasyncio / peer), False where less is
+# (peer / uasyncio), None for no ratio. OP is "round trip" or "request".
+COMPARE_ROWS = (
+    ("targets missed", "targets_missed", "%d", None),
+    ("errors", "errors", "%d", None),
+    ("OPs/s", "rate", fmt_num, True),
+    ("server CPU s", "server_cpu_s", "%.2f", None),
+    ("server CPU us / OP", "cpu_us", "%.2f", False),
+    ("RSS cold MB", "cold_rss", mb, None),
+    ("RSS peak MB", "peak_rss", mb, None),
+    ("RSS held B / connection", "rss_per_conn", fmt_num, False),
+    ("RSS growth MB", "rss_growth", signed_mb, None),
+    ("py blocks growth", "py_blocks_growth", "%+d", None),
+    ("C heap growth KB", "heap_growth", lambda x: "%+.0f" % (x / 1024), None),
+    ("warm-up rounds", "warmup_rounds", "%d", None),
+    ("test wall s", "wall_s", "%.1f", None),
+)
+OP = {"conns": "round trip", "http": "request"}
+
+
+def compare_table(results, servers):
+    """Each test's headline figures, one column per server, and how uasyncio
+    compares with each peer."""
+    peers = [k for k in servers if k != "uasyncio"] if "uasyncio" in servers else []
+    head = ("test", "figure") + tuple(servers) + tuple("vs " + k for k in peers)
+    rows = []
+    for test in TESTS:
+        got = {r["server"]: r["headline"] for r in results if r["test"] == test}
+        for label, key, fmt, better in COMPARE_ROWS:
+            if not any(h.get(key) is not None for h in got.values()):
+                continue
+            value = {k: got.get(k, {}).get(key) for k in servers}
+            cells = ["-" if value[k] is None else fmt(value[k]) if callable(fmt)
+                     else fmt % value[k] for k in servers]
+            cells += [fmt_ratio(ratio(value["uasyncio"], value[k], better))
+                      if better is not None else "" for k in peers]
+            rows.append([test, label.replace("OP", OP[test])] + cells)
+    return render(head, rows, {0, 1})
+
+
+COMPARE_LEGEND = """\
+Measured part only: conns the measured rounds (round trips/s and server CPU
+over their round-trip windows, as the client reports them), http the ab run
+after the warm-up (server CPU from /proc around ab). RSS held B /
+connection: (highest RSS with every connection held - cold RSS) /
+connections. RSS peak: VmHWM at the end. Growth: as the targets judge it
+(conns: worst measured round - warm baseline; http: after - before).
+vs X: how many times better uasyncio's figure is than X's: for rates
+uasyncio's / X's, for costs X's / uasyncio's (server CPU us / request vs
+asyncio: asyncio's / uasyncio's). Above 1x, uasyncio is faster or cheaper."""
+
+
 # ---------------------------------------------------------------------- main
 
 def main(argv=None):
@@ -595,6 +708,10 @@ def main(argv=None):
                     help="smoke run: 1,000 connections and 50,000 requests")
     ap.add_argument("--only", type=lambda s: csv_list(s, TESTS, "test"), default=list(TESTS),
                     metavar="TEST[,TEST]", help="tests to run (default: %s)" % ",".join(TESTS))
+    ap.add_argument("--servers", type=lambda s: csv_list(s, PY_SERVERS, "server"),
+                    default=["uasyncio"], metavar="S[,S]",
+                    help="servers to run the tests against, each judged by the same targets"
+                         " (default: uasyncio; choose from %s)" % ",".join(PY_SERVERS))
     ap.add_argument("--json", metavar="FILE", help="also write all results as JSON to FILE")
     ap.add_argument("--sanitized", action="store_true",
                     help="the server runs a sanitizer build (UA_PKG_DIR, LD_PRELOAD: make load-asan):"
@@ -649,9 +766,8 @@ def main(argv=None):
     if err:
         print("cannot build the echo client: %s" % err)
         return 1
-    ok, why = net.probe("uasyncio")
-    if not ok:
-        print("uasyncio cannot run: %s (build it: make build)" % why)
+    servers, skipped = available(args.servers, net.probe, "%s cannot run: %s%s")
+    if skipped:
         return 1
     if "http" in tests:
         why = ensure_ab()
@@ -662,42 +778,58 @@ def main(argv=None):
     t_start = time.time()
     results, failed = [], []
     try:
-        for test in tests:
-            t0 = time.perf_counter()
-            rec, targets = conns_test(args) if test == "conns" else http_test(args)
-            rec["test_wall_s"] = time.perf_counter() - t0
-            rec["targets"] = targets.items
-            if "error" in rec:
-                targets.check("ran to the end", False, rec["error"])
-            rec["ok"] = not targets.failed()
-            results.append(rec)
-            print()
-            print(conns_table(rec) if test == "conns" else http_table(rec))
-            print()
-            print(LEGEND[test])
-            print("\ntargets:")
-            print(targets.render())
-            if rec.get("server_output"):
-                print("\nthe server wrote:\n    %s" % rec["server_output"].replace("\n", "\n    "))
-            summary = summarize(rec)
-            print("\n" + json.dumps(summary))
-            print()
-            if not rec["ok"]:
-                failed.append(test)
+        for kind in servers:
+            if len(servers) > 1:
+                print("\n==== %s ====" % kind)
+                print("%s:" % kind, file=sys.stderr, flush=True)
+            for test in tests:
+                t0 = time.perf_counter()
+                rec, targets = (conns_test if test == "conns" else http_test)(kind, args)
+                rec["test_wall_s"] = time.perf_counter() - t0
+                rec["targets"] = targets.items
+                if "error" in rec:
+                    targets.check("ran to the end", False, rec["error"])
+                rec["ok"] = not targets.failed()
+                rec["headline"] = headline(rec)
+                results.append(rec)
+                print("\n%s on %s:" % (test, kind))
+                print(conns_table(rec) if test == "conns" else http_table(rec))
+                if kind == servers[0]:   # once per test
+                    print()
+                    print(LEGEND[test])
+                print("\ntargets (%s on %s):" % (test, kind))
+                print(targets.render())
+                if rec.get("server_output"):
+                    print("\nthe server wrote:\n    %s"
+                          % rec["server_output"].replace("\n", "\n    "))
+                print("\n" + json.dumps(summarize(rec)))
+                print()
+                if not rec["ok"]:
+                    failed.append("%s on %s" % (test, kind))
     finally:
         Server.kill_all()
+    if len(servers) > 1:
+        print(compare_table(results, servers))
+        print()
+        print(COMPARE_LEGEND)
+        print()
+        for kind in servers:
+            print("%-8s  %s" % (kind, ", ".join(
+                "%s %s (%.1f s)" % (r["test"], "ok" if r["ok"] else "FAILED", r["test_wall_s"])
+                for r in results if r["server"] == kind)))
     print("total %.1f s: %s" % (time.time() - t_start,
                                 "all targets met" if not failed else "FAILED: " + ", ".join(failed)))
     if args.json:
         write_json(args.json, {"python": PYTHON, "server_cpu": args.server_cpu,
                                "client_cpu": args.client_cpu, "quick": args.quick,
-                               "tests": tests}, results)
+                               "servers": servers, "tests": tests}, results)
     return 1 if failed else 0
 
 
 def summarize(rec):
     """The one-line JSON of a test: its headline figures and verdict."""
-    out = {"test": rec["test"], "ok": rec["ok"], "test_wall_s": round(rec["test_wall_s"], 1)}
+    out = {"test": rec["test"], "server": rec["server"], "ok": rec["ok"],
+           "test_wall_s": round(rec["test_wall_s"], 1)}
     if rec["test"] == "conns":
         rounds = [r for r in rec.get("round_results", []) if "error" not in r]
         out.update(connections=rec["connections"], rounds=rec["rounds"],
@@ -721,7 +853,7 @@ def summarize(rec):
     else:
         run = rec.get("run", {})
         out.update({k: run.get(k) for k in ("requests", "complete", "failed", "non_2xx",
-                                            "rps", "wall_s")})
+                                            "rps", "server_cpu_s", "wall_s")})
         for key in ("before", "after"):
             if key in rec:
                 out[key] = {k: rec[key][k] for k in ("rss", "fds", "py_blocks", "heap_in_use")

@@ -3,6 +3,7 @@
 write + drain), on asyncio's own loop or on uvloop (same code).
 
     python3 asyncio_server.py echo|http PORT [--loop asyncio|uvloop] [--cpu N] [--backlog N]
+                              [--stats-port N]
 """
 
 import common
@@ -10,6 +11,8 @@ import common
 args = common.setup(__doc__.split("\n\n")[0], [
     (("--loop",), dict(choices=("asyncio", "uvloop"), default="asyncio",
                        help="event loop (default asyncio)")),
+    (("--stats-port",), dict(type=int, default=None,
+                             help="also serve memory counters on this port (see common.py)")),
 ])
 
 import asyncio  # noqa: E402
@@ -47,9 +50,20 @@ async def http(reader, writer):
         writer.close()
 
 
+async def stats(reader, writer):
+    try:
+        writer.write(common.mem_stats(errors))
+        await writer.drain()
+    except OSError:
+        pass
+    writer.close()
+
+
 async def main():
     server = await asyncio.start_server(echo if args.mode == "echo" else http,
                                         common.HOST, args.port, backlog=args.backlog)
+    if args.stats_port is not None:
+        await asyncio.start_server(stats, common.HOST, args.stats_port)
     async with server:
         await server.serve_forever()
 

@@ -7,8 +7,8 @@ MODE is `echo` (echo every line back; the idle-connection test uses it too:
 each handler then sits in readline()) or `http` (read the request line and
 headers up to the blank line, answer RESPONSE, close).
 
-uasyncio_server.py also takes --stats-port N: a connection there gets
-mem_stats() and is closed (reliability/load.py uses it for its leak checks).
+Both servers also take --stats-port N: a connection there gets mem_stats()
+and is closed (reliability/load.py uses it for its leak checks).
 """
 
 import argparse
