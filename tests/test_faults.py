@@ -8,6 +8,7 @@ checks that the fault reaches only the task concerned, as OSError, EOF or
 TimeoutError, and that the loop, the server and the other connections go on.
 Every test is bounded by the loop's own wait_for and a pytest-timeout mark;
 the `loop` fixture fails a test that leaves a file descriptor open."""
+import contextlib
 import errno
 import hashlib
 import json
@@ -613,6 +614,28 @@ def test_refused_connects_leave_a_running_server_and_its_client_working(loop):
 # ---- 6. accept() at EMFILE ----------------------------------------------------
 
 
+@contextlib.contextmanager
+def no_free_fds():
+    """Every fd of the process in use until the block ends: RLIMIT_NOFILE
+    lowered to just above the highest open fd, the rest filled with dup()s.
+    Yields the list of the fillers (closed again on the way out)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = max(map(int, os.listdir("/proc/self/fd"))) + 20
+    fillers = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, soft), hard))
+    try:
+        try:
+            while True:
+                fillers.append(os.dup(0))
+        except OSError:
+            pass
+        yield fillers
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 @pytest.mark.timeout(30)
 def test_accept_survives_running_out_of_file_descriptors(loop):
     done = []
@@ -622,27 +645,16 @@ def test_accept_survives_running_out_of_file_descriptors(loop):
         done.append(1)
 
     srv, port = serve(loop, handler)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     fillers = []
 
     async def main():
         # Connected (the server listens), not yet accepted: the server task
         # has not run since, so its accept() will meet EMFILE.
         s = await raw_connect(port)
-        try:
-            s.sendall(b"after EMFILE\n")
-            limit = max(map(int, os.listdir("/proc/self/fd"))) + 20
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, soft), hard))
-            try:
-                while True:
-                    fillers.append(os.dup(0))
-            except OSError:
-                pass
+        s.sendall(b"after EMFILE\n")
+        with no_free_fds() as used:
+            fillers.extend(used)
             await uasyncio.sleep_ms(250)      # the server meets EMFILE and waits
-        finally:
-            for fd in fillers:
-                os.close(fd)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         try:
             s.setblocking(False)
             got = b""
@@ -668,27 +680,16 @@ def test_accept_survives_running_out_of_file_descriptors(loop):
 def test_open_connection_at_emfile_raises_in_the_caller_and_works_once_fds_are_free(loop):
     closed = []
     srv, port = serve(loop, counting_echo(closed))
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     fillers = []
 
     async def main():
         caught = []
-        limit = max(map(int, os.listdir("/proc/self/fd"))) + 20
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, soft), hard))
-        try:
-            try:
-                while True:
-                    fillers.append(os.dup(0))
-            except OSError:
-                pass
+        with no_free_fds() as used:
+            fillers.extend(used)
             try:
                 await uasyncio.open_connection(HOST, port)
             except OSError as e:
                 caught.append(e)
-        finally:
-            for fd in fillers:
-                os.close(fd)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         reader, writer = await connect(port)
         echoed = await echo_once(reader, writer, b"fds again\n")
         await writer.aclose()
@@ -721,7 +722,6 @@ def test_accept_at_emfile_retries_after_a_pause_not_in_a_busy_loop(loop):
     # accept(), and logs each attempt under set_debug(True).
     closed = []
     srv, port = serve(loop, counting_echo(closed))
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     fillers = []
     records = AcceptRecords()
     log = logging.getLogger("uasyncio")
@@ -736,25 +736,15 @@ def test_accept_at_emfile_retries_after_a_pause_not_in_a_busy_loop(loop):
     async def main():
         loop.create_task(ticker())
         s = await raw_connect(port)
-        try:
-            s.sendall(b"served after EMFILE\n")
-            limit = max(map(int, os.listdir("/proc/self/fd"))) + 20
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, soft), hard))
-            try:
-                while True:
-                    fillers.append(os.dup(0))
-            except OSError:
-                pass
+        s.sendall(b"served after EMFILE\n")
+        with no_free_fds() as used:
+            fillers.extend(used)
             start = time.monotonic()
             ticks_at_start = ticks[0]
             await uasyncio.sleep_ms(600)
             elapsed_ms = (time.monotonic() - start) * 1000
             attempts = len(records.messages)
             ticked = ticks[0] - ticks_at_start
-        finally:
-            for fd in fillers:
-                os.close(fd)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         try:
             data, eof = await recv_plain(s, lambda d: d.endswith(b"\n"))
         finally:
