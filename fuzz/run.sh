@@ -10,13 +10,16 @@
 #                                fuzz/corpus/TARGET once
 #   run.sh coverage TARGET...    line coverage of src/core by the corpus
 #                                (CORPORA=dir: the corpora in dir/TARGET)
+#   run.sh merge TARGET...       add to fuzz/corpus/TARGET the inputs of
+#                                CORPORA/TARGET (a FUZZ_KEEP run) that reach
+#                                features the corpus does not (libFuzzer -merge)
 #
 # Exits non-zero if any target crashed (or timed out, or ran out of memory).
 # FUZZ_ARGS adds libFuzzer options to every fuzzing run.
 set -uo pipefail
 cd "$(dirname "$0")"
 
-mode=${1:?usage: run.sh fuzz SECS TARGET... | regress TARGET... | coverage TARGET...}
+mode=${1:?usage: run.sh fuzz SECS TARGET... | regress TARGET... | coverage TARGET... | merge TARGET...}
 shift
 
 # Inputs a target may grow to: wsproto needs room for a whole 4096-byte
@@ -89,6 +92,20 @@ regress() {
     fi
 }
 
+merge() {
+    local t=$1 from=${CORPORA:?CORPORA=dir: where a FUZZ_KEEP run kept its corpora}/$t before
+    [ -d "$from" ] || { echo "== $t: no $from"; return; }
+    before=$(files_in "corpus/$t" | wc -l)
+    if build/"$t" -merge=1 -max_len="$(max_len "$t")" \
+            "corpus/$t" "$from" >"build/$t.merge.log" 2>&1; then
+        echo "== $t: corpus $before -> $(files_in "corpus/$t" | wc -l) input(s)," \
+             "$(files_in "corpus/$t" | tr '\n' '\0' | xargs -0 cat | wc -c) bytes"
+    else
+        echo "== $t: merge FAILED (log: fuzz/build/$t.merge.log)"
+        failed+=("$t")
+    fi
+}
+
 llvm_tool() {   # the LLVM tool matching clang's version
     local major
     major=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n 1)
@@ -130,6 +147,9 @@ case "$mode" in
         ;;
     coverage)
         for t in "$@"; do coverage "$t"; done
+        ;;
+    merge)
+        for t in "$@"; do merge "$t"; done
         ;;
     *)
         echo "unknown mode: $mode" >&2
