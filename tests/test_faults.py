@@ -119,8 +119,7 @@ def test_peer_reset_mid_read_only_affects_that_connection(loop):
         await until(lambda: outcomes)
         # The server keeps serving: a new client gets its echo.
         reader, writer = await connect(port)
-        await writer.awrite(b"still here\n")
-        echoed = await reader.readline()
+        echoed = await echo_once(reader, writer, b"still here\n")
         await writer.aclose()
         await until(lambda: len(outcomes) == 2)
         await stop(srv)
@@ -223,8 +222,7 @@ def test_peer_reset_mid_write_raises_oserror_in_the_writing_task(loop):
         s.close()                         # RST while the server is mid-awrite
         await until(lambda: outcomes)
         reader, writer = await connect(port)
-        await writer.awrite(b"next\n")
-        reply = await reader.readline()
+        reply = await echo_once(reader, writer, b"next\n")
         await writer.aclose()
         await until(lambda: len(outcomes) == 2)
         await stop(srv)

@@ -11,8 +11,6 @@ import common
 args = common.setup(__doc__.split("\n\n")[0], [
     (("--loop",), dict(choices=("asyncio", "uvloop"), default="asyncio",
                        help="event loop (default asyncio)")),
-    (("--stats-port",), dict(type=int, default=None,
-                             help="also serve memory counters on this port (see common.py)")),
 ])
 
 import asyncio  # noqa: E402

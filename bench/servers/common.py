@@ -1,7 +1,7 @@
 """What every Python benchmark server does before serving: command line,
 CPU pinning, a high fd limit, and dying with the runner.
 
-    python3 SERVER.py MODE PORT [--cpu N] [--backlog N]
+    python3 SERVER.py MODE PORT [--cpu N] [--backlog N] [--stats-port N]
 
 MODE is `echo` (echo every line back; the idle-connection test uses it too:
 each handler then sits in readline()) or `http` (read the request line and
@@ -30,6 +30,8 @@ def setup(description, extra_args=()):
     ap.add_argument("port", type=int)
     ap.add_argument("--cpu", type=int, default=None, help="CPU to pin this process to")
     ap.add_argument("--backlog", type=int, default=1024, help="listen backlog (default 1024)")
+    ap.add_argument("--stats-port", type=int, default=None,
+                    help="also serve memory counters on this port (mem_stats())")
     for args, kwargs in extra_args:
         ap.add_argument(*args, **kwargs)
     args = ap.parse_args()

@@ -9,9 +9,7 @@ loop and run_forever().
 
 import common
 
-args = common.setup(__doc__.split("\n\n")[0], [
-    (("--stats-port",), dict(type=int, default=None,
-                             help="also serve memory counters on this port (see common.py)"))])
+args = common.setup(__doc__.split("\n\n")[0])
 
 import uasyncio  # noqa: E402  (after setup(): the in-tree build comes first)
 
