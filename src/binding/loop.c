@@ -8,6 +8,16 @@
 
 static PyObject *str_throw, *str_time, *str_wait;
 
+/* The loop running in this thread: per thread, so that loops run by
+ * different threads (each releases the GIL while it blocks) never see each
+ * other's state. Borrowed: run_forever() holds a reference meanwhile. */
+static _Thread_local LoopObject *running_loop;
+
+LoopObject *ua_running_loop_get(void)
+{
+    return running_loop;
+}
+
 /* ---- clock ------------------------------------------------------------- */
 
 int ua_loop_now(LoopObject *self, uint32_t *now)
@@ -512,8 +522,8 @@ static PyObject *run_forever(LoopObject *self)
         PyErr_SetString(PyExc_RuntimeError, "the event loop is already running");
         return NULL;
     }
-    LoopObject *outer = ua_running_loop;
-    ua_running_loop = self;
+    LoopObject *outer = running_loop;
+    running_loop = self;
     self->running = 1;
     Py_INCREF(self);
     PyObject *ret = NULL;
@@ -542,7 +552,7 @@ static PyObject *run_forever(LoopObject *self)
         }
     }
     self->running = 0;
-    ua_running_loop = outer;
+    running_loop = outer;
     Py_DECREF(self);
     return ret;
 }

@@ -10,7 +10,6 @@
 PyObject *ua_CancelledError;
 PyObject *ua_TimeoutError;
 int ua_debug;
-LoopObject *ua_running_loop;
 LoopObject *ua_all_loops;
 static LoopObject *default_loop;
 static PyObject *types_coroutine;
@@ -121,8 +120,9 @@ LoopObject *ua_default_loop(void)
 /* The loop that holds coro as a task: the running one first, then any. */
 static LoopObject *loop_of(PyObject *coro)
 {
-    if (ua_running_loop && ua_loop_find(ua_running_loop, coro))
-        return ua_running_loop;
+    LoopObject *running = ua_running_loop_get();
+    if (running && ua_loop_find(running, coro))
+        return running;
     for (LoopObject *l = ua_all_loops; l; l = l->next_loop)
         if (ua_loop_find(l, coro))
             return l;
@@ -240,7 +240,8 @@ static PyObject *mod_cancel(PyObject *m, PyObject *coro)
     if (finished)
         rc = finished < 0 ? -1 : 0;
     else if ((rc = cancel_through_task(coro, exc)) == 0) {
-        loop = ua_running_loop ? (LoopObject *)Py_NewRef(ua_running_loop) : ua_default_loop();
+        LoopObject *running = ua_running_loop_get();
+        loop = running ? (LoopObject *)Py_NewRef(running) : ua_default_loop();
         rc = loop ? ua_loop_cancel_coro(loop, coro, exc) : -1;
         Py_XDECREF(loop);
     }

@@ -136,8 +136,9 @@ static int serve_connection(ServerObject *self, int fd, const struct sockaddr_st
     PyObject *reader = extra ? ua_reader_new(sock, NULL) : NULL;
     PyObject *writer = reader ? ua_writer_new(sock, extra) : NULL;
     PyObject *coro = writer ? PyObject_CallFunctionObjArgs(self->client_coro, reader, writer, NULL) : NULL;
-    int rc = coro && ua_running_loop ? ua_loop_call_soon(ua_running_loop, coro, NULL) : -1;
-    if (coro && !ua_running_loop)
+    LoopObject *loop = ua_running_loop_get();
+    int rc = coro && loop ? ua_loop_call_soon(loop, coro, NULL) : -1;
+    if (coro && !loop)
         PyErr_SetString(PyExc_RuntimeError, "start_server() must run as a task of a running loop");
     if (rc < 0) {
         PyObject *r = PyObject_CallMethod(sock, "close", NULL);
@@ -159,8 +160,8 @@ static PySendResult server_step(ServerObject *self, PyObject **result)
         *result = Py_NewRef(Py_None);
         return PYGEN_RETURN;
     }
-    if (!self->loop && ua_running_loop)
-        self->loop = (LoopObject *)Py_NewRef(ua_running_loop);
+    if (!self->loop && ua_running_loop_get())
+        self->loop = (LoopObject *)Py_NewRef(ua_running_loop_get());
     if (!self->sock && listen_now(self) < 0)
         return PYGEN_ERROR;
     int lfd = PyObject_AsFileDescriptor(self->sock);

@@ -536,7 +536,8 @@ static int plain_socket_unshared(PyObject *obj)
 
 static int unregister_and_close(PyObject *obj)
 {
-    if (ua_running_loop && ua_loop_io_closing(ua_running_loop, obj) < 0)
+    LoopObject *loop = ua_running_loop_get();
+    if (loop && ua_loop_io_closing(loop, obj) < 0)
         return -1;
     /* A plain socket.socket with no makefile() is closed by the C method
      * directly, without socket.py's two Python-level calls. */

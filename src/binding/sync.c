@@ -177,7 +177,7 @@ static PyObject *waitop_new(PyObject *owner, int kind, PyObject *value)
 
 static PySendResult park(WaitOp *op, PyObject **result)
 {
-    LoopObject *loop = ua_running_loop;
+    LoopObject *loop = ua_running_loop_get();
     if (!loop || !loop->current) {
         PyErr_SetString(PyExc_RuntimeError, "can only wait inside a task of a running event loop");
         return PYGEN_ERROR;

@@ -104,7 +104,6 @@ int ua_waitfor_ready(PyObject *module);
 extern PyObject *ua_CancelledError;
 extern PyObject *ua_TimeoutError;
 extern int ua_debug;
-extern LoopObject *ua_running_loop;  /* the loop inside run_forever(), or NULL */
 extern LoopObject *ua_all_loops;
 LoopObject *ua_default_loop(void);   /* new reference; created on first use */
 void ua_log(const char *logger, const char *fmt, ...);
@@ -112,6 +111,10 @@ int ua_delay_from_secs(PyObject *secs, int32_t *ms, const char *what);
 int ua_delay_from_ms(PyObject *ms_obj, int32_t *ms, const char *what);
 
 /* loop.c: what the other files use */
+/* The loop whose run_forever() runs in the calling thread (the innermost, if
+ * nested), or NULL. Borrowed: run_forever() holds a reference meanwhile.
+ * Per thread, so loops running in different threads never see each other. */
+LoopObject *ua_running_loop_get(void);
 int ua_loop_ready(PyObject *module);
 int ua_loop_queue(LoopObject *loop, ua_task *t);
 int ua_loop_wake(LoopObject *loop, ua_task *t);

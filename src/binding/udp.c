@@ -27,8 +27,9 @@ static PySendResult udp_send(UdpOpObject *op, PyObject *value, PyObject **result
     }
     if (op->kind == U_CLOSE) {
         op->done = 1;
-        if (ua_running_loop && (ua_loop_io_done(ua_running_loop, op->sock, UA_POLL_READ) < 0 ||
-                                ua_loop_io_done(ua_running_loop, op->sock, UA_POLL_WRITE) < 0))
+        LoopObject *loop = ua_running_loop_get();
+        if (loop && (ua_loop_io_done(loop, op->sock, UA_POLL_READ) < 0 ||
+                     ua_loop_io_done(loop, op->sock, UA_POLL_WRITE) < 0))
             return PYGEN_ERROR;
         PyObject *r = PyObject_CallMethod(op->sock, "close", NULL);
         if (!r)

@@ -67,7 +67,7 @@ static void disarm(WaitForObject *self)
 static int start(WaitForObject *self)
 {
     self->started = 1;
-    LoopObject *loop = ua_running_loop;
+    LoopObject *loop = ua_running_loop_get();
     if (!loop || !loop->current) {
         PyErr_SetString(PyExc_RuntimeError, "wait_for() must be awaited inside a task of a running event loop");
         return -1;

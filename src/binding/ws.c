@@ -89,7 +89,7 @@ static int queue_close(WSConnObject *ws, int code, const char *reason, size_t re
 /* The op's task sleeps (it yields False) until the write in progress ends. */
 static int park_behind(WSOpObject *op)
 {
-    LoopObject *loop = ua_running_loop;
+    LoopObject *loop = ua_running_loop_get();
     if (!loop || !loop->current) {
         PyErr_SetString(PyExc_RuntimeError, "WebSocket operations must be awaited inside a task");
         return -1;
