@@ -32,6 +32,7 @@ SOURCES = {
     "test_poller": ["poller_epoll.c"],
     "test_linebuf": ["linebuf.c"],
     "test_wsproto": ["wsproto.c", "sha1.c"],
+    "test_wakeup": ["wakeup.c", "poller_epoll.c"],
 }
 
 CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-O1", "-g"]
@@ -84,7 +85,7 @@ def _build(name, outdir):
         # Relative to the root (the cwd), so failure lines name short paths.
         + ["-Isrc/core", f"tests/c/{name}.c"]
         + [f"src/core/{src}" for src in SOURCES[name]]
-        + ["-o", str(exe)]
+        + ["-o", str(exe), "-pthread"]
     )
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -1,5 +1,6 @@
 """Loops in several threads, and calls into a loop from other threads."""
 import gc
+import sys
 import threading
 
 import pytest
@@ -116,3 +117,184 @@ def test_running_loop_is_per_thread():
     finally:
         loop.close()
     assert seen and "running event loop" in seen[0]
+
+
+# ---- call_soon_threadsafe --------------------------------------------------------
+
+
+def run_with_fallback(loop, secs=20):
+    """run_forever(), stopped after secs at the latest; True if that fallback
+    fired (the loop was not woken when it should have been)."""
+    fired = []
+    loop.call_later(secs, lambda: (fired.append(1), loop.stop()))
+    loop.run_forever()
+    return bool(fired)
+
+
+def test_call_soon_threadsafe_wakes_an_idle_loop(loop):
+    # Nothing to do but a far timer: the loop blocks in epoll until the
+    # other thread's call wakes it.
+    ran_in = []
+
+    def later():
+        loop.call_soon_threadsafe(lambda: (ran_in.append(threading.get_ident()), loop.stop()))
+
+    t = threading.Timer(0.05, later)
+    t.start()
+    assert not run_with_fallback(loop)
+    t.join()
+    assert ran_in == [threading.get_ident()]
+
+
+def test_call_soon_threadsafe_stops_a_loop_blocked_without_timers(loop):
+    t = threading.Timer(0.05, loop.call_soon_threadsafe, (loop.stop,))
+    t.start()
+    guard = threading.Timer(20, lambda: loop.call_soon_threadsafe(lambda: 1 / 0))
+    guard.start()
+    try:
+        assert loop.run_forever() == 0   # what stop() makes it return
+    finally:
+        guard.cancel()
+        t.join()
+
+
+def test_call_soon_threadsafe_from_many_threads(loop):
+    n_threads, n_calls = 4, 300
+    got = []
+    done = []
+
+    def record(tid, i):
+        got.append((tid, i))
+        if len(got) == n_threads * n_calls:
+            loop.stop()
+
+    def worker(tid):
+        for i in range(n_calls):
+            loop.call_soon_threadsafe(record, tid, i)
+        done.append(tid)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    assert not run_with_fallback(loop)
+    for t in threads:
+        t.join()
+    assert len(got) == n_threads * n_calls
+    for k in range(n_threads):   # each thread's calls run in its order
+        assert [i for tid, i in got if tid == k] == list(range(n_calls))
+
+
+def test_call_soon_threadsafe_schedules_a_coroutine(loop):
+    got = []
+
+    async def coro(x):
+        await uasyncio.sleep_ms(1)
+        got.append(x)
+        loop.stop()
+
+    t = threading.Timer(0.02, loop.call_soon_threadsafe, (coro(7),))
+    t.start()
+    assert not run_with_fallback(loop)
+    t.join()
+    assert got == [7]
+
+
+def test_call_soon_threadsafe_before_the_loop_runs_and_after_close():
+    loop = uasyncio.PollEventLoop()
+    got = []
+    t = threading.Thread(target=loop.call_soon_threadsafe, args=(got.append, 1))
+    t.start()
+    t.join()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert got == [1]
+    loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_soon_threadsafe(got.append, 2)
+    with pytest.raises(TypeError):
+        uasyncio.PollEventLoop().call_soon_threadsafe(3)
+
+
+def test_pending_threadsafe_calls_are_dropped_on_close():
+    loop = uasyncio.PollEventLoop()
+    marker = object()
+    loop.call_soon_threadsafe(print, marker)
+    before = sys.getrefcount(marker)
+    loop.close()
+    assert sys.getrefcount(marker) == before - 1
+
+
+# ---- calls that are not thread-safe ------------------------------------------------
+
+
+def test_unsafe_calls_from_another_thread_fail_clearly(loop):
+    q = Queue()
+    errors = {}
+
+    async def sleeper():
+        await uasyncio.sleep(30)
+
+    async def getter():
+        await q.get()
+
+    sleeping = sleeper()
+    loop.create_task(sleeping)
+    loop.create_task(getter())
+    import socket
+    a, b = socket.socketpair()
+
+    def other():
+        calls = {
+            "call_soon": lambda: loop.call_soon(print),
+            "call_later": lambda: loop.call_later(1, print),
+            "create_task": lambda: loop.create_task(x for x in ()),
+            "stop": loop.stop,
+            "add_reader": lambda: loop.add_reader(a, print),
+            "cancel": lambda: uasyncio.cancel(sleeping),
+            "put_nowait": lambda: q.put_nowait(1),
+        }
+        for name, call in calls.items():
+            try:
+                call()
+            except RuntimeError as e:
+                errors[name] = str(e)
+
+    async def main():
+        await uasyncio.sleep_ms(1)   # the getter waits now
+        t = threading.Thread(target=other)
+        t.start()
+        while t.is_alive():
+            await uasyncio.sleep_ms(1)
+        t.join()
+        # Nothing changed: the getter still waits for the first item.
+        q.put_nowait("first")
+        await uasyncio.sleep_ms(1)
+        assert q.qsize() == 0
+        uasyncio.cancel(sleeping)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        a.close()
+        b.close()
+    assert sorted(errors) == ["add_reader", "call_later", "call_soon", "cancel", "create_task",
+                              "put_nowait", "stop"]
+    for msg in errors.values():
+        assert "another thread" in msg and "call_soon_threadsafe" in msg
+
+
+def test_a_loop_not_running_may_move_between_threads():
+    loop = uasyncio.PollEventLoop()
+
+    async def main(x):
+        await uasyncio.sleep_ms(1)
+        return x
+
+    assert loop.run_until_complete(main(1)) == 1
+    out = []
+    t = threading.Thread(target=lambda: out.append(loop.run_until_complete(main(2))))
+    t.start()
+    t.join(30)
+    assert out == [2]
+    assert loop.run_until_complete(main(3)) == 3
+    loop.close()

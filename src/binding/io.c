@@ -26,6 +26,11 @@ int ua_loop_poll(LoopObject *self, int delay)
         return 0;   /* nobody to wake: skip the syscall */
     int n;
     if (delay) {
+        /* A signal caught while C code ran (no bytecode since to act on it):
+         * act now, not after the wait. One caught later writes to the
+         * wake-up pipe, which ends the wait. */
+        if (PyErr_CheckSignals() < 0)
+            return -1;
         Py_BEGIN_ALLOW_THREADS
         n = ua_poller_poll(&self->poller, delay);
         Py_END_ALLOW_THREADS
@@ -44,6 +49,11 @@ int ua_loop_poll(LoopObject *self, int delay)
         return -1;
     }
     ua_poller_dispatch(&self->poller, on_ready, self);
+    if (self->poller.woken) {   /* another thread or a signal woke us */
+        self->poller.woken = 0;
+        ua_wakeup_drain(&self->wakeup);
+        return PyErr_CheckSignals();
+    }
     return 0;
 }
 
@@ -148,6 +158,8 @@ static PyObject *add_waiter(LoopObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
         return NULL;
     }
+    if (ua_loop_check_thread(self) < 0)
+        return NULL;
     int fd = ua_fd_of(args[0]);
     if (fd < 0)
         return NULL;
@@ -188,6 +200,8 @@ static PyObject *add_waiter(LoopObject *self, PyObject *const *args, Py_ssize_t 
 
 static PyObject *remove_waiter(LoopObject *self, PyObject *obj, int dir)
 {
+    if (ua_loop_check_thread(self) < 0)
+        return NULL;
     if (ua_debug)
         ua_log("uasyncio", "%s(%R)", dir == UA_POLL_READ ? "remove_reader" : "remove_writer", obj);
     int fd = ua_fd_of(obj);

@@ -7,6 +7,8 @@
 #include "tasks.h"
 
 static PyObject *str_throw, *str_time, *str_wait;
+static PyObject *set_wakeup_fd;          /* signal.set_wakeup_fd */
+static unsigned long main_thread;        /* where Python runs signal handlers */
 
 /* The loop running in this thread: per thread, so that loops run by
  * different threads (each releases the GIL while it blocks) never see each
@@ -39,13 +41,24 @@ int ua_loop_now(LoopObject *self, uint32_t *now)
 
 /* ---- placing a record -------------------------------------------------- */
 
+int ua_loop_check_thread(LoopObject *self)
+{
+    if (self->running && self->thread != PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the event loop is running in another thread: from this one, use "
+                        "loop.call_soon_threadsafe()");
+        return -1;
+    }
+    return 0;
+}
+
 static int check_open(LoopObject *self)
 {
     if (self->closed) {
         PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
         return -1;
     }
-    return 0;
+    return ua_loop_check_thread(self);
 }
 
 int ua_loop_queue(LoopObject *self, ua_task *t)
@@ -212,6 +225,94 @@ static int fire_timeout(LoopObject *self, ua_task *t)
     Py_XDECREF(exc);
     Py_DECREF(target);
     return rc;
+}
+
+/* ---- other threads and signals ------------------------------------------------ */
+
+/* Records of call_soon_threadsafe() wait in ts_calls (guarded by the GIL,
+ * which every caller holds) until the loop's thread moves them to the run
+ * queue; the wake-up pipe makes a blocked loop do so at once. */
+int ua_loop_call_soon_threadsafe(LoopObject *self, PyObject *cb, PyObject *args)
+{
+    if (self->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
+        return -1;
+    }
+    if (!ua_is_coroutine(cb) && !PyCallable_Check(cb)) {
+        PyErr_Format(PyExc_TypeError,
+                     "expected a coroutine, a generator or a callable, not %.100s",
+                     Py_TYPE(cb)->tp_name);
+        return -1;
+    }
+    if (args && !PyTuple_GET_SIZE(args))
+        args = NULL;
+    ua_task *t = ua_task_new(TASK_CALL, cb, args);
+    if (!t)
+        return -1;
+    if (ua_runq_push(&self->ts_calls, t) < 0) {
+        ua_task_free(t);
+        PyErr_NoMemory();
+        return -1;
+    }
+    ua_wakeup_signal(&self->wakeup);
+    return 0;
+}
+
+void ua_loop_wakeup(LoopObject *self)
+{
+    ua_wakeup_signal(&self->wakeup);
+}
+
+/* In the loop's thread: queue what other threads asked for. */
+static int take_threadsafe(LoopObject *self)
+{
+    ua_wakeup_take(&self->wakeup);
+    while (self->ts_calls.len) {
+        ua_task *t = ua_runq_pop(&self->ts_calls);
+        if (ua_is_coroutine(t->obj)) {   /* scheduled as call_soon() would */
+            int rc = ua_loop_call_soon(self, t->obj, NULL);
+            ua_task_free(t);
+            if (rc < 0)
+                return -1;
+        } else if (ua_loop_queue(self, t) < 0) {
+            ua_task_free(t);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* While a loop runs in the main thread, signals write to its wake-up pipe
+ * (signal.set_wakeup_fd, as asyncio and uvloop do), so a Ctrl-C wakes it
+ * however long it would block. Returns the fd to restore, or -2. */
+static int signals_attach(LoopObject *self)
+{
+    if (PyThread_get_thread_ident() != main_thread)
+        return -2;
+    PyObject *r = PyObject_CallFunction(set_wakeup_fd, "i", self->wakeup.wfd);
+    if (!r) {
+        /* Not the main interpreter, say: signals then wake it through EINTR. */
+        PyErr_Clear();
+        return -2;
+    }
+    long old = PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (old == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    return (int)old;
+}
+
+static void signals_detach(int old)
+{
+    if (old == -2)
+        return;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);   /* a KeyboardInterrupt may be in flight */
+    PyObject *r = PyObject_CallFunction(set_wakeup_fd, "i", old);
+    if (!r)
+        PyErr_WriteUnraisable(set_wakeup_fd);
+    Py_XDECREF(r);
+    PyErr_Restore(type, value, tb);
 }
 
 /* ---- resuming a task ------------------------------------------------------ */
@@ -525,9 +626,14 @@ static PyObject *run_forever(LoopObject *self)
     LoopObject *outer = running_loop;
     running_loop = self;
     self->running = 1;
+    self->thread = PyThread_get_thread_ident();
     Py_INCREF(self);
+    int old_wakeup_fd = signals_attach(self);
     PyObject *ret = NULL;
     for (;;) {
+        /* One load per pass: whether another thread asked for something. */
+        if (ua_wakeup_asked(&self->wakeup) && take_threadsafe(self) < 0)
+            break;
         if (expire_timers(self) < 0)
             break;
         /* Run exactly what was queued when the pass began. */
@@ -544,13 +650,20 @@ static PyObject *run_forever(LoopObject *self)
         if (self->runq.cap > 4096 && self->runq.len * 8 < self->runq.cap)
             ua_runq_shrink(&self->runq);
         int delay;
-        if (next_delay(self, &delay) < 0 || call_wait(self, delay) < 0)
+        if (next_delay(self, &delay) < 0)
+            break;
+        /* A loop that never blocks (the poller checks signals before it
+         * blocks) still acts on a Ctrl-C caught while C code ran. */
+        if (!delay && !(++self->passes & 255) && PyErr_CheckSignals() < 0)
+            break;
+        if (call_wait(self, delay) < 0)
             break;
         if (self->closed) {
             PyErr_SetString(PyExc_RuntimeError, "the event loop was closed while running");
             break;
         }
     }
+    signals_detach(old_wakeup_fd);
     self->running = 0;
     running_loop = outer;
     Py_DECREF(self);
@@ -643,6 +756,24 @@ static PyObject *loop_call_soon(LoopObject *self, PyObject *const *args, Py_ssiz
     Py_RETURN_NONE;
 }
 
+static PyObject *loop_call_soon_threadsafe(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "call_soon_threadsafe() takes a callback and its arguments");
+        return NULL;
+    }
+    PyObject *cbargs = NULL;
+    if (nargs > 1 && !ua_is_coroutine(args[0]) && !(cbargs = PyTuple_New(nargs - 1)))
+        return NULL;
+    for (Py_ssize_t i = 1; cbargs && i < nargs; i++)
+        PyTuple_SET_ITEM(cbargs, i - 1, Py_NewRef(args[i]));
+    int rc = ua_loop_call_soon_threadsafe(self, args[0], cbargs);
+    Py_XDECREF(cbargs);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 /* call_later(secs, ...) and call_later_ms(ms, ...) */
 static PyObject *call_later_common(LoopObject *self, PyObject *const *args, Py_ssize_t nargs,
                                    int in_secs, const char *name)
@@ -727,6 +858,7 @@ static PyObject *loop_close(LoopObject *self, PyObject *unused)
         self->closed = 1;
         ua_loop_release_all(self);
         ua_poller_close(&self->poller);
+        ua_wakeup_close(&self->wakeup);
     }
     Py_RETURN_NONE;
 }
@@ -750,9 +882,12 @@ void ua_loop_release_all(LoopObject *self)
     self->closed = 1;
     ua_runq doomed;
     ua_runq_init(&doomed);
-    ua_runq_reserve(&doomed, self->runq.len + self->timers.len + (size_t)self->poller.nwaiters + 1);
+    ua_runq_reserve(&doomed, self->runq.len + self->timers.len + (size_t)self->poller.nwaiters +
+                                 self->ts_calls.len + 1);
     while (self->runq.len)
         ua_runq_push(&doomed, ua_runq_pop(&self->runq));
+    while (self->ts_calls.len)
+        ua_runq_push(&doomed, ua_runq_pop(&self->ts_calls));
     ua_timer *tm;
     while ((tm = ua_timerheap_pop(&self->timers)))
         ua_runq_push(&doomed, ua_task_of_timer(tm));
@@ -784,6 +919,11 @@ static int loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->main_result);
     for (size_t i = 0; i < self->runq.len; i++) {
         int r = visit_task(ua_runq_at(&self->runq, i), visit, arg);
+        if (r)
+            return r;
+    }
+    for (size_t i = 0; i < self->ts_calls.len; i++) {
+        int r = visit_task(ua_runq_at(&self->ts_calls, i), visit, arg);
         if (r)
             return r;
     }
@@ -836,9 +976,11 @@ static void loop_dealloc(LoopObject *self)
     unlink_loop(self);
     loop_clear(self);
     ua_runq_free(&self->runq);
+    ua_runq_free(&self->ts_calls);
     ua_timerheap_free(&self->timers);
     ua_ptrmap_free(&self->tasks);
     ua_poller_close(&self->poller);
+    ua_wakeup_close(&self->wakeup);
     /* A Python subclass's type reference is dropped by subtype_dealloc. */
     tp->tp_free((PyObject *)self);
 }
@@ -854,10 +996,12 @@ static PyObject *loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!self)
         return NULL;
     ua_runq_init(&self->runq);
+    ua_runq_init(&self->ts_calls);
     ua_timerheap_init(&self->timers);
     ua_ptrmap_init(&self->tasks, offsetof(ua_task, obj));
-    if (ua_poller_init(&self->poller) < 0) {
-        self->poller.epfd = -1;
+    self->wakeup.rfd = self->wakeup.wfd = -1;
+    if (ua_poller_init(&self->poller) < 0 || ua_wakeup_init(&self->wakeup) < 0 ||
+        ua_poller_set_wakeup(&self->poller, self->wakeup.rfd) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         Py_DECREF(self);
         return NULL;
@@ -901,6 +1045,8 @@ static PyMethodDef loop_methods[] = {
     {"create_task", (PyCFunction)loop_create_task, METH_O, "Schedule a coroutine."},
     {"call_soon", (PyCFunction)(void (*)(void))loop_call_soon, METH_FASTCALL,
      "call_soon(cb, *args): run a callback or resume a coroutine in the next pass."},
+    {"call_soon_threadsafe", (PyCFunction)(void (*)(void))loop_call_soon_threadsafe, METH_FASTCALL,
+     "call_soon_threadsafe(cb, *args): call_soon() from any thread; wakes the loop at once."},
     {"call_later", (PyCFunction)(void (*)(void))loop_call_later, METH_FASTCALL,
      "call_later(secs, cb, *args)"},
     {"call_later_ms", (PyCFunction)(void (*)(void))loop_call_later_ms, METH_FASTCALL,
@@ -941,6 +1087,20 @@ int ua_loop_ready(PyObject *module)
     if (!(str_throw = PyUnicode_InternFromString("throw")) ||
         !(str_time = PyUnicode_InternFromString("time")) ||
         !(str_wait = PyUnicode_InternFromString("wait")))
+        return -1;
+    PyObject *signal = PyImport_ImportModule("signal");
+    set_wakeup_fd = signal ? PyObject_GetAttrString(signal, "set_wakeup_fd") : NULL;
+    Py_XDECREF(signal);
+    PyObject *threading = set_wakeup_fd ? PyImport_ImportModule("threading") : NULL;
+    PyObject *main = threading ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
+    PyObject *ident = main ? PyObject_GetAttrString(main, "ident") : NULL;
+    Py_XDECREF(main);
+    Py_XDECREF(threading);
+    if (!ident)
+        return -1;
+    main_thread = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred())
         return -1;
     if (PyType_Ready(&Loop_Type) < 0 || PyModule_AddObjectRef(module, "EventLoop", (PyObject *)&Loop_Type) < 0)
         return -1;

@@ -102,6 +102,8 @@ static int wake_first(waitlist *l, PyObject *value)
     WaitOp *op = first_live(l);
     if (!op)
         return 0;
+    if (ua_loop_check_thread(op->loop) < 0)   /* before anything changes */
+        return -1;
     wl_remove(l, op);
     op->state = S_WOKEN;
     if (value)

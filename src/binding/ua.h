@@ -12,6 +12,7 @@
 #include "runq.h"
 #include "ticks.h"
 #include "timerheap.h"
+#include "wakeup.h"
 
 /* ---- task record ------------------------------------------------------
  * One per scheduled top-level coroutine (kept from its first scheduling to
@@ -67,6 +68,10 @@ typedef struct LoopObject {
     int main_done;
     uint8_t py_time;        /* time() overridden in a Python subclass */
     uint8_t py_wait;        /* wait() overridden in a Python subclass */
+    unsigned int passes;    /* passes that did not block, to check signals now and then */
+    unsigned long thread;   /* the thread running it, while running */
+    ua_wakeup wakeup;       /* wakes it from other threads and signal handlers */
+    ua_runq ts_calls;       /* records from call_soon_threadsafe(), not yet queued */
     struct LoopObject *prev_loop, *next_loop;  /* all live loops, for cancel() */
     PyObject *weakreflist;
 } LoopObject;
@@ -123,6 +128,18 @@ void ua_loop_release_all(LoopObject *loop);
 int ua_loop_now(LoopObject *loop, uint32_t *now);
 ua_task *ua_loop_find(LoopObject *loop, PyObject *coro);
 int ua_loop_call_soon(LoopObject *loop, PyObject *obj, PyObject *args);
+/* -1 with RuntimeError if the loop is running in another thread than the
+ * caller's (only the thread-safe calls below may be used from there). */
+int ua_loop_check_thread(LoopObject *loop);
+/* From any thread holding the GIL (the loop may be blocked without it):
+ * run cb(*args) (args a tuple or NULL), or schedule the coroutine cb, in
+ * the loop's thread at its next pass, waking it at once if it blocks.
+ * 0, or -1 with an exception (closed loop, no memory). */
+int ua_loop_call_soon_threadsafe(LoopObject *loop, PyObject *cb, PyObject *args);
+/* Make the loop's current or next wait in the poller return at once. Any
+ * thread, no GIL needed, async-signal-safe; the loop must stay alive and
+ * open meanwhile. */
+void ua_loop_wakeup(LoopObject *loop);
 int ua_loop_cancel_coro(LoopObject *loop, PyObject *coro, PyObject *exc);
 ua_task *ua_loop_add_timeout(LoopObject *loop, PyObject *target, PyObject *waitfor, int32_t ms);
 void ua_loop_remove_timeout(LoopObject *loop, ua_task *t);

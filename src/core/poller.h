@@ -34,6 +34,8 @@ typedef struct ua_poller {
     void *events;       /* the backend's buffer of ready events */
     int nevents;        /* events in it not yet dispatched */
     int stale;          /* the kernel holds a registration we cannot remove */
+    int wake_fd;        /* watched for reading for good, never handed out; or -1 */
+    int woken;          /* set by dispatch when wake_fd was ready */
 } ua_poller;
 
 /* Called for each waiter made ready; hangup is nonzero on POLLHUP/POLLERR. */
@@ -41,6 +43,11 @@ typedef void (*ua_poll_ready_fn)(void *ctx, void *waiter, int fd, int dir, int h
 
 int ua_poller_init(ua_poller *p);              /* 0, or -1 with errno */
 void ua_poller_close(ua_poller *p);
+
+/* Watch fd (a wake-up pipe's read end) for reading from now on, without a
+ * waiter: when it is ready, dispatch sets p->woken instead of handing out
+ * anything; the caller drains fd and clears p->woken. 0, or -1 with errno. */
+int ua_poller_set_wakeup(ua_poller *p, int fd);
 
 /* Park a waiter on fd for dir. 0; UA_POLL_ALWAYS; -1 with errno (EBADF,
  * EBUSY if the slot is taken, ENOMEM). */

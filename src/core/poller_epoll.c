@@ -15,6 +15,7 @@ int ua_poller_init(ua_poller *p)
 {
     memset(p, 0, sizeof(*p));
     p->epfd = -1;
+    p->wake_fd = -1;
     p->events = malloc(MAX_EVENTS * sizeof(struct epoll_event));
     if (!p->events) {
         errno = ENOMEM;
@@ -37,6 +38,23 @@ void ua_poller_close(ua_poller *p)
     free(p->events);
     memset(p, 0, sizeof(*p));
     p->epfd = -1;
+    p->wake_fd = -1;
+}
+
+static int watch_wakeup(ua_poller *p)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = p->wake_fd};
+    return epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_fd, &ev);
+}
+
+int ua_poller_set_wakeup(ua_poller *p, int fd)
+{
+    p->wake_fd = fd;
+    if (watch_wakeup(p) < 0) {
+        p->wake_fd = -1;
+        return -1;
+    }
+    return 0;
 }
 
 static int ensure_slot(ua_poller *p, int fd)
@@ -153,6 +171,8 @@ static int rebuild(ua_poller *p)
     close(p->epfd);
     p->epfd = epfd;
     p->stale = 0;
+    if (p->wake_fd >= 0)
+        watch_wakeup(p);
     for (int fd = 0; fd < p->nfds; fd++) {
         ua_poll_fd *s = &p->fds[fd];
         s->kernel = 0;
@@ -181,6 +201,10 @@ int ua_poller_dispatch(ua_poller *p, ua_poll_ready_fn ready, void *ctx)
     for (int i = 0; i < n; i++) {
         int fd = events[i].data.fd;
         uint32_t ev = events[i].events;
+        if (fd == p->wake_fd) {
+            p->woken = 1;
+            continue;
+        }
         if (fd >= p->nfds)
             continue;
         ua_poll_fd *s = &p->fds[fd];
