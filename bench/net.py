@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Network benchmarks: uasyncio, asyncio and uvloop stream servers against a
-minimal C epoll server, over 127.0.0.1.
+"""Network benchmarks: uasyncio, uasyncio.v3, asyncio and uvloop stream servers
+against a minimal C epoll server, over 127.0.0.1. (v3, asyncio and uvloop run
+one server program, bench/servers/asyncio_server.py, written against the
+asyncio API.)
 
-    python3 bench/net.py [--quick] [--only echo,http,idle] [--servers uasyncio,asyncio,uvloop,c]
+    python3 bench/net.py [--quick] [--only echo,http,idle] [--servers uasyncio,v3,asyncio,uvloop,c]
                          [--json out.json] [--server-cpu 0] [--client-cpu 1] [--repeat N]
 
 Three tests, every server a separate process pinned to one CPU and its load
@@ -47,8 +49,8 @@ C_PROGRAMS = ("echo_client", "server")
 CC = os.environ.get("CC", "cc")
 CFLAGS = ["-O2", "-Wall", "-Wextra"]
 
-SERVERS = ("uasyncio", "asyncio", "uvloop", "c")
-PY_SERVERS = ("uasyncio", "asyncio", "uvloop")
+SERVERS = ("uasyncio", "v3", "asyncio", "uvloop", "c")
+PY_SERVERS = ("uasyncio", "v3", "asyncio", "uvloop")
 TESTS = ("echo", "http", "idle")
 
 # Echo configurations: (connections, line size in bytes incl. the "\n").
@@ -114,6 +116,7 @@ def probe(server):
     code = {
         "uasyncio": "import uasyncio as m; assert m.__file__, 'not built'; m.start_server; "
                     "m.StreamReader; m.StreamWriter",
+        "v3": "import uasyncio.v3 as m; m.start_server; m.run; m.__version__ = 'v3'",
         "asyncio": "import asyncio as m, sys; m.__version__ = sys.version.split()[0]",
         "uvloop": "import uvloop as m",
     }[server] + "\nprint(getattr(m, '__version__', '-'), getattr(m, '__file__', '') or '')"

@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""The benchmark servers on asyncio streams (start_server, readline,
-write + drain), on asyncio's own loop or on uvloop (same code).
+"""The benchmark servers written once against the asyncio API (asyncio.run,
+start_server, readline, write + drain), run on CPython's asyncio, on uvloop,
+or on uasyncio.v3 (the same code).
 
-    python3 asyncio_server.py echo|http PORT [--loop asyncio|uvloop] [--cpu N] [--backlog N]
+    python3 asyncio_server.py echo|http PORT [--loop asyncio|uvloop|v3] [--cpu N] [--backlog N]
                               [--stats-port N]
 """
 
 import common
 
 args = common.setup(__doc__.split("\n\n")[0], [
-    (("--loop",), dict(choices=("asyncio", "uvloop"), default="asyncio",
-                       help="event loop (default asyncio)")),
+    (("--loop",), dict(choices=("asyncio", "uvloop", "v3"), default="asyncio",
+                       help="event loop (default asyncio; v3: uasyncio.v3)")),
 ])
 
-import asyncio  # noqa: E402
+if args.loop == "v3":
+    import uasyncio.v3 as asyncio
+else:
+    import asyncio  # noqa: E402
 
 RESPONSE = common.RESPONSE
 errors = common.Errors()
@@ -30,6 +34,7 @@ async def echo(reader, writer):
     except OSError as e:
         errors.report("echo", e)
     writer.close()
+    await writer.wait_closed()
 
 
 async def http(reader, writer):
@@ -55,6 +60,7 @@ async def stats(reader, writer):
     except OSError:
         pass
     writer.close()
+    await writer.wait_closed()
 
 
 async def main():
@@ -63,13 +69,10 @@ async def main():
     if args.stats_port is not None:
         await asyncio.start_server(stats, common.HOST, args.stats_port)
     async with server:
-        await server.serve_forever()
+        await asyncio.Event().wait()   # serve until killed
 
 
 if args.loop == "uvloop":
     import uvloop
-    loop = uvloop.new_event_loop()
-else:
-    loop = asyncio.new_event_loop()
-asyncio.set_event_loop(loop)
-loop.run_until_complete(main())
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+asyncio.run(main())

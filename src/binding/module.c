@@ -432,7 +432,8 @@ PyMODINIT_FUNC PyInit__uasyncio(void)
         goto error;
     if (ua_syscalls_ready(m) < 0 || ua_waitfor_ready(m) < 0 || ua_loop_ready(m) < 0 ||
         ua_streams_ready(m) < 0 || ua_server_ready(m) < 0 || ua_sync_ready(m) < 0 ||
-        ua_udp_ready(m) < 0 || ua_ws_ready(m) < 0)
+        ua_udp_ready(m) < 0 || ua_ws_ready(m) < 0 ||
+        ua_v3_stream_ready(m) < 0)
         goto error;
     if (PyModule_AddIntConstant(m, "TICKS_PERIOD", UA_TICKS_PERIOD) < 0 ||
         PyModule_AddIntConstant(m, "TICKS_MAX_DELAY", UA_TICKS_MAX_DELAY) < 0)

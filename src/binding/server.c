@@ -153,6 +153,16 @@ static int serve_connection(ServerObject *self, int fd, const struct sockaddr_st
     return rc;
 }
 
+PyObject *ua_accepted_socket(int family, int fd)
+{
+    return new_socket(family, fd);
+}
+
+PyObject *ua_sockaddr_to_py(const struct sockaddr_storage *ss)
+{
+    return sockaddr_to_py(ss);
+}
+
 static PySendResult server_step(ServerObject *self, PyObject **result)
 {
     *result = NULL;

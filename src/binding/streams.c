@@ -91,6 +91,11 @@ static int ssl_want(void)
     return r;
 }
 
+int ua_ssl_want(void)
+{
+    return ssl_want();
+}
+
 static int is_ssl_socket(PyObject *obj)
 {
     PyObject *ssl = ssl_module();

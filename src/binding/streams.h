@@ -5,6 +5,8 @@
 #include "ua.h"
 #include "linebuf.h"
 
+#include <sys/socket.h>
+
 /* How a stream reaches its data. */
 enum {
     IO_FD,        /* a plain socket: recv()/send() on its fd, in C */
@@ -38,7 +40,14 @@ int ua_streams_ready(PyObject *module);
 /* Read more into r->buf (a socket or TLS reader): 1 data or EOF (r->eof),
  * 0 would block (*wait: the syscall to yield), -1 error. */
 int ua_reader_fill(ReaderObject *r, PyObject **wait);
+/* With an exception set: 1 if it is SSLWantReadError, 2 if SSLWantWriteError
+ * (then it is cleared), else 0 (left as it is). */
+int ua_ssl_want(void);
+/* server.c: an accepted fd as a socket.socket, and a peer address as accept() gives it. */
+PyObject *ua_accepted_socket(int family, int fd);
+PyObject *ua_sockaddr_to_py(const struct sockaddr_storage *ss);
 int ua_ws_ready(PyObject *module);
+int ua_v3_stream_ready(PyObject *module);   /* v3_stream.c: uasyncio.v3's Stream and accept loop */
 int ua_server_ready(PyObject *module);
 void ua_set_nodelay(int fd);
 

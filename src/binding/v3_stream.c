@@ -1,0 +1,1004 @@
+/* uasyncio.v3's Stream (StreamReader and StreamWriter are the same class)
+ * and the accept loop of its start_server().
+ *
+ * A Stream reads through a v2 StreamReader it owns (its buffer and its
+ * fill(): recv() on the fd in C, or the SSL object's recv()), so both APIs
+ * share one read path. Each async method returns a StreamOp: a C awaitable
+ * that does the work when awaited and, when the socket would block, yields
+ * IORead/IOWrite to the loop and tries again once resumed. Nothing is
+ * consumed from the buffer before an operation completes, so a read that is
+ * cancelled loses no data.
+ *
+ * write() hands the kernel what it takes at once and keeps the rest in the
+ * stream's output buffer; drain() sends that, waiting as needed, and always
+ * yields once (as MicroPython: a loop of write + drain cannot starve the
+ * others). */
+#include "streams.h"
+#include "awaitable.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#define READ_BUDGET 16          /* fills in a row before yielding to other tasks */
+#define ACCEPTS_PER_WAKE 64     /* then let other tasks run */
+#define NO_FD_PAUSE_MS 100      /* EMFILE/ENFILE: wait for fds to be freed */
+
+typedef struct {
+    PyObject_HEAD
+    ReaderObject *rd;   /* the read side: socket, buffer, fill() */
+    PyObject *extra;    /* get_extra_info()'s dict */
+    ua_linebuf out;     /* written, not yet taken by the kernel */
+    uint8_t closed;     /* wait_closed()/aclose() closed the socket */
+} StreamObject;
+
+static PyTypeObject Stream_Type, V3Op_Type, Acceptor_Type;
+static PyObject *str_close, *str_send, *str_peername, *empty_bytes;
+
+#define SOCK(st) ((st)->rd->ios)
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int closed_error(void)
+{
+    errno = EBADF;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* The fd of a plain socket; -1 with an exception. */
+static int stream_fd(StreamObject *st)
+{
+    if (st->closed)
+        return closed_error();
+    return ua_fd_of(SOCK(st));
+}
+
+/* Send up to n bytes without blocking: the count taken (0: would block,
+ * *want the direction to wait for), or -1 with an exception. */
+static Py_ssize_t send_some(StreamObject *st, const char *p, size_t n, int *want)
+{
+    *want = UA_POLL_WRITE;
+    if (st->rd->kind == IO_FD) {
+        int fd = stream_fd(st);
+        if (fd < 0)
+            return -1;
+        for (;;) {
+            ssize_t k = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (k >= 0)
+                return k;
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+    }
+    /* An SSL socket: its send() raises SSLWant*Error when it would block.
+     * A retry passes the same leading bytes (the buffer only grows at the
+     * end), as OpenSSL asks. */
+    if (st->closed)
+        return closed_error();
+    PyObject *mv = PyMemoryView_FromMemory((char *)p, (Py_ssize_t)n, PyBUF_READ);
+    PyObject *res = mv ? PyObject_CallMethodOneArg(SOCK(st), str_send, mv) : NULL;
+    Py_XDECREF(mv);
+    if (!res) {
+        int w = ua_ssl_want();
+        if (!w)
+            return -1;
+        *want = w == 1 ? UA_POLL_READ : UA_POLL_WRITE;
+        return 0;
+    }
+    Py_ssize_t k = PyLong_AsSsize_t(res);
+    Py_DECREF(res);
+    return k;
+}
+
+/* Hold data (bytes-like, or str as UTF-8) in *view. */
+static int get_data(PyObject *buf, Py_buffer *view, const char *what)
+{
+    if (PyUnicode_Check(buf)) {
+        PyObject *b = PyUnicode_AsUTF8String(buf);
+        if (!b)
+            return -1;
+        int rc = PyObject_GetBuffer(b, view, PyBUF_SIMPLE);
+        Py_DECREF(b);
+        return rc;
+    }
+    if (!PyObject_CheckBuffer(buf)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes bytes-like data or str, not %.100s", what,
+                     Py_TYPE(buf)->tp_name);
+        return -1;
+    }
+    return PyObject_GetBuffer(buf, view, PyBUF_SIMPLE);
+}
+
+/* write()'s work: send at once if nothing is queued, queue the rest. */
+static int stream_write_bytes(StreamObject *st, const char *p, size_t n)
+{
+    if (st->closed)
+        return closed_error();
+    if (!ua_linebuf_len(&st->out) && n) {
+        int want;
+        Py_ssize_t k = send_some(st, p, n, &want);
+        if (k < 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    if (n && ua_linebuf_append(&st->out, p, n) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static int close_socket(StreamObject *st)
+{
+    if (st->closed)
+        return 0;
+    st->closed = 1;
+    ua_linebuf_free(&st->out);
+    /* Tasks still parked on it are woken (their next call raises), and
+     * the poller forgets the fd before it can be reused. */
+    LoopObject *loop = ua_running_loop_get();
+    if (loop && ua_loop_io_closing(loop, SOCK(st)) < 0)
+        return -1;
+    PyObject *r = PyObject_CallMethodNoArgs(SOCK(st), str_close);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* ---- StreamOp -------------------------------------------------------------- */
+
+enum { OP_READ, OP_READINTO, OP_READEXACTLY, OP_READLINE, OP_DRAIN, OP_AWRITE, OP_CLOSE };
+
+typedef struct {
+    PyObject_HEAD
+    StreamObject *st;
+    Py_buffer view;     /* readinto: the target; awrite: the data */
+    Py_ssize_t n;       /* read, readexactly: the size asked */
+    uint8_t kind;
+    uint8_t has_view;
+    uint8_t yielded;    /* drain: has yielded at least once */
+    uint8_t done;
+} OpObject;
+
+static OpObject *op_new(StreamObject *st, int kind)
+{
+    OpObject *op = PyObject_GC_New(OpObject, &V3Op_Type);
+    if (!op)
+        return NULL;
+    op->st = (StreamObject *)Py_NewRef(st);
+    op->n = 0;
+    op->kind = (uint8_t)kind;
+    op->has_view = op->yielded = op->done = 0;
+    PyObject_GC_Track(op);
+    return op;
+}
+
+static void op_release_view(OpObject *op)
+{
+    if (op->has_view) {
+        op->has_view = 0;
+        PyBuffer_Release(&op->view);
+    }
+}
+
+static int op_traverse(OpObject *op, visitproc visit, void *arg)
+{
+    Py_VISIT(op->st);
+    if (op->has_view)
+        Py_VISIT(op->view.obj);
+    return 0;
+}
+
+static int op_clear(OpObject *op)
+{
+    op_release_view(op);
+    Py_CLEAR(op->st);
+    return 0;
+}
+
+static void op_dealloc(OpObject *op)
+{
+    PyObject_GC_UnTrack(op);
+    op_clear(op);
+    PyObject_GC_Del(op);
+}
+
+/* Take n buffered bytes as a bytes object. */
+static PyObject *take(ReaderObject *rd, size_t n)
+{
+    if (!n)
+        return Py_NewRef(empty_bytes);
+    PyObject *b = PyBytes_FromStringAndSize(ua_linebuf_peek(&rd->buf), (Py_ssize_t)n);
+    if (b)
+        ua_linebuf_consume(&rd->buf, n);
+    return b;
+}
+
+/* readinto() with nothing buffered, on a plain socket: recv() straight into
+ * the caller's buffer. 1 done (*result set), 0 would block, -1 error. */
+static int readinto_direct(OpObject *op, PyObject **result)
+{
+    int fd = stream_fd(op->st);
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        ssize_t k = recv(fd, op->view.buf, (size_t)op->view.len, MSG_DONTWAIT);
+        if (k >= 0) {
+            if (!k)
+                op->st->rd->eof = 1;
+            *result = PyLong_FromSsize_t(k);
+            return *result ? 1 : -1;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+}
+
+/* Is the read answered by what is buffered? 1 yes (*result set), 0 not
+ * yet, -1 error. */
+static int read_answer(OpObject *op, ReaderObject *rd, PyObject **result)
+{
+    size_t have = ua_linebuf_len(&rd->buf);
+    switch (op->kind) {
+    case OP_READ:
+        if (op->n < 0) {   /* to the end of the stream */
+            if (!rd->eof)
+                return 0;
+            *result = take(rd, have);
+        } else {
+            if (!have && !rd->eof && op->n)
+                return 0;
+            *result = take(rd, (size_t)op->n < have ? (size_t)op->n : have);
+        }
+        break;
+    case OP_READINTO: {
+        if (!have && !rd->eof && op->view.len)
+            return 0;
+        size_t k = (size_t)op->view.len < have ? (size_t)op->view.len : have;
+        memcpy(op->view.buf, ua_linebuf_peek(&rd->buf), k);
+        ua_linebuf_consume(&rd->buf, k);
+        *result = PyLong_FromSize_t(k);
+        break;
+    }
+    case OP_READEXACTLY:
+        if (have >= (size_t)op->n) {
+            *result = take(rd, (size_t)op->n);
+        } else if (rd->eof) {
+            ua_linebuf_consume(&rd->buf, have);   /* as MicroPython: what came is gone */
+            PyErr_SetNone(PyExc_EOFError);
+            return -1;
+        } else {
+            return 0;
+        }
+        break;
+    default: {   /* OP_READLINE */
+        ssize_t line = ua_linebuf_find_line(&rd->buf);
+        if (line < 0 && !rd->eof)
+            return 0;
+        *result = take(rd, line >= 0 ? (size_t)line : have);
+        break;
+    }
+    }
+    return *result ? 1 : -1;
+}
+
+static PySendResult read_step(OpObject *op, PyObject **result)
+{
+    StreamObject *st = op->st;
+    ReaderObject *rd = st->rd;
+    if (st->closed) {
+        closed_error();
+        return PYGEN_ERROR;
+    }
+    for (;;) {
+        int rc = read_answer(op, rd, result);
+        if (rc)
+            return rc > 0 ? PYGEN_RETURN : PYGEN_ERROR;
+        if (!rd->budget) {
+            /* A connection that always has data must not starve the others. */
+            rd->budget = READ_BUDGET;
+            *result = Py_NewRef(Py_None);
+            return PYGEN_NEXT;
+        }
+        if (op->kind == OP_READINTO && rd->kind == IO_FD) {
+            rc = readinto_direct(op, result);
+            if (rc)
+                return rc > 0 ? PYGEN_RETURN : PYGEN_ERROR;
+            rd->budget = READ_BUDGET;
+            *result = ua_syscall_new(&IORead_Type, SOCK(st));
+            return *result ? PYGEN_NEXT : PYGEN_ERROR;
+        }
+        PyObject *wait = NULL;
+        rc = ua_reader_fill(rd, &wait);
+        if (rc < 0)
+            return PYGEN_ERROR;
+        if (rc == 0) {
+            rd->budget = READ_BUDGET;
+            *result = wait;
+            return PYGEN_NEXT;
+        }
+        rd->budget--;
+    }
+}
+
+static PySendResult drain_step(OpObject *op, PyObject **result)
+{
+    StreamObject *st = op->st;
+    while (ua_linebuf_len(&st->out)) {
+        int want;
+        Py_ssize_t k = send_some(st, ua_linebuf_peek(&st->out), ua_linebuf_len(&st->out), &want);
+        if (k < 0)
+            return PYGEN_ERROR;
+        if (!k) {
+            op->yielded = 1;
+            *result = ua_syscall_new(want == UA_POLL_READ ? &IORead_Type : &IOWrite_Type, SOCK(st));
+            return *result ? PYGEN_NEXT : PYGEN_ERROR;
+        }
+        ua_linebuf_consume(&st->out, (size_t)k);
+    }
+    if (!op->yielded) {
+        op->yielded = 1;
+        *result = Py_NewRef(Py_None);
+        return PYGEN_NEXT;
+    }
+    *result = Py_NewRef(Py_None);
+    return PYGEN_RETURN;
+}
+
+static PySendResult op_send(OpObject *op, PyObject *value, PyObject **result)
+{
+    *result = NULL;
+    if (op->done) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited stream operation");
+        return PYGEN_ERROR;
+    }
+    PySendResult sr;
+    switch (op->kind) {
+    case OP_AWRITE:
+        /* The write happens when awaited (awrite is a coroutine in MicroPython). */
+        if (op->has_view) {
+            int rc = stream_write_bytes(op->st, op->view.buf, (size_t)op->view.len);
+            op_release_view(op);
+            if (rc < 0) {
+                sr = PYGEN_ERROR;
+                break;
+            }
+        }
+        /* fall through */
+    case OP_DRAIN:
+        sr = drain_step(op, result);
+        break;
+    case OP_CLOSE:
+        sr = close_socket(op->st) < 0 ? PYGEN_ERROR : PYGEN_RETURN;
+        if (sr == PYGEN_RETURN)
+            *result = Py_NewRef(Py_None);
+        break;
+    default:
+        sr = read_step(op, result);
+        break;
+    }
+    if (sr != PYGEN_NEXT) {
+        op->done = 1;
+        op_release_view(op);
+    }
+    return sr;
+}
+
+static PyObject *op_iternext(OpObject *op)
+{
+    PyObject *result;
+    PySendResult sr = op_send(op, Py_None, &result);
+    return ua_iternext_result(sr, result);
+}
+
+static PyObject *op_send_method(OpObject *op, PyObject *value)
+{
+    return ua_send_result(op_iternext(op));
+}
+
+/* Thrown into (the task awaiting it was cancelled, say): the operation is
+ * abandoned, having consumed nothing, and the exception goes on. */
+static PyObject *op_throw(OpObject *op, PyObject *args)
+{
+    op->done = 1;
+    op_release_view(op);
+    return ua_raise_thrown(args);
+}
+
+static PyObject *op_close(OpObject *op, PyObject *unused)
+{
+    op->done = 1;
+    op_release_view(op);
+    Py_RETURN_NONE;
+}
+
+static PyObject *op_repr(OpObject *op)
+{
+    static const char *const names[] = {"read", "readinto", "readexactly", "readline", "drain", "awrite",
+                                        "wait_closed"};
+    return PyUnicode_FromFormat("<Stream.%s of %R>", names[op->kind], op->st);
+}
+
+static PyMethodDef op_methods[] = {
+    {"send", (PyCFunction)op_send_method, METH_O, NULL},
+    {"throw", (PyCFunction)op_throw, METH_VARARGS, NULL},
+    {"close", (PyCFunction)op_close, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyAsyncMethods op_async = {
+    .am_await = ua_self_await,
+    .am_send = (sendfunc)op_send,
+};
+
+static PyTypeObject V3Op_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.v3.StreamOp",
+    .tp_basicsize = sizeof(OpObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "An awaitable stream operation (what Stream's async methods return).",
+    .tp_dealloc = (destructor)op_dealloc,
+    .tp_traverse = (traverseproc)op_traverse,
+    .tp_clear = (inquiry)op_clear,
+    .tp_repr = (reprfunc)op_repr,
+    .tp_as_async = &op_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)op_iternext,
+    .tp_methods = op_methods,
+};
+
+/* ---- Stream ------------------------------------------------------------------ */
+
+static PyObject *stream_make(PyTypeObject *type, PyObject *sock, PyObject *extra)
+{
+    PyObject *rd = ua_reader_new(sock, NULL);
+    if (!rd)
+        return NULL;
+    if (((ReaderObject *)rd)->kind == IO_PY) {
+        PyErr_Format(PyExc_TypeError, "Stream() needs a socket (plain or SSL), not %.100s",
+                     Py_TYPE(sock)->tp_name);
+        Py_DECREF(rd);
+        return NULL;
+    }
+    StreamObject *st = (StreamObject *)type->tp_alloc(type, 0);
+    if (!st) {
+        Py_DECREF(rd);
+        return NULL;
+    }
+    st->rd = (ReaderObject *)rd;
+    ua_linebuf_init(&st->out);
+    st->closed = 0;
+    st->extra = extra ? Py_NewRef(extra) : PyDict_New();
+    if (!st->extra) {
+        Py_DECREF(st);
+        return NULL;
+    }
+    return (PyObject *)st;
+}
+
+static PyObject *stream_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"s", "e", NULL};
+    PyObject *s, *e = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:Stream", kwlist, &s, &e))
+        return NULL;
+    return stream_make(type, s, e == Py_None ? NULL : e);
+}
+
+static PyObject *stream_read(StreamObject *st, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t n = -1;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "read() takes at most 1 argument");
+        return NULL;
+    }
+    if (nargs == 1) {
+        if (!PyLong_Check(args[0])) {
+            PyErr_Format(PyExc_TypeError, "read(): n must be an int, not %.100s", Py_TYPE(args[0])->tp_name);
+            return NULL;
+        }
+        n = PyLong_AsSsize_t(args[0]);
+        if (n == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    OpObject *op = op_new(st, OP_READ);
+    if (op)
+        op->n = n < 0 ? -1 : n;
+    return (PyObject *)op;
+}
+
+static PyObject *stream_readinto(StreamObject *st, PyObject *buf)
+{
+    OpObject *op = op_new(st, OP_READINTO);
+    if (!op)
+        return NULL;
+    if (PyObject_GetBuffer(buf, &op->view, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(op);
+        return NULL;
+    }
+    op->has_view = 1;
+    return (PyObject *)op;
+}
+
+static PyObject *stream_readexactly(StreamObject *st, PyObject *arg)
+{
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "readexactly(): n must be an int, not %.100s", Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "readexactly(): n must be >= 0");
+        return NULL;
+    }
+    OpObject *op = op_new(st, OP_READEXACTLY);
+    if (op)
+        op->n = n;
+    return (PyObject *)op;
+}
+
+static PyObject *stream_readline(StreamObject *st, PyObject *unused)
+{
+    return (PyObject *)op_new(st, OP_READLINE);
+}
+
+static PyObject *stream_write(StreamObject *st, PyObject *buf)
+{
+    Py_buffer view;
+    if (get_data(buf, &view, "write") < 0)
+        return NULL;
+    int rc = stream_write_bytes(st, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *stream_drain(StreamObject *st, PyObject *unused)
+{
+    return (PyObject *)op_new(st, OP_DRAIN);
+}
+
+static PyObject *stream_awrite(StreamObject *st, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"buf", "off", "sz", NULL};
+    PyObject *buf;
+    Py_ssize_t off = 0, sz = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|nn:awrite", kwlist, &buf, &off, &sz))
+        return NULL;
+    OpObject *op = op_new(st, OP_AWRITE);
+    if (!op)
+        return NULL;
+    if (get_data(buf, &op->view, "awrite") < 0) {
+        Py_DECREF(op);
+        return NULL;
+    }
+    op->has_view = 1;
+    Py_ssize_t len = op->view.len;
+    if (sz == -1)
+        sz = len - off;
+    if (off < 0 || sz < 0 || off > len || sz > len - off) {
+        PyErr_Format(PyExc_ValueError, "awrite(): off=%zd, sz=%zd out of range for %zd bytes", off, sz, len);
+        Py_DECREF(op);
+        return NULL;
+    }
+    op->view.buf = (char *)op->view.buf + off;
+    op->view.len = sz;
+    return (PyObject *)op;
+}
+
+static PyObject *stream_close(StreamObject *st, PyObject *unused)
+{
+    /* As MicroPython: the socket is closed by wait_closed(). */
+    Py_RETURN_NONE;
+}
+
+static PyObject *stream_wait_closed(StreamObject *st, PyObject *unused)
+{
+    return (PyObject *)op_new(st, OP_CLOSE);
+}
+
+static PyObject *stream_get_extra_info(StreamObject *st, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get_extra_info() takes a name and an optional default");
+        return NULL;
+    }
+    PyObject *name = args[0];
+    if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "socket") == 0)
+        return Py_NewRef(SOCK(st));
+    PyObject *v = PyObject_GetItem(st->extra, name);
+    if (v || nargs == 1 || !PyErr_ExceptionMatches(PyExc_KeyError))
+        return v;   /* as MicroPython, KeyError when absent and no default is given */
+    PyErr_Clear();
+    return Py_NewRef(args[1]);
+}
+
+static PyObject *stream_repr(StreamObject *st)
+{
+    return PyUnicode_FromFormat("<Stream %R%s>", SOCK(st), st->closed ? " closed" : "");
+}
+
+static PyObject *stream_get_s(StreamObject *st, void *closure)
+{
+    return Py_NewRef(SOCK(st));
+}
+
+static PyObject *stream_get_e(StreamObject *st, void *closure)
+{
+    return Py_NewRef(st->extra);
+}
+
+static PyObject *stream_get_buffered(StreamObject *st, void *closure)
+{
+    return PyLong_FromSize_t(ua_linebuf_len(&st->out));
+}
+
+static int stream_traverse(StreamObject *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->rd);
+    Py_VISIT(st->extra);
+    return 0;
+}
+
+static int stream_clear(StreamObject *st)
+{
+    Py_CLEAR(st->rd);
+    Py_CLEAR(st->extra);
+    return 0;
+}
+
+static void stream_dealloc(StreamObject *st)
+{
+    PyObject_GC_UnTrack(st);
+    stream_clear(st);
+    ua_linebuf_free(&st->out);
+    Py_TYPE(st)->tp_free((PyObject *)st);
+}
+
+static PyMethodDef stream_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))stream_read, METH_FASTCALL,
+     "read(n=-1): awaitable; up to n bytes from one read (b'' at the end), or with n=-1 all until the end."},
+    {"readinto", (PyCFunction)stream_readinto, METH_O,
+     "readinto(buf): awaitable; one read into buf, the number of bytes (0 at the end)."},
+    {"readexactly", (PyCFunction)stream_readexactly, METH_O,
+     "readexactly(n): awaitable; n bytes, EOFError if the stream ends first."},
+    {"readline", (PyCFunction)stream_readline, METH_NOARGS,
+     "readline(): awaitable; a line with its b'\\n'; at the end the partial line, then b''."},
+    {"write", (PyCFunction)stream_write, METH_O,
+     "write(buf): hand the kernel what it takes now, buffer the rest (sent by drain())."},
+    {"drain", (PyCFunction)stream_drain, METH_NOARGS,
+     "drain(): awaitable; send everything buffered; always yields once."},
+    {"awrite", (PyCFunction)(void (*)(void))stream_awrite, METH_VARARGS | METH_KEYWORDS,
+     "awrite(buf, off=0, sz=-1): awaitable; write(buf[off:off+sz]) then drain()."},
+    {"awritestr", (PyCFunction)(void (*)(void))stream_awrite, METH_VARARGS | METH_KEYWORDS,
+     "awritestr(s): as awrite()."},
+    {"close", (PyCFunction)stream_close, METH_NOARGS, "close(): as MicroPython, wait_closed() closes."},
+    {"wait_closed", (PyCFunction)stream_wait_closed, METH_NOARGS,
+     "wait_closed(): awaitable; close the socket."},
+    {"aclose", (PyCFunction)stream_wait_closed, METH_NOARGS, "aclose(): as wait_closed()."},
+    {"get_extra_info", (PyCFunction)(void (*)(void))stream_get_extra_info, METH_FASTCALL,
+     "get_extra_info(name[, default]): 'peername', 'socket', ..."},
+    {NULL},
+};
+
+static PyGetSetDef stream_getset[] = {
+    {"s", (getter)stream_get_s, NULL, "the socket", NULL},
+    {"e", (getter)stream_get_e, NULL, "the extra information (a dict)", NULL},
+    {"buffered", (getter)stream_get_buffered, NULL, "bytes written but not yet sent", NULL},
+    {NULL},
+};
+
+static PyTypeObject Stream_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.v3.Stream",
+    .tp_basicsize = sizeof(StreamObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Stream(s, e={}): a socket (plain or SSL) read and written in C; "
+              "StreamReader and StreamWriter are this class.",
+    .tp_new = stream_tp_new,
+    .tp_dealloc = (destructor)stream_dealloc,
+    .tp_traverse = (traverseproc)stream_traverse,
+    .tp_clear = (inquiry)stream_clear,
+    .tp_repr = (reprfunc)stream_repr,
+    .tp_methods = stream_methods,
+    .tp_getset = stream_getset,
+};
+
+/* ---- the accept loop ------------------------------------------------------------
+ * Acceptor(sock, cb, spawn, raw=False): awaited by the server's task. For each
+ * connection: spawn(cb(stream, stream)), or spawn(cb(sock, peername)) when raw
+ * (the TLS glue, which handshakes first). A failing accept or cb is reported
+ * and the server goes on. close() (or the task being cancelled) closes the
+ * listening socket and ends it. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *sock, *cb, *spawn;
+    LoopObject *loop;   /* the loop it runs on, once started */
+    int raw;
+    int closed;
+} AcceptorObject;
+
+static void acceptor_close_listener(AcceptorObject *a)
+{
+    if (a->closed)
+        return;
+    a->closed = 1;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    LoopObject *loop = a->loop ? a->loop : ua_running_loop_get();
+    /* Its task, if parked on the socket, is woken and ends at its next step. */
+    if (loop && !loop->closed && ua_loop_io_closing(loop, a->sock) < 0)
+        PyErr_Clear();
+    PyObject *r = PyObject_CallMethodNoArgs(a->sock, str_close);
+    if (!r)
+        PyErr_Clear();
+    Py_XDECREF(r);
+    PyErr_Restore(type, value, tb);
+}
+
+static int acceptor_serve(AcceptorObject *a, int fd, const struct sockaddr_storage *ss)
+{
+    ua_set_nodelay(fd);
+    PyObject *sock = ua_accepted_socket(ss->ss_family, fd);
+    if (!sock) {
+        close(fd);
+        return -1;
+    }
+    PyObject *peer = ua_sockaddr_to_py(ss), *coro = NULL;
+    if (peer && a->raw) {
+        coro = PyObject_CallFunctionObjArgs(a->cb, sock, peer, NULL);
+    } else if (peer) {
+        PyObject *extra = PyDict_New();
+        PyObject *st = extra && PyDict_SetItem(extra, str_peername, peer) == 0
+                           ? stream_make(&Stream_Type, sock, extra) : NULL;
+        coro = st ? PyObject_CallFunctionObjArgs(a->cb, st, st, NULL) : NULL;
+        Py_XDECREF(st);
+        Py_XDECREF(extra);
+    }
+    PyObject *task = coro ? PyObject_CallOneArg(a->spawn, coro) : NULL;
+    if (!task) {
+        PyObject *r = PyObject_CallMethodNoArgs(sock, str_close);
+        if (!r)
+            PyErr_Clear();   /* the first error is the one reported */
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(task);
+    Py_XDECREF(coro);
+    Py_XDECREF(peer);
+    Py_DECREF(sock);
+    return task ? 0 : -1;
+}
+
+/* A connection could not be served (cb raised, or gave no coroutine): the
+ * loop's exception handler hears of it, as of a task that failed. */
+static void acceptor_report(AcceptorObject *a)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && tb)
+        PyException_SetTraceback(value, tb);
+    PyObject *ctx = value ? Py_BuildValue("{s:s,s:O}", "message", "start_server: a connection could not be served",
+                                          "exception", value)
+                          : NULL;
+    PyObject *r = NULL;
+    if (ctx && a->loop) {
+        r = PyObject_CallMethod((PyObject *)a->loop, "call_exception_handler", "O", ctx);
+        if (!r && PyErr_ExceptionMatches(PyExc_AttributeError))
+            PyErr_Clear();   /* a 2.0 loop: no handler to call */
+    }
+    if (!r) {
+        if (PyErr_Occurred())
+            PyErr_WriteUnraisable(a->cb);
+        else if (value) {
+            PyErr_Restore(type, value, tb);
+            type = value = tb = NULL;
+            PyErr_WriteUnraisable(a->cb);
+        }
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(ctx);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
+static PySendResult acceptor_step(AcceptorObject *a, PyObject **result)
+{
+    *result = NULL;
+    if (!a->loop && (a->loop = ua_running_loop_get()))
+        Py_INCREF(a->loop);
+    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+        if (a->closed) {   /* close() was called: the server ends */
+            *result = Py_NewRef(Py_None);
+            return PYGEN_RETURN;
+        }
+        int lfd = ua_fd_of(a->sock);
+        if (lfd < 0)
+            return PYGEN_ERROR;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        memset(&ss, 0, sizeof(ss));
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            switch (errno) {
+            case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+            case EWOULDBLOCK:
+#endif
+                *result = ua_syscall_new(&IORead_Type, a->sock);
+                return *result ? PYGEN_NEXT : PYGEN_ERROR;
+            case EBADF:
+            case EINVAL:
+            case ENOTSOCK:
+            case EOPNOTSUPP:   /* not a listening socket: nothing to serve */
+                PyErr_SetFromErrno(PyExc_OSError);
+                return PYGEN_ERROR;
+            case EMFILE:
+            case ENFILE:
+            case ENOBUFS:
+            case ENOMEM:
+                *result = ua_sleep_ms_new(NO_FD_PAUSE_MS);
+                return *result ? PYGEN_NEXT : PYGEN_ERROR;
+            default:
+                continue;   /* that connection is gone; the next one may be fine */
+            }
+        }
+        if (acceptor_serve(a, fd, &ss) < 0)
+            acceptor_report(a);
+    }
+    *result = Py_NewRef(Py_None);
+    return PYGEN_NEXT;
+}
+
+static PySendResult acceptor_send(AcceptorObject *a, PyObject *value, PyObject **result)
+{
+    PySendResult sr = acceptor_step(a, result);
+    if (sr != PYGEN_NEXT)
+        acceptor_close_listener(a);
+    return sr;
+}
+
+static PyObject *acceptor_iternext(AcceptorObject *a)
+{
+    PyObject *result;
+    PySendResult sr = acceptor_send(a, Py_None, &result);
+    return ua_iternext_result(sr, result);
+}
+
+static PyObject *acceptor_send_method(AcceptorObject *a, PyObject *value)
+{
+    return ua_send_result(acceptor_iternext(a));
+}
+
+/* Cancelling the server's task throws here: close, then raise it. */
+static PyObject *acceptor_throw(AcceptorObject *a, PyObject *args)
+{
+    acceptor_close_listener(a);
+    return ua_raise_thrown(args);
+}
+
+static PyObject *acceptor_close(AcceptorObject *a, PyObject *unused)
+{
+    acceptor_close_listener(a);
+    Py_RETURN_NONE;
+}
+
+static PyObject *acceptor_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"sock", "cb", "spawn", "raw", NULL};
+    PyObject *sock, *cb, *spawn;
+    int raw = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|p:Acceptor", kwlist, &sock, &cb, &spawn, &raw))
+        return NULL;
+    if (!PyCallable_Check(cb) || !PyCallable_Check(spawn)) {
+        PyErr_SetString(PyExc_TypeError, "Acceptor(): cb and spawn must be callable");
+        return NULL;
+    }
+    AcceptorObject *a = (AcceptorObject *)type->tp_alloc(type, 0);
+    if (!a)
+        return NULL;
+    a->sock = Py_NewRef(sock);
+    a->cb = Py_NewRef(cb);
+    a->spawn = Py_NewRef(spawn);
+    a->raw = raw;
+    return (PyObject *)a;
+}
+
+static int acceptor_traverse(AcceptorObject *a, visitproc visit, void *arg)
+{
+    Py_VISIT(a->sock);
+    Py_VISIT(a->cb);
+    Py_VISIT(a->spawn);
+    Py_VISIT(a->loop);
+    return 0;
+}
+
+static int acceptor_clear(AcceptorObject *a)
+{
+    if (a->sock)
+        acceptor_close_listener(a);
+    Py_CLEAR(a->sock);
+    Py_CLEAR(a->cb);
+    Py_CLEAR(a->spawn);
+    Py_CLEAR(a->loop);
+    return 0;
+}
+
+static void acceptor_dealloc(AcceptorObject *a)
+{
+    PyObject_GC_UnTrack(a);
+    acceptor_clear(a);
+    Py_TYPE(a)->tp_free((PyObject *)a);
+}
+
+static PyObject *acceptor_get_closed(AcceptorObject *a, void *closure)
+{
+    return PyBool_FromLong(a->closed);
+}
+
+static PyMethodDef acceptor_methods[] = {
+    {"send", (PyCFunction)acceptor_send_method, METH_O, NULL},
+    {"throw", (PyCFunction)acceptor_throw, METH_VARARGS, NULL},
+    {"close", (PyCFunction)acceptor_close, METH_NOARGS, "Stop listening; the accept loop ends."},
+    {NULL},
+};
+
+static PyGetSetDef acceptor_getset[] = {
+    {"closed", (getter)acceptor_get_closed, NULL, "the listening socket is closed", NULL},
+    {NULL},
+};
+
+static PyMemberDef acceptor_members[] = {
+    {"sock", T_OBJECT, offsetof(AcceptorObject, sock), READONLY, "the listening socket"},
+    {NULL},
+};
+
+static PyAsyncMethods acceptor_async = {
+    .am_await = ua_self_await,
+    .am_send = (sendfunc)acceptor_send,
+};
+
+static PyTypeObject Acceptor_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.v3.Acceptor",
+    .tp_basicsize = sizeof(AcceptorObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Acceptor(sock, cb, spawn, raw=False): the accept loop of a v3 Server, awaited by its task.",
+    .tp_new = acceptor_tp_new,
+    .tp_dealloc = (destructor)acceptor_dealloc,
+    .tp_traverse = (traverseproc)acceptor_traverse,
+    .tp_clear = (inquiry)acceptor_clear,
+    .tp_as_async = &acceptor_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)acceptor_iternext,
+    .tp_methods = acceptor_methods,
+    .tp_getset = acceptor_getset,
+    .tp_members = acceptor_members,
+};
+
+int ua_v3_stream_ready(PyObject *module)
+{
+    if (!(str_close = PyUnicode_InternFromString("close")) || !(str_send = PyUnicode_InternFromString("send")) ||
+        !(str_peername = PyUnicode_InternFromString("peername")) ||
+        !(empty_bytes = PyBytes_FromStringAndSize(NULL, 0)))
+        return -1;
+    if (PyType_Ready(&V3Op_Type) < 0 || PyType_Ready(&Stream_Type) < 0 || PyType_Ready(&Acceptor_Type) < 0)
+        return -1;
+    if (PyModule_AddObjectRef(module, "Stream", (PyObject *)&Stream_Type) < 0 ||
+        PyModule_AddObjectRef(module, "Acceptor", (PyObject *)&Acceptor_Type) < 0)
+        return -1;
+    return 0;
+}
