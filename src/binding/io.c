@@ -169,6 +169,8 @@ static PyObject *add_waiter(LoopObject *self, PyObject *const *args, Py_ssize_t 
         t = ua_task_for_coro(self, cb);
         if (!t)
             return NULL;
+        if (t->state == ST_PARKED)
+            ua_loop_unplace(self, t);
         if (t->state != ST_NEW) {
             PyErr_Format(PyExc_RuntimeError, "%s(): %R is already scheduled", name, cb);
             return NULL;

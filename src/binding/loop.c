@@ -82,8 +82,20 @@ static int timer_push(LoopObject *self, ua_task *t, uint32_t deadline)
     return 0;
 }
 
-/* Take a record out of the timer heap or the poller, so it can be placed
- * anew. A queued or running record stays where it is (returns 1). */
+/* Parked records are few (one per run_until_complete() that stopped while
+ * its coroutine was parked): a linear removal is fine. */
+static void parked_remove(LoopObject *self, ua_task *t)
+{
+    for (size_t n = self->parked.len; n; n--) {
+        ua_task *x = ua_runq_pop(&self->parked);
+        if (x != t)
+            ua_runq_push(&self->parked, x);   /* no growth: a slot was just freed */
+    }
+}
+
+/* Take a record out of the timer heap, the poller or the parked list, so it
+ * can be placed anew. A queued or running record stays where it is
+ * (returns 1). */
 static int unplace(LoopObject *self, ua_task *t)
 {
     switch (t->state) {
@@ -93,12 +105,20 @@ static int unplace(LoopObject *self, ua_task *t)
     case ST_IOWAIT:
         ua_poller_remove(&self->poller, TASK_FD(t), t->iodir);
         break;
+    case ST_PARKED:
+        parked_remove(self, t);
+        break;
     case ST_QUEUED:
     case ST_RUNNING:
         return 1;
     }
     t->state = ST_NEW;
     return 0;
+}
+
+int ua_loop_unplace(LoopObject *self, ua_task *t)
+{
+    return unplace(self, t);
 }
 
 /* Run a record's task as soon as possible: now if it waits, right after
@@ -396,10 +416,18 @@ static int park(LoopObject *self, ua_task *t)
     if (place_pending(self, t, &rc))
         return rc;
     t->state = ST_NEW;
-    /* run_until_complete()'s coroutine keeps its record (and its F_MAIN):
-     * its caller holds it anyway. */
-    if (!(t->flags & F_MAIN))
+    /* run_until_complete()'s coroutine keeps its record (and its F_MAIN),
+     * in the parked list: the loop may stop before it ends, and close(),
+     * the GC and the loop's dealloc must still find it. */
+    if (!(t->flags & F_MAIN)) {
         ua_task_drop(self, t);
+        return 0;
+    }
+    if (ua_runq_push(&self->parked, t) < 0) {
+        PyErr_NoMemory();
+        return ua_loop_pend_error(self, t);
+    }
+    t->state = ST_PARKED;
     return 0;
 }
 
@@ -848,6 +876,8 @@ static PyObject *loop_wait(LoopObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static void release_all(LoopObject *self, int finalize);
+
 static PyObject *loop_close(LoopObject *self, PyObject *unused)
 {
     if (self->running) {
@@ -856,7 +886,7 @@ static PyObject *loop_close(LoopObject *self, PyObject *unused)
     }
     if (!self->closed) {
         self->closed = 1;
-        ua_loop_release_all(self);
+        release_all(self, 1);
         ua_poller_close(&self->poller);
         ua_wakeup_close(&self->wakeup);
     }
@@ -875,7 +905,7 @@ static PyObject *loop_repr(LoopObject *self)
 
 /* Detach every record first, then free them: freeing runs Python code
  * (finalizers) that may touch the loop. */
-void ua_loop_release_all(LoopObject *self)
+static void release_all(LoopObject *self, int finalize)
 {
     /* The loop is going away (close() or collection): code run by the
      * finalizers below must find it closed, and no record in a queue. */
@@ -883,11 +913,13 @@ void ua_loop_release_all(LoopObject *self)
     ua_runq doomed;
     ua_runq_init(&doomed);
     ua_runq_reserve(&doomed, self->runq.len + self->timers.len + (size_t)self->poller.nwaiters +
-                                 self->ts_calls.len + 1);
+                                 self->ts_calls.len + self->parked.len + 1);
     while (self->runq.len)
         ua_runq_push(&doomed, ua_runq_pop(&self->runq));
     while (self->ts_calls.len)
         ua_runq_push(&doomed, ua_runq_pop(&self->ts_calls));
+    while (self->parked.len)
+        ua_runq_push(&doomed, ua_runq_pop(&self->parked));
     ua_timer *tm;
     while ((tm = ua_timerheap_pop(&self->timers)))
         ua_runq_push(&doomed, ua_task_of_timer(tm));
@@ -900,8 +932,23 @@ void ua_loop_release_all(LoopObject *self)
     for (size_t i = 0; i < doomed.len; i++)
         ((ua_task *)ua_runq_at(&doomed, i))->state = ST_NEW;
     Py_CLEAR(self->cur_task);
-    while (doomed.len)
-        ua_task_drop(self, ua_runq_pop(&doomed));
+    while (doomed.len) {
+        ua_task *t = ua_runq_pop(&doomed);
+        /* close(): what is left is finalized now (its finally blocks run),
+         * even if something else still holds it. */
+        PyObject *coro = finalize && t->kind == TASK_CORO &&
+                                 (PyCoro_CheckExact(t->obj) || PyGen_Check(t->obj))
+                             ? Py_NewRef(t->obj)
+                             : NULL;
+        ua_task_drop(self, t);
+        if (coro) {
+            PyObject *r = PyObject_CallMethod(coro, "close", NULL);
+            if (!r)
+                PyErr_WriteUnraisable(coro);
+            Py_XDECREF(r);
+            Py_DECREF(coro);
+        }
+    }
     ua_runq_free(&doomed);
 }
 
@@ -924,6 +971,11 @@ static int loop_traverse(LoopObject *self, visitproc visit, void *arg)
     }
     for (size_t i = 0; i < self->ts_calls.len; i++) {
         int r = visit_task(ua_runq_at(&self->ts_calls, i), visit, arg);
+        if (r)
+            return r;
+    }
+    for (size_t i = 0; i < self->parked.len; i++) {
+        int r = visit_task(ua_runq_at(&self->parked, i), visit, arg);
         if (r)
             return r;
     }
@@ -950,7 +1002,7 @@ static int loop_traverse(LoopObject *self, visitproc visit, void *arg)
 static int loop_clear(LoopObject *self)
 {
     if (!self->running)
-        ua_loop_release_all(self);
+        release_all(self, 0);
     Py_CLEAR(self->cur_task);
     Py_CLEAR(self->main_result);
     return 0;
@@ -977,6 +1029,7 @@ static void loop_dealloc(LoopObject *self)
     loop_clear(self);
     ua_runq_free(&self->runq);
     ua_runq_free(&self->ts_calls);
+    ua_runq_free(&self->parked);
     ua_timerheap_free(&self->timers);
     ua_ptrmap_free(&self->tasks);
     ua_poller_close(&self->poller);
@@ -997,6 +1050,7 @@ static PyObject *loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     ua_runq_init(&self->runq);
     ua_runq_init(&self->ts_calls);
+    ua_runq_init(&self->parked);
     ua_timerheap_init(&self->timers);
     ua_ptrmap_init(&self->tasks, offsetof(ua_task, obj));
     self->wakeup.rfd = self->wakeup.wfd = -1;

@@ -378,6 +378,16 @@ static PyObject *mod_ticks_diff(PyObject *m, PyObject *const *args, Py_ssize_t n
     return PyLong_FromLong(ua_ticks_diff(a, b));
 }
 
+/* At interpreter exit (atexit): the default loop is closed, so the tasks
+ * still pending in it are finalized (their finally blocks run) while
+ * Python still works, rather than dropped unseen. */
+static PyObject *mod_close_default_loop(PyObject *m, PyObject *unused)
+{
+    if (!default_loop || default_loop->closed || default_loop->running)
+        Py_RETURN_NONE;
+    return PyObject_CallMethod((PyObject *)default_loop, "close", NULL);
+}
+
 static PyMethodDef module_methods[] = {
     {"get_event_loop", (PyCFunction)(void (*)(void))mod_get_event_loop, METH_VARARGS | METH_KEYWORDS,
      "get_event_loop(runq_len=16, waitq_len=16): the process-wide loop."},
@@ -394,6 +404,8 @@ static PyMethodDef module_methods[] = {
     {"Task", (PyCFunction)(void (*)(void))mod_Task, METH_VARARGS | METH_KEYWORDS,
      "Task(coro, loop=None): schedule coro."},
     {"set_debug", mod_set_debug, METH_O, "Log scheduling decisions through logging."},
+    {"_close_default_loop", mod_close_default_loop, METH_NOARGS,
+     "Close the default loop, finalizing its pending tasks (registered with atexit)."},
     {"ticks_ms", mod_ticks_ms, METH_NOARGS, "Milliseconds, wrapping at 2**30."},
     {"ticks_add", (PyCFunction)(void (*)(void))mod_ticks_add, METH_FASTCALL, "ticks_add(t, delta)"},
     {"ticks_diff", (PyCFunction)(void (*)(void))mod_ticks_diff, METH_FASTCALL,
@@ -435,6 +447,14 @@ PyMODINIT_FUNC PyInit__uasyncio(void)
         ua_udp_ready(m) < 0 || ua_ws_ready(m) < 0 ||
         ua_v3_stream_ready(m) < 0)
         goto error;
+    PyObject *atexit = PyImport_ImportModule("atexit");
+    PyObject *closer = atexit ? PyObject_GetAttrString(m, "_close_default_loop") : NULL;
+    PyObject *r = closer ? PyObject_CallMethod(atexit, "register", "O", closer) : NULL;
+    Py_XDECREF(closer);
+    Py_XDECREF(atexit);
+    if (!r)
+        goto error;
+    Py_DECREF(r);
     if (PyModule_AddIntConstant(m, "TICKS_PERIOD", UA_TICKS_PERIOD) < 0 ||
         PyModule_AddIntConstant(m, "TICKS_MAX_DELAY", UA_TICKS_MAX_DELAY) < 0)
         goto error;

@@ -32,6 +32,7 @@ enum {
     ST_SLEEPING,    /* in the timer heap */
     ST_IOWAIT,      /* parked in the poller */
     ST_RUNNING,     /* being resumed now */
+    ST_PARKED,      /* run_until_complete()'s coroutine, parked: in loop->parked */
 };
 
 enum {
@@ -72,6 +73,7 @@ typedef struct LoopObject {
     unsigned long thread;   /* the thread running it, while running */
     ua_wakeup wakeup;       /* wakes it from other threads and signal handlers */
     ua_runq ts_calls;       /* records from call_soon_threadsafe(), not yet queued */
+    ua_runq parked;         /* ST_PARKED records: kept so close() and the GC reach them */
     struct LoopObject *prev_loop, *next_loop;  /* all live loops, for cancel() */
     PyObject *weakreflist;
 } LoopObject;
@@ -123,8 +125,8 @@ LoopObject *ua_running_loop_get(void);
 int ua_loop_ready(PyObject *module);
 int ua_loop_queue(LoopObject *loop, ua_task *t);
 int ua_loop_wake(LoopObject *loop, ua_task *t);
+int ua_loop_unplace(LoopObject *loop, ua_task *t);
 int ua_loop_pend_error(LoopObject *loop, ua_task *t);
-void ua_loop_release_all(LoopObject *loop);
 int ua_loop_now(LoopObject *loop, uint32_t *now);
 ua_task *ua_loop_find(LoopObject *loop, PyObject *coro);
 int ua_loop_call_soon(LoopObject *loop, PyObject *obj, PyObject *args);

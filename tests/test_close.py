@@ -1,0 +1,161 @@
+"""What close(), the garbage collector and interpreter exit do with tasks a
+loop still holds: every one is reached, and finalized (its finally blocks
+run) or freed; none is left behind."""
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import weakref
+
+import pytest
+
+import uasyncio
+from uasyncio.queues import Queue
+from uasyncio.synchro import Lock
+
+
+def make_main(kind, log, loop):
+    """run_until_complete()'s coroutine: it stops the loop, then parks."""
+    q = Queue()
+    lock = Lock()
+
+    async def main():
+        if kind == "lock":
+            await lock.acquire()
+        # The stop comes after the coroutine parks (acquire yields once first).
+        loop.call_soon(loop.stop)
+        try:
+            if kind == "queue":
+                await q.get()
+            elif kind == "lock":
+                await lock.acquire()
+            else:
+                await uasyncio.coroutine(lambda: (yield False))()
+        finally:
+            log.append("finally")
+        return "done"
+
+    return main(), q, lock
+
+
+@pytest.mark.parametrize("kind", ["queue", "lock", "yield False"])
+def test_main_coroutine_parked_when_the_loop_stops_is_finalized_by_close(kind):
+    loop = uasyncio.PollEventLoop()
+    log = []
+    main, q, lock = make_main(kind, log, loop)
+    ref = weakref.ref(main)
+    assert loop.run_until_complete(main) is None   # stopped before it ended
+    del main, q, lock
+    assert log == []
+    loop.close()
+    assert log == ["finally"]
+    gc.collect()
+    assert ref() is None
+
+
+@pytest.mark.parametrize("kind", ["queue", "lock", "yield False"])
+def test_main_coroutine_parked_is_collected_with_its_loop(kind):
+    loop = uasyncio.PollEventLoop()
+    log = []
+    main, q, lock = make_main(kind, log, loop)
+    refs = [weakref.ref(main), weakref.ref(loop)]
+    loop.run_until_complete(main)
+    del main, q, lock, loop
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+    assert log == ["finally"]
+
+
+def test_many_stopped_rounds_leave_nothing_alive():
+    log = []
+    for _ in range(200):
+        loop = uasyncio.PollEventLoop()
+        main, q, lock = make_main("queue", log, loop)
+        loop.run_until_complete(main)
+        loop.close()
+    del main, q, lock, loop
+    gc.collect()
+    assert len(log) == 200
+    assert not [o for o in gc.get_objects()
+                if type(o).__name__ == "coroutine" and o.__name__ == "main"]
+
+
+def test_main_coroutine_parked_can_be_resumed_by_a_later_run():
+    loop = uasyncio.PollEventLoop()
+    log = []
+    main, q, lock = make_main("queue", log, loop)
+    assert loop.run_until_complete(main) is None
+
+    async def feed():
+        q.put_nowait(1)
+        await uasyncio.sleep_ms(5)
+
+    loop.run_until_complete(feed())
+    assert log == ["finally"]
+    loop.close()
+
+
+def test_cancel_reaches_a_main_coroutine_parked_after_the_loop_stopped():
+    loop = uasyncio.PollEventLoop()
+    log = []
+    main, q, lock = make_main("queue", log, loop)
+    loop.run_until_complete(main)
+    uasyncio.cancel(main)
+
+    async def settle():
+        await uasyncio.sleep_ms(1)
+
+    loop.run_until_complete(settle())
+    assert log == ["finally"]
+    loop.close()
+
+
+def test_close_finalizes_pending_tasks_that_something_else_holds(loop):
+    log = []
+    held = []
+
+    async def sleeper(name):
+        try:
+            await uasyncio.sleep(60)
+        finally:
+            log.append(name)
+
+    async def main():
+        for name in "abc":
+            held.append(sleeper(name))
+            loop.create_task(held[-1])
+        await uasyncio.sleep_ms(1)
+
+    loop.run_until_complete(main())
+    loop.close()
+    assert sorted(log) == ["a", "b", "c"]
+
+
+def test_pending_tasks_of_the_default_loop_are_finalized_at_exit(tmp_path):
+    prog = tmp_path / "prog.py"
+    prog.write_text(textwrap.dedent("""
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import uasyncio
+
+        async def worker(name):
+            try:
+                await uasyncio.sleep(60)
+            finally:
+                print("finally", name)
+
+        async def main():
+            loop.create_task(worker("sleeping"))
+            await uasyncio.sleep_ms(1)
+
+        loop = uasyncio.get_event_loop()
+        loop.run_until_complete(main())
+        print("end")
+    """))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pkg = os.path.join(root, os.environ.get("UA_PKG_DIR", ""))
+    out = subprocess.run([sys.executable, str(prog), pkg], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["end", "finally sleeping"]
