@@ -326,13 +326,12 @@ static void signals_detach(int old)
 {
     if (old == -2)
         return;
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);   /* a KeyboardInterrupt may be in flight */
+    PyObject *exc = ua_err_fetch();   /* a KeyboardInterrupt may be in flight */
     PyObject *r = PyObject_CallFunction(set_wakeup_fd, "i", old);
     if (!r)
         PyErr_WriteUnraisable(set_wakeup_fd);
     Py_XDECREF(r);
-    PyErr_Restore(type, value, tb);
+    ua_err_restore(exc);
 }
 
 /* ---- resuming a task ------------------------------------------------------ */
@@ -348,13 +347,9 @@ static PySendResult throw_into(PyObject *coro, PyObject *exc, PyObject **result)
     *result = NULL;
     if (!PyErr_ExceptionMatches(PyExc_StopIteration))
         return PYGEN_ERROR;
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    r = value ? PyObject_GetAttrString(value, "value") : Py_NewRef(Py_None);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
+    PyObject *stop = ua_err_fetch();
+    r = stop ? PyObject_GetAttrString(stop, "value") : Py_NewRef(Py_None);
+    Py_XDECREF(stop);
     if (!r)
         return PYGEN_ERROR;
     *result = r;
@@ -365,13 +360,7 @@ static PySendResult throw_into(PyObject *coro, PyObject *exc, PyObject **result)
  * raised inside the task at once, where its code can handle it. */
 int ua_loop_pend_error(LoopObject *self, ua_task *t)
 {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value && tb)
-        PyException_SetTraceback(value, tb);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
+    PyObject *value = ua_err_fetch();
     if (!value)
         return 0;
     Py_XSETREF(t->aux, value);
@@ -523,20 +512,17 @@ static int on_end(LoopObject *self, ua_task *t, PySendResult sr, PyObject *resul
         Py_DECREF(result);
         return 0;
     }
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    int cancelled = type && PyErr_GivenExceptionMatches(type, ua_CancelledError);
+    PyObject *exc = ua_err_fetch();
+    int cancelled = exc && PyErr_GivenExceptionMatches(exc, ua_CancelledError);
     if (cancelled)
         UA_DEBUG_LOG("Coroutine cancelled: %R", t->obj);
     t->state = ST_NEW;
     ua_task_drop(self, t);
     if (cancelled && !main) {
-        Py_XDECREF(type);
-        Py_XDECREF(value);
-        Py_XDECREF(tb);
+        Py_XDECREF(exc);
         return 0;
     }
-    PyErr_Restore(type, value, tb);
+    ua_err_restore(exc);
     return -1;
 }
 

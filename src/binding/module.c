@@ -88,8 +88,7 @@ int ua_delay_from_ms(PyObject *ms_obj, int32_t *ms, const char *what)
 
 void ua_log(const char *logger, const char *fmt, ...)
 {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);   /* logging must not disturb an error in flight */
+    PyObject *exc = ua_err_fetch();   /* logging must not disturb an error in flight */
     va_list va;
     va_start(va, fmt);
     PyObject *msg = PyUnicode_FromFormatV(fmt, va);
@@ -103,7 +102,7 @@ void ua_log(const char *logger, const char *fmt, ...)
     Py_XDECREF(log);
     Py_XDECREF(logging);
     Py_XDECREF(msg);
-    PyErr_Restore(type, value, tb);
+    ua_err_restore(exc);
 }
 
 LoopObject *ua_default_loop(void)

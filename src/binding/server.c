@@ -91,8 +91,7 @@ static void close_listener(ServerObject *self)
     self->closed = 1;
     if (!self->sock)
         return;   /* never bound: its first step will just end */
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
+    PyObject *exc = ua_err_fetch();
     /* Its task, if parked on the socket, is woken and ends at its next step. */
     if (self->loop && !self->loop->closed && ua_loop_io_closing(self->loop, self->sock) < 0)
         PyErr_Clear();
@@ -100,7 +99,7 @@ static void close_listener(ServerObject *self)
     if (!r)
         PyErr_Clear();
     Py_XDECREF(r);
-    PyErr_Restore(type, value, tb);
+    ua_err_restore(exc);
 }
 
 /* A socket.socket for an accepted fd, built as socket.socket(family,

@@ -65,29 +65,25 @@ static int ssl_want(void)
     if (!PyErr_Occurred())
         return 0;
     /* Set the error aside first: looking the module up may clear it. */
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
+    PyObject *exc = ua_err_fetch();
     PyObject *ssl = ssl_module();
     int r = 0;
     if (ssl) {
         PyObject *wr = PyObject_GetAttrString(ssl, "SSLWantReadError");
         PyObject *ww = wr ? PyObject_GetAttrString(ssl, "SSLWantWriteError") : NULL;
         PyErr_Clear();
-        if (wr && PyErr_GivenExceptionMatches(type, wr))
+        if (wr && PyErr_GivenExceptionMatches(exc, wr))
             r = 1;
-        else if (ww && PyErr_GivenExceptionMatches(type, ww))
+        else if (ww && PyErr_GivenExceptionMatches(exc, ww))
             r = 2;
         Py_XDECREF(wr);
         Py_XDECREF(ww);
         Py_DECREF(ssl);
     }
-    if (r) {
-        Py_XDECREF(type);
-        Py_XDECREF(value);
-        Py_XDECREF(tb);
-    } else {
-        PyErr_Restore(type, value, tb);
-    }
+    if (r)
+        Py_XDECREF(exc);
+    else
+        ua_err_restore(exc);
     return r;
 }
 

@@ -7,6 +7,8 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include "compat.h"
+
 #include "poller.h"
 #include "ptrmap.h"
 #include "runq.h"

@@ -735,8 +735,7 @@ static void acceptor_close_listener(AcceptorObject *a)
     if (a->closed)
         return;
     a->closed = 1;
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
+    PyObject *exc = ua_err_fetch();
     LoopObject *loop = a->loop ? a->loop : ua_running_loop_get();
     /* Its task, if parked on the socket, is woken and ends at its next step. */
     if (loop && !loop->closed && ua_loop_io_closing(loop, a->sock) < 0)
@@ -745,7 +744,7 @@ static void acceptor_close_listener(AcceptorObject *a)
     if (!r)
         PyErr_Clear();
     Py_XDECREF(r);
-    PyErr_Restore(type, value, tb);
+    ua_err_restore(exc);
 }
 
 static int acceptor_serve(AcceptorObject *a, int fd, const struct sockaddr_storage *ss)
@@ -785,11 +784,7 @@ static int acceptor_serve(AcceptorObject *a, int fd, const struct sockaddr_stora
  * loop's exception handler hears of it, as of a task that failed. */
 static void acceptor_report(AcceptorObject *a)
 {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value && tb)
-        PyException_SetTraceback(value, tb);
+    PyObject *value = ua_err_fetch();
     PyObject *ctx = value ? Py_BuildValue("{s:s,s:O}", "message", "start_server: a connection could not be served",
                                           "exception", value)
                           : NULL;
@@ -803,16 +798,14 @@ static void acceptor_report(AcceptorObject *a)
         if (PyErr_Occurred())
             PyErr_WriteUnraisable(a->cb);
         else if (value) {
-            PyErr_Restore(type, value, tb);
-            type = value = tb = NULL;
+            ua_err_restore(value);
+            value = NULL;
             PyErr_WriteUnraisable(a->cb);
         }
     }
     Py_XDECREF(r);
     Py_XDECREF(ctx);
-    Py_XDECREF(type);
     Py_XDECREF(value);
-    Py_XDECREF(tb);
 }
 
 static PySendResult acceptor_step(AcceptorObject *a, PyObject **result)

@@ -401,10 +401,9 @@ static PySendResult wsop_send(WSOpObject *op, PyObject *value, PyObject **result
     if (sr != PYGEN_NEXT) {
         op->done = 1;
         if (op->flushing) {   /* failed mid-write: the connection is broken */
-            PyObject *type, *value, *tb;
-            PyErr_Fetch(&type, &value, &tb);
+            PyObject *exc = ua_err_fetch();
             abandon(op);
-            PyErr_Restore(type, value, tb);
+            ua_err_restore(exc);
         }
     } else if (op->parked && *result != Py_False) {
         unpark(op);   /* it moved on (resumed early, or became the writer) */
@@ -446,11 +445,10 @@ static void abandon(WSOpObject *op)
         Py_CLEAR(ws->sending);
         ws->eof = 1;
         ws->conn.close_sent = 1;
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
+        PyObject *exc = ua_err_fetch();
         if (close_socket(ws) < 0 || wake_blocked(ws) < 0)
             PyErr_Clear();
-        PyErr_Restore(type, value, tb);
+        ua_err_restore(exc);
     }
 }
 
