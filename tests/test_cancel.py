@@ -484,3 +484,91 @@ def test_cancel_of_an_awaited_coroutine_goes_through_its_task(fake_loop):
 
     fake_loop.run_until_complete(main())
     assert log == [("inner", 5), ("outer", 5)]
+
+
+# ---- a task parked in a Queue or Lock: found through what it waits in ---------
+
+
+@pytest.mark.parametrize("kind", ["queue", "lock", "inner coroutine"])
+def test_cancel_of_a_parked_task_reaches_it_in_its_own_loop(kind):
+    """The Queue or Lock operation knows the task and the loop: the cancel
+    goes there, even from a task of another loop, and finds it without
+    looking at every live task."""
+    from uasyncio.queues import Queue
+    from uasyncio.synchro import Lock
+    loop_a, loop_b = uasyncio.PollEventLoop(), uasyncio.PollEventLoop()
+    q, lock = Queue(), Lock()
+    phase, log = ["a"], []
+
+    async def inner():
+        if kind == "queue":
+            await q.get()
+        else:
+            await lock.acquire()
+
+    async def waiter():
+        try:
+            if kind == "inner coroutine":
+                await inner()
+            await inner()
+        except CancelledError:
+            log.append(phase[0])
+
+    async def start():
+        if kind != "queue":
+            await lock.acquire()   # held: the waiter parks
+        loop_a.create_task(w)
+        await uasyncio.sleep_ms(2)
+
+    async def from_b():
+        uasyncio.cancel(w)
+        await uasyncio.sleep_ms(2)
+
+    async def settle():
+        await uasyncio.sleep_ms(2)
+
+    w = waiter()
+    loop_a.run_until_complete(start())
+    phase[0] = "b"
+    loop_b.run_until_complete(from_b())
+    assert log == []   # not run by loop b
+    phase[0] = "a"
+    loop_a.run_until_complete(settle())
+    assert log == ["a"]
+    loop_a.close()
+    loop_b.close()
+
+
+def test_cancel_of_tasks_parked_in_a_queue_among_many_live_tasks(loop):
+    from uasyncio.queues import Queue
+    q = Queue()
+    cancelled = []
+
+    async def sleeper():
+        await uasyncio.sleep(60)
+
+    async def waiter(i):
+        try:
+            await q.get()
+        except CancelledError:
+            cancelled.append(i)
+
+    async def main():
+        sleepers = [sleeper() for _ in range(5000)]
+        for s in sleepers:
+            loop.create_task(s)
+        waiters = [waiter(i) for i in range(100)]
+        for w in waiters:
+            loop.create_task(w)
+        await uasyncio.sleep_ms(2)
+        for w in waiters:
+            uasyncio.cancel(w)
+        await uasyncio.sleep_ms(2)
+        for s in sleepers:
+            uasyncio.cancel(s)
+        await uasyncio.sleep_ms(2)
+
+    loop.run_until_complete(main())
+    assert cancelled == list(range(100))
+    q.put_nowait(1)   # no waiter left to hand it to
+    assert q.qsize() == 1

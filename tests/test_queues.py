@@ -238,8 +238,9 @@ def test_blocked_putter_runs_in_the_pass_after_get_nowait(fake_loop):
         await atick(5)
         assert q.qsize() == 1
         log.append(("get", len(fake_loop.waits), q.get_nowait()))
-        # The blocked putter's item moved in at once: no space for anybody else.
-        assert q.full() and q.qsize() == 1
+        # The free slot is kept for the blocked putter, whose item goes in
+        # when it runs: no space for anybody else meanwhile.
+        assert q.full() and q.qsize() == 0
         with pytest.raises(QueueFull):
             q.put_nowait("barger")
         await atick(5)
@@ -503,24 +504,27 @@ def test_handed_item_then_cancelled_on_a_bounded_queue_nothing_lost(fake_loop):
     assert log == ["cancelled"]
 
 
-def test_woken_putter_cancelled_before_it_runs_item_is_in_once(fake_loop):
+def test_woken_putter_cancelled_before_it_runs_puts_nothing_and_passes_the_slot_on(fake_loop):
+    """As asyncio: a put() cancelled before it ran did not happen; the slot
+    kept for it goes to the next putter."""
     q = Queue(maxsize=1)
     q.put_nowait("init")
     log = []
 
-    async def putter():
+    async def putter(v):
         try:
-            await q.put("p")
+            await q.put(v)
         except CancelledError:
-            log.append("cancelled")
+            log.append(("cancelled", v))
             raise
-        log.append("put")
+        log.append(("put", v))
 
     async def main():
-        p = putter()
+        p = putter("p")
         fake_loop.create_task(p)
+        fake_loop.create_task(putter("next"))
         await atick(3)
-        assert q.get_nowait() == "init"    # p's item moves in, p is woken
+        assert q.get_nowait() == "init"    # the slot is kept for p, p is woken
         uasyncio.cancel(p)                 # and cancelled before it runs
         await atick(3)
         out = []
@@ -528,8 +532,54 @@ def test_woken_putter_cancelled_before_it_runs_item_is_in_once(fake_loop):
             out.append(q.get_nowait())
         return out
 
-    assert fake_loop.run_until_complete(main()) == ["p"]   # neither lost nor doubled
-    assert log == ["cancelled"]
+    assert fake_loop.run_until_complete(main()) == ["next"]   # p's item never went in
+    assert log == [("cancelled", "p"), ("put", "next")]
+
+
+def test_blocked_put_returns_before_any_consumer_holds_its_item(fake_loop):
+    """uasyncio 2.0's and asyncio's order: a blocked put()'s item enters the
+    queue when the putter runs again, so the producer has gone on to its
+    next step before a consumer receives the item."""
+    q = Queue(maxsize=1)
+    log = []
+
+    async def producer():
+        for i in range(4):
+            await q.put(i)
+            log.append(("put returned", i))
+
+    async def consumer():
+        for _ in range(4):
+            log.append(("got", await q.get()))
+
+    fake_loop.create_task(producer())
+    fake_loop.run_until_complete(consumer())
+    for i in range(4):
+        assert log.index(("put returned", i)) < log.index(("got", i)), log
+
+
+def test_full_queue_with_a_woken_putter_and_waiting_getter(fake_loop):
+    """The woken putter's item, when it goes in, goes to the getter that
+    waits by then, in FIFO order with the rest."""
+    q = Queue(maxsize=1)
+    q.put_nowait("a")
+    got = []
+
+    async def putter():
+        await q.put("b")
+
+    async def getter():
+        got.append(await q.get())
+
+    async def main():
+        fake_loop.create_task(putter())
+        await atick(2)
+        assert q.get_nowait() == "a"
+        fake_loop.create_task(getter())    # queue empty: it waits for "b"
+        await atick(4)
+        assert got == ["b"] and q.empty() and not q.full()
+
+    fake_loop.run_until_complete(main())
 
 
 def test_spurious_wake_of_a_waiting_getter_keeps_it_waiting(fake_loop):

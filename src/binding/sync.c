@@ -3,9 +3,11 @@
  * A task that must wait is parked by a WaitOp: the op links itself into the
  * queue's (or lock's) FIFO of waiters, remembers the task and yields False,
  * so the loop holds nothing for it. The operation that unblocks it (a put, a
- * get, a release) completes the op's work for it first (hands over the item,
- * the space, the lock) and then schedules the task: a waiter is woken at once,
- * in FIFO order, and nobody can barge in between. If the task is cancelled
+ * get, a release) hands it what it waited for first (the item, a reserved
+ * slot, the lock) and then schedules the task: a waiter is woken at once, in
+ * FIFO order, and nobody can barge in between. A woken putter's item enters
+ * the queue when the putter runs again (as in uasyncio 2.0 and asyncio): no
+ * consumer can hold it before put() has returned. If the task is cancelled
  * (or times out) while it waits, the exception passes through the op's
  * throw(), which unlinks it and gives back whatever it was handed. */
 #include "tasks.h"
@@ -34,6 +36,7 @@ typedef struct {
     PyObject_HEAD
     ua_runq items;          /* strong references, oldest first */
     Py_ssize_t maxsize;     /* <= 0: unbounded */
+    Py_ssize_t reserved;    /* slots handed to woken putters that have not run yet */
     waitlist getters, putters;
 } QueueObject;
 
@@ -117,7 +120,7 @@ static int wake_first(waitlist *l, PyObject *value)
 
 static int q_full(QueueObject *q)
 {
-    return q->maxsize > 0 && (Py_ssize_t)q->items.len >= q->maxsize;
+    return q->maxsize > 0 && (Py_ssize_t)q->items.len + q->reserved >= q->maxsize;
 }
 
 static int q_push(QueueObject *q, PyObject *v)
@@ -137,12 +140,30 @@ static int q_put(QueueObject *q, PyObject *v)
     return rc ? (rc < 0 ? -1 : 0) : q_push(q, v);
 }
 
-/* Take the oldest item (queue not empty); a waiting putter's item moves in. */
+/* A slot is free: hand it to the first waiting putter, which puts its item
+ * when it runs. */
+static int q_pass_slot(QueueObject *q)
+{
+    if (q_full(q) || !first_live(&q->putters))
+        return 0;
+    q->reserved++;
+    int rc = wake_first(&q->putters, NULL);
+    if (rc <= 0)
+        q->reserved--;
+    return rc < 0 ? -1 : 0;
+}
+
+/* Take the oldest item (queue not empty); its slot goes to a waiting putter. */
 static PyObject *q_get(QueueObject *q)
 {
-    PyObject *v = ua_runq_pop(&q->items);
+    PyObject *v = (PyObject *)ua_runq_at(&q->items, 0);
+    /* Checked before anything changes: waking a putter of a loop running
+     * in another thread fails. */
     WaitOp *p = first_live(&q->putters);
-    if (p && !q_full(q) && (q_push(q, p->value) < 0 || wake_first(&q->putters, NULL) < 0)) {
+    if (p && ua_loop_check_thread(p->loop) < 0)
+        return NULL;
+    ua_runq_pop(&q->items);
+    if (q_pass_slot(q) < 0) {
         Py_DECREF(v);
         return NULL;
     }
@@ -217,6 +238,13 @@ static PySendResult waitop_send(WaitOp *op, PyObject *arg, PyObject **result)
             op->value = NULL;
             return finish(op, v, result);
         }
+        if (op->kind == W_PUT) {   /* a slot was kept for it: the item goes in now */
+            QueueObject *q = (QueueObject *)op->owner;
+            q->reserved--;
+            op->state = S_FINISHED;
+            if (q_put(q, op->value) < 0)
+                return finish(op, NULL, result);
+        }
         return finish(op, Py_NewRef(op->kind == W_ACQUIRE ? Py_True : Py_None), result);
     }
     switch (op->kind) {
@@ -283,10 +311,26 @@ static int waitop_abandon(WaitOp *op)
                 Py_INCREF(v);
             }
             Py_DECREF(v);
+        } else if (op->kind == W_PUT) {
+            /* Its item never went in: the slot kept for it passes on. */
+            QueueObject *q = (QueueObject *)op->owner;
+            q->reserved--;
+            rc = q_pass_slot(q);
         }
-        /* A woken putter's item is in the queue already: the put happened. */
     }
     return rc;
+}
+
+int ua_sync_waiter(PyObject *obj, PyObject **task, LoopObject **loop)
+{
+    if (!Py_IS_TYPE(obj, &WaitOp_Type))
+        return 0;
+    WaitOp *op = (WaitOp *)obj;
+    if (op->state != S_WAITING || !op->task || !op->loop || op->loop->closed)
+        return 0;
+    *task = op->task;
+    *loop = op->loop;
+    return 1;
 }
 
 static PyObject *waitop_iternext(WaitOp *op)
@@ -328,6 +372,11 @@ static int waitop_traverse(WaitOp *op, visitproc visit, void *arg)
 
 static int waitop_clear(WaitOp *op)
 {
+    if (op->state == S_WOKEN && op->kind == W_PUT && op->owner) {
+        /* Dropped before it ran (its task collected): free the slot. */
+        ((QueueObject *)op->owner)->reserved--;
+        op->state = S_FINISHED;
+    }
     Py_CLEAR(op->task);
     Py_CLEAR(op->loop);
     Py_CLEAR(op->value);

@@ -152,6 +152,9 @@ const char *ua_type_name(PyTypeObject *tp);
 
 /* sync.c: Queue and Lock */
 int ua_sync_ready(PyObject *module);
+/* If obj is a Queue or Lock operation whose task waits in it: 1, with the
+ * parked task and its loop (borrowed); else 0. */
+int ua_sync_waiter(PyObject *obj, PyObject **task, LoopObject **loop);
 int ua_udp_ready(PyObject *module);   /* udp.c */
 
 /* streams.c */
