@@ -12,6 +12,10 @@ command -v cc >/dev/null || need+=(gcc)
 /usr/bin/python3 -c 'import pytest_timeout' 2>/dev/null || need+=(python3-pytest-timeout)
 /usr/bin/python3 -c 'import hypothesis' 2>/dev/null || need+=(python3-hypothesis)
 /usr/bin/python3 -c 'import uvloop' 2>/dev/null || need+=(python3-uvloop)
+# The C core's unit tests also run as 32-bit programs (-m32) on x86-64.
+if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
+  dpkg -s gcc-multilib >/dev/null 2>&1 || need+=(gcc-multilib)
+fi
 for extra in "$@"; do
   case "$extra" in
     dbg) [ -x /usr/bin/python3-dbg ] || need+=(python3-dbg) ;;

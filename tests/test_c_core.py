@@ -9,9 +9,14 @@ Environment:
   UA_SANITIZE  e.g. "address,undefined": build with -fsanitize=... as well
   UA_VALGRIND  "1": run each program under valgrind (memcheck, full leak
                check); any error or leak fails the test
+
+On x86-64 Linux each program is also built and run as a 32-bit program
+(-m32, Debian's gcc-multilib), as on armhf or i386: 4-byte pointers and
+8-byte aligned allocations. That build is plain (no sanitizer, no valgrind).
 """
 
 import os
+import platform
 import re
 import shlex
 import subprocess
@@ -40,6 +45,12 @@ CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-O1", "-g
 
 def _test_names():
     return sorted(p.stem for p in C_TESTS.glob("test_*.c"))
+
+
+# Word sizes to build for: the native one, and 32-bit where the machine can
+# build and run it (install-deps.sh installs gcc-multilib there).
+WORDS = ["native"] + (["m32"] if sys.platform.startswith("linux") and platform.machine() == "x86_64"
+                      else [])
 
 
 def _compiler():
@@ -73,15 +84,15 @@ def c_build_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("c_core")
 
 
-def _build(name, outdir):
+def _build(name, outdir, word="native"):
     if name not in SOURCES:
         # Without an entry it would link against nothing: say so plainly.
         pytest.fail(f"tests/c/{name}.c has no entry in SOURCES in {Path(__file__).name}")
-    exe = outdir / name
+    exe = outdir / (name if word == "native" else f"{name}-{word}")
     cmd = (
         _compiler()
         + CFLAGS
-        + _sanitize_flags()
+        + (_sanitize_flags() if word == "native" else ["-m32"])
         # Relative to the root (the cwd), so failure lines name short paths.
         + ["-Isrc/core", f"tests/c/{name}.c"]
         + [f"src/core/{src}" for src in SOURCES[name]]
@@ -89,8 +100,9 @@ def _build(name, outdir):
     )
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
+        hint = "\n(-m32 needs gcc-multilib: run scripts/install-deps.sh as root)" if word == "m32" else ""
         pytest.fail(
-            "compile failed:\n  "
+            "compile failed" + hint + ":\n  "
             + shlex.join(cmd)
             + "\n"
             + proc.stdout
@@ -100,13 +112,15 @@ def _build(name, outdir):
     return exe
 
 
+@pytest.mark.parametrize("word", WORDS)
 @pytest.mark.parametrize("name", _test_names())
-def test_c_core(name, c_build_dir):
-    if name == "test_poller" and not sys.platform.startswith("linux"):
+def test_c_core(name, word, c_build_dir):
+    if name in ("test_poller", "test_wakeup") and not sys.platform.startswith("linux"):
         pytest.skip("the poller backend is epoll (Linux only)")
-    exe = _build(name, c_build_dir)
+    exe = _build(name, c_build_dir, word)
+    runner = _runner() if word == "native" else []
     proc = subprocess.run(
-        _runner() + [str(exe)], cwd=ROOT, capture_output=True, text=True, timeout=300, env=_run_env()
+        runner + [str(exe)], cwd=ROOT, capture_output=True, text=True, timeout=300, env=_run_env()
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{name} exited with {proc.returncode}:\n{output}"

@@ -219,7 +219,7 @@ static int cancel_through_task(PyObject *coro, PyObject *exc)
             uintptr_t slot = l->tasks.slots[i];
             if (!slot)
                 continue;
-            ua_task *t = (ua_task *)(slot & ~(uintptr_t)15);
+            ua_task *t = ua_ptrmap_slot_item(slot);
             PyObject *x = Py_NewRef(t->obj);
             for (int depth = 0; x && depth < 1000; depth++) {
                 PyObject *next = awaited_by(x);

@@ -2,7 +2,7 @@
 
 #include <stdlib.h>
 
-#define TAG_MASK ((uintptr_t)15)
+#define TAG_MASK UA_PTRMAP_TAG_MASK
 
 static inline uint64_t hash_of(const void *key)
 {
@@ -17,7 +17,7 @@ static inline size_t home_of(uint64_t h, size_t cap)
 
 static inline uintptr_t tag_of(uint64_t h)
 {
-    return (uintptr_t)(h >> 60);
+    return (uintptr_t)(h >> 61);   /* the top 3 bits: independent of home_of's */
 }
 
 static inline const void *key_at(const ua_ptrmap *m, uintptr_t slot)

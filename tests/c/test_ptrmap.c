@@ -37,10 +37,10 @@ static int is_pow2(size_t n)
     return n && !(n & (n - 1));
 }
 
-/* The item a table slot points at (the low 4 bits are a hash tag). */
+/* The item a table slot points at (the low bits are a hash tag). */
 static item *slot_item(uintptr_t slot)
 {
-    return (item *)(slot & ~(uintptr_t)15);
+    return ua_ptrmap_slot_item(slot);
 }
 
 /* Counted members match len, load stays at most 4/5, and every member is
@@ -358,6 +358,50 @@ static void random_against_reference(size_t universe, size_t stride, int ops)
     free(v);
 }
 
+/* 32-bit platforms (armhf, i386): CPython's allocator aligns to 8, not 16.
+ * Items at 8 mod 16 must be found like any others. */
+typedef struct item8 {
+    _Alignas(8) long long id;
+    const void *key;
+} item8;
+
+static void test_items_only_8_byte_aligned(void)
+{
+    enum { N = 4096 };
+    /* Every item at 8 mod 16: the worst case for a 4-bit tag. */
+    enum { STRIDE = 32 };   /* a multiple of 16, room for an item8 */
+    char *block = aligned_alloc(16, N * STRIDE + 16);
+    CHECK(block != NULL);
+    if (!block)
+        return;
+    static item8 *items[N];
+    for (size_t i = 0; i < N; i++) {
+        items[i] = (item8 *)(block + 8 + i * STRIDE);
+        items[i]->id = (long long)i;
+        items[i]->key = key_at(i, 16);
+    }
+    ua_ptrmap m;
+    ua_ptrmap_init(&m, offsetof(item8, key));
+    int found = 0, misplaced = 0;
+    for (size_t i = 0; i < N; i++) {
+        misplaced += ((uintptr_t)items[i] & 15) != 8;
+        CHECK_EQ(ua_ptrmap_add(&m, items[i]), 0);
+    }
+    CHECK_EQ(misplaced, 0);
+    for (size_t i = 0; i < N; i++)
+        found += ua_ptrmap_get(&m, key_at(i, 16)) == items[i];
+    CHECK_EQ(found, N);
+    for (size_t i = 0; i < N; i += 2)
+        CHECK(ua_ptrmap_del(&m, key_at(i, 16)) == items[i]);
+    found = 0;
+    for (size_t i = 0; i < N; i++)
+        found += ua_ptrmap_get(&m, key_at(i, 16)) == (i % 2 ? items[i] : NULL);
+    CHECK_EQ(found, N);
+    CHECK_EQ(m.len, N / 2);
+    ua_ptrmap_free(&m);
+    free(block);
+}
+
 static void test_random_ops_match_reference(void)
 {
     /* A small universe keeps the table dense and the probe runs long; a
@@ -379,6 +423,7 @@ int main(void)
     RUN(test_growth_to_100k_items);
     RUN(test_delete_every_other_key_keeps_rest_findable);
     RUN(test_deleting_in_a_run_that_wraps_the_table);
+    RUN(test_items_only_8_byte_aligned);
     RUN(test_random_ops_match_reference);
     return check_summary("test_ptrmap");
 }
