@@ -198,7 +198,12 @@ def fault_scenario():
             await uasyncio.sleep_ms(2)
             reset(s)
         s = socket.create_connection(("127.0.0.1", stalled_port))
-        await uasyncio.sleep_ms(10)
+        # Held open until the server's read has timed out (a fixed sleep
+        # lost the race on a loaded machine: EOF came first).
+        for _ in range(5000):
+            if "timeout" in log:
+                break
+            await uasyncio.sleep_ms(1)
         s.close()
         try:
             await uasyncio.open_connection("127.0.0.1", faulty_port + 1 if faulty_port < 65535 else 1)
@@ -213,6 +218,106 @@ def fault_scenario():
     return log
 
 
+def thread_scenario():
+    """Loops in two threads at once, call_soon_threadsafe() from a third,
+    an unsafe call refused, and a main coroutine parked when its loop stops
+    (kept, then finalized by close())."""
+    import threading
+    from uasyncio.queues import Queue
+    results = []
+
+    def worker(i):
+        loop = uasyncio.PollEventLoop()
+        q = Queue(1)
+
+        async def producer():
+            for n in range(5):
+                await q.put(n)
+
+        async def main():
+            loop.create_task(producer())
+            total = 0
+            for _ in range(5):
+                total += await uasyncio.wait_for_ms(q.get(), 10000)
+            return total
+
+        results.append(loop.run_until_complete(main()))
+        loop.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [10, 10], results
+
+    loop = uasyncio.PollEventLoop()
+    refused = []
+
+    def other():
+        loop.call_soon_threadsafe(results.append, "threadsafe")
+        try:
+            loop.call_soon(print)
+        except RuntimeError as e:
+            refused.append(e)
+        loop.call_soon_threadsafe(loop.stop)
+
+    loop.call_soon(threading.Thread(target=other).start)
+    loop.run_forever()
+    assert results[-1] == "threadsafe" and len(refused) == 1
+    q = Queue()
+
+    async def parked():
+        loop.call_soon(loop.stop)
+        try:
+            await q.get()
+        finally:
+            results.append("finally")
+
+    loop.run_until_complete(parked())
+    loop.call_soon_threadsafe(print, "never run")   # dropped by close()
+    loop.close()
+    assert results[-1] == "finally"
+
+
+def signal_scenario():
+    """A signal caught while C code runs interrupts the loop; the loop is
+    used again, then closed with a task pending."""
+    import ctypes
+    import functools
+    import signal
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Interrupted()
+
+    kill = functools.partial(ctypes.CDLL(None).kill, os.getpid(), signal.SIGINT)
+    old = signal.signal(signal.SIGINT, handler)
+    loop = uasyncio.PollEventLoop()
+    log = []
+
+    async def pending():
+        try:
+            await uasyncio.sleep(60)
+        finally:
+            log.append("finally")
+
+    try:
+        loop.create_task(pending())
+        loop.call_soon(kill)
+        try:
+            loop.run_forever()
+        except Interrupted:
+            log.append("interrupted")
+        loop.run_until_complete(uasyncio.sleep_ms(1))
+        loop.close()
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert log == ["interrupted", "finally"], log
+
+
 def rounds():
     for _ in range(20):
         scenario()
@@ -220,6 +325,8 @@ def rounds():
         log = fault_scenario()
         # The error paths were taken: a timeout, the refusal, the resets.
         assert "timeout" in log and sum(isinstance(e, OSError) for e in log) >= 2, log
+        thread_scenario()
+        signal_scenario()
 
 
 def main():

@@ -572,3 +572,33 @@ def test_cancel_of_tasks_parked_in_a_queue_among_many_live_tasks(loop):
     assert cancelled == list(range(100))
     q.put_nowait(1)   # no waiter left to hand it to
     assert q.qsize() == 1
+
+
+def test_cancel_of_a_coroutine_run_by_wait_for_reaches_it(fake_loop):
+    """The await chain is followed through wait_for(): the coroutine gets
+    CancelledError (not TimeoutError), and it comes out of the wait_for()."""
+    log = []
+
+    async def inner():
+        try:
+            await uasyncio.sleep(60)
+        except CancelledError as e:
+            log.append(("inner", type(e).__name__, fake_loop.time()))
+            raise
+
+    i = inner()
+
+    async def outer():
+        try:
+            await uasyncio.wait_for(i, 100)
+        except CancelledError as e:
+            log.append(("outer", type(e).__name__, fake_loop.time()))
+
+    async def main():
+        fake_loop.create_task(outer())
+        await uasyncio.sleep_ms(5)
+        uasyncio.cancel(i)
+        await uasyncio.sleep_ms(5)
+
+    fake_loop.run_until_complete(main())
+    assert log == [("inner", "CancelledError", 5), ("outer", "CancelledError", 5)]
