@@ -1,40 +1,61 @@
 # uasyncio in C. `make demo` runs the demo, `make test` every test: the
-# suite against an AddressSanitizer + UBSan build, short fuzz runs, then the
-# suite itself (its summary line comes last).
+# suite against an AddressSanitizer + UBSan build, short fuzz runs, the core
+# tests on every other CPython >= 3.10 found (pyenv's), then the suite itself
+# (its summary line comes last).
 PYTHON ?= /usr/bin/python3
 PYTEST_ARGS ?=
+# A PYTHON without pytest (pyenv's) runs Debian's, from build/testpath.
+PYTEST = $(PYTHON) -m pytest
+ifneq ($(shell $(PYTHON) -c 'import pytest' 2>/dev/null && echo y),y)
+PYTEST = PYTHONPATH="$$(/usr/bin/python3 scripts/pythons.py --testpath)" $(PYTHON) -m pytest \
+    -W ignore::DeprecationWarning:_pytest.assertion.rewrite
+endif
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all build deps demo test check faults asan asan-build refleak valgrind bench fuzz load load-asan clean
+.PHONY: all build deps testdeps demo test check pythons faults asan asan-build refleak valgrind bench fuzz load load-asan clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
+# What the suite needs besides (Chromium, openssl, mypy, pip): installed
+# here, before any test runs, never by a test.
+testdeps:
+	@scripts/install-deps.sh test
+
+# The extension, in place, for $(PYTHON): with setuptools, or with the
+# interpreter's own sysconfig flags when it has none. Fails loudly.
 build:
-	@$(PYTHON) setup.py -q build_ext --inplace 2>&1 | grep -v -e '^running' -e '^copying' || true
+	@$(PYTHON) scripts/build_ext.py
 	@$(PYTHON) -c 'import sys; sys.path.insert(0, "."); import uasyncio._uasyncio'
 
 demo: deps build
 	$(PYTHON) examples/demo.py
 
-test: deps build
+test: deps testdeps build
 	@scripts/install-deps.sh fuzz
 	@echo "== the test suite under AddressSanitizer + UBSan"
 	@$(MAKE) --no-print-directory asan
 	@echo "== fuzzing: regressions, then 10 s per target"
 	@$(MAKE) --no-print-directory -C fuzz ci
+	@echo "== the core tests on the other CPythons"
+	@$(MAKE) --no-print-directory pythons
 	@echo "== the test suite"
 	@$(MAKE) --no-print-directory check
 
 # The suite alone, on the regular build.
-check: deps build
-	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
+check: deps testdeps build
+	$(PYTEST) -q -p no:cacheprovider $(PYTEST_ARGS) tests
+
+# The suite's core files (scheduling, streams, one file per subpackage) on
+# every other CPython >= 3.10 found (pyenv's), each on its own build.
+pythons: deps testdeps
+	/usr/bin/python3 scripts/pythons.py
 
 # Only the fault-injection tests and the stream model (part of check).
 faults: deps build
-	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests/test_faults.py tests/test_stream_model.py
+	$(PYTEST) -q -p no:cacheprovider $(PYTEST_ARGS) tests/test_faults.py tests/test_stream_model.py
 
 # The whole suite against a build with AddressSanitizer and UBSan (and the
 # C core's unit tests built the same way).
@@ -43,27 +64,27 @@ SAN_RUN = UA_PKG_DIR=build/asan UA_SANITIZE=address,undefined \
     LD_PRELOAD="$$(cc -print-file-name=libasan.so):$$(cc -print-file-name=libubsan.so)" \
     ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-asan: asan-build
-	$(SAN_RUN) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
+asan: testdeps asan-build
+	$(SAN_RUN) $(PYTEST) -q -p no:cacheprovider $(PYTEST_ARGS) tests
 
 asan-build: deps
 	rm -rf build/asan && mkdir -p build/asan && cp -r uasyncio build/asan/ && rm -f build/asan/uasyncio/*.so
 	UA_CFLAGS="$(SAN_FLAGS) -O1 -g" UA_LDFLAGS="$(SAN_FLAGS)" \
-	    $(PYTHON) setup.py -q build_ext --build-lib build/asan --build-temp build/asan-tmp --force
+	    $(PYTHON) scripts/build_ext.py --build-lib build/asan --build-temp build/asan-tmp --force
 
 # Reference leaks, with Debian's debug CPython: the suite, then repeated
 # scenarios whose total reference count must not grow.
-refleak:
+refleak: testdeps
 	@scripts/install-deps.sh dbg
 	rm -rf build/dbg && mkdir -p build/dbg && cp -r uasyncio build/dbg/ && rm -f build/dbg/uasyncio/*.so
-	/usr/bin/python3-dbg setup.py -q build_ext --build-lib build/dbg --build-temp build/dbg-tmp --force
+	/usr/bin/python3-dbg scripts/build_ext.py --build-lib build/dbg --build-temp build/dbg-tmp --force
 	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
 	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg tests/refleak.py
 
 # The C core's unit tests under valgrind (memcheck, every leak an error).
 valgrind:
 	@scripts/install-deps.sh valgrind
-	UA_VALGRIND=1 $(PYTHON) -m pytest -q -p no:cacheprovider tests/test_c_core.py
+	UA_VALGRIND=1 $(PYTEST) -q -p no:cacheprovider tests/test_c_core.py
 
 # Coverage-guided fuzzing of the C line buffer and WebSocket parser
 # (libFuzzer): FUZZ_SECONDS per target; see fuzz/README.md.

@@ -1,28 +1,29 @@
-"""Builds uasyncio: the Python glue in uasyncio/ and the C extension
-uasyncio._uasyncio (the portable core in src/core, the binding in src/binding)."""
-import glob
+"""The C extension uasyncio._uasyncio (the portable core in src/core, the
+binding in src/binding) and the packages: every package under uasyncio/,
+found, with the type stubs (.pyi) and py.typed beside its modules. The
+metadata is in pyproject.toml. Sources and flags come from
+scripts/build_ext.py, which also builds without setuptools."""
+import importlib.util
 import os
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
-extra = os.environ.get("UA_CFLAGS", "").split()
-ldextra = os.environ.get("UA_LDFLAGS", "").split()
+_spec = importlib.util.spec_from_file_location(
+    "build_ext", os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "build_ext.py"))
+ext = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ext)
 
 setup(
-    name="uasyncio-c",
-    version="0.1.0",
-    description="MicroPython's uasyncio 2.0 event loop, in C, for CPython",
-    packages=["uasyncio"],
+    packages=find_packages(include=["uasyncio", "uasyncio.*"]),
+    package_data={"": ["*.pyi", "py.typed"]},
     ext_modules=[
         Extension(
-            "uasyncio._uasyncio",
-            sources=sorted(glob.glob("src/core/*.c") + glob.glob("src/binding/*.c")),
-            include_dirs=["src/core", "src/binding"],
-            define_macros=[("_GNU_SOURCE", "1")],
-            extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter",
-                                "-Wno-missing-field-initializers", "-Wno-cast-function-type"] + extra,
-            extra_link_args=ldextra,
+            ext.NAME,
+            sources=ext.sources(),
+            include_dirs=ext.INCLUDE_DIRS,
+            define_macros=ext.DEFINES,
+            extra_compile_args=ext.CFLAGS + ext.extra_cflags(),
+            extra_link_args=ext.extra_ldflags(),
         )
     ],
-    python_requires=">=3.10",
 )

@@ -1,7 +1,6 @@
 """TLS streams: start_server(..., ssl=context) and open_connection(..., ssl=...)
 with a self-signed certificate made for the test by the `openssl` command."""
 import hashlib
-import os
 import shutil
 import socket
 import ssl
@@ -19,20 +18,12 @@ HOST = "127.0.0.1"
 
 
 def openssl_command():
-    """The openssl binary; installed with apt-get if missing and we are root."""
+    """The openssl binary (scripts/install-deps.sh installs it)."""
     exe = shutil.which("openssl")
     if exe:
         return exe
-    if os.geteuid() == 0:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=300)
-        subprocess.run(["apt-get", "install", "-y", "openssl"], env=env, capture_output=True,
-                       timeout=300)
-        exe = shutil.which("openssl")
-        if exe:
-            return exe
     pytest.fail("the `openssl` command is needed to make the test certificate: "
-                "install Debian's openssl package (apt-get install openssl)")
+                "scripts/install-deps.sh installs it (Debian's openssl package)")
 
 
 @pytest.fixture

@@ -1,0 +1,152 @@
+"""The suite's core files on every other CPython >= 3.10 on the machine
+(pyenv's): each gets its own copy of the package in build/pythons/<version>/
+with the extension built by it (scripts/build_ext.py: setuptools, or its own
+sysconfig flags when it has none; a copy, because pyenv's 3.11 and Debian's
+would otherwise share one in-place file name) and runs them on it
+(UA_PKG_DIR, as make asan does).
+
+    /usr/bin/python3 scripts/pythons.py             build and test on each, say which ran
+    /usr/bin/python3 scripts/pythons.py --list      the interpreters found
+    /usr/bin/python3 scripts/pythons.py --testpath  print a PYTHONPATH with pytest on it
+
+Those interpreters have no pytest, and no package index is reachable, so
+they borrow Debian's: its pytest, hypothesis and their dependencies are pure
+Python, and a folder of links to just those (build/testpath) goes on
+PYTHONPATH; nothing else of Debian's site-packages is seen. The core files:
+scheduling, streams, and for each subpackage of uasyncio the test file named
+after it (tests/test_<name>.py, or the first tests/test_<name>_*.py)."""
+import argparse
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEBIAN_SITE = "/usr/lib/python3/dist-packages"
+# Debian's pytest and hypothesis with what they import (exceptiongroup and
+# tomli only on 3.10), all pure Python.
+TEST_PACKAGES = ["pytest", "_pytest", "py.py", "pluggy", "iniconfig", "packaging", "attr", "attrs",
+                 "pytest_timeout.py", "hypothesis", "_hypothesis_pytestplugin.py",
+                 "_hypothesis_ftz_detector.py", "sortedcontainers", "exceptiongroup", "tomli"]
+ENTRY_POINTS = ["pytest_timeout", "hypothesis"]   # the plugins pytest loads by entry point
+CORE_TESTS = ["test_scheduling.py", "test_streams.py"]
+# Debian's pytest 7.2 rewrites asserts with ast nodes 3.12 deprecates: not ours.
+PYTEST_WARNINGS = ["-W", "ignore::DeprecationWarning:_pytest.assertion.rewrite"]
+
+
+def testpath():
+    """build/testpath: links to Debian's test packages (and their
+    entry-point metadata, so the plugins load as they do on Debian)."""
+    path = os.path.join(ROOT, "build", "testpath")
+    os.makedirs(path, exist_ok=True)
+    names = list(TEST_PACKAGES)
+    for ep in ENTRY_POINTS:
+        names += [os.path.basename(p) for p in glob.glob(os.path.join(DEBIAN_SITE, ep + "-*.*-info"))]
+    for name in names:
+        src, dst = os.path.join(DEBIAN_SITE, name), os.path.join(path, name)
+        if os.path.exists(src) and not os.path.lexists(dst):
+            os.symlink(src, dst)
+    return path
+
+
+def copy_package(dest):
+    """dest/uasyncio: the Python files of uasyncio/, fresh (no extension)."""
+    pkg = os.path.join(ROOT, dest, "uasyncio")
+    shutil.rmtree(pkg, ignore_errors=True)
+    shutil.copytree(os.path.join(ROOT, "uasyncio"), pkg,
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+
+
+def pyenv_root():
+    exe = shutil.which("pyenv")
+    if exe:
+        r = subprocess.run([exe, "root"], capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout.strip():
+            return r.stdout.strip()
+    return os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+
+
+def version(exe):
+    r = subprocess.run([exe, "-c", "import sys; print(sys.implementation.name, *sys.version_info[:3])"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        return None
+    impl, *v = r.stdout.split()
+    return tuple(int(x) for x in v) if impl == "cpython" else None
+
+
+def interpreters():
+    """pyenv's CPythons >= 3.10, oldest first, as (path, version)."""
+    found = []
+    for exe in glob.glob(os.path.join(pyenv_root(), "versions", "*", "bin", "python3")):
+        v = version(exe)
+        if v and v >= (3, 10):
+            found.append((v, exe))
+    return [(exe, v) for v, exe in sorted(found)]
+
+
+def core_tests():
+    """Scheduling, streams, and one test file per subpackage of uasyncio."""
+    tests = list(CORE_TESTS)
+    subs = sorted({re.sub(r"\.py$", "", os.path.basename(p))
+                   for p in glob.glob(os.path.join(ROOT, "uasyncio", "*"))
+                   if (p.endswith(".py") or os.path.isfile(os.path.join(p, "__init__.py")))
+                   and not os.path.basename(p).startswith("_")} - {"core"})
+    for name in subs:
+        match = (glob.glob(os.path.join(ROOT, "tests", "test_%s.py" % name))
+                 or sorted(glob.glob(os.path.join(ROOT, "tests", "test_%s_*.py" % name))))
+        if not match:
+            sys.exit("no test file for the subpackage uasyncio.%s (tests/test_%s.py)" % (name, name))
+        tests.append(os.path.basename(match[0]))
+    return ["tests/" + t for t in tests]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--testpath", action="store_true")
+    a = ap.parse_args()
+    if a.testpath:
+        print(testpath())
+        return 0
+    found = interpreters()
+    if a.list:
+        for exe, v in found:
+            print("%d.%d.%d %s" % (v + (exe,)))
+        return 0
+    tests = core_tests()
+    env = dict(os.environ, PYTHONPATH=testpath(), PYTHONNOUSERSITE="1")
+    for k in ("LD_PRELOAD", "UA_PKG_DIR", "UA_SANITIZE"):
+        env.pop(k, None)
+    print("core tests on %d other CPython(s): %s" % (len(found), " ".join(t[6:] for t in tests)))
+    results, failed = [], 0
+    for exe, v in found:
+        name = "%d.%d.%d" % v
+        t0 = time.monotonic()
+        pkg = os.path.join("build", "pythons", name)
+        copy_package(pkg)
+        print("-- CPython %s (%s): build, core tests" % (name, exe), flush=True)
+        r = subprocess.run([exe, "scripts/build_ext.py", "--build-lib", pkg, "--build-temp", pkg + "-tmp"],
+                           cwd=ROOT, env=env)
+        if r.returncode == 0:
+            r = subprocess.run([exe, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"] + PYTEST_WARNINGS
+                               + tests, cwd=ROOT, env=dict(env, UA_PKG_DIR=pkg), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+            out = r.stdout.strip()
+            summary = out.splitlines()[-1] if out else "no output"
+            print(out if r.returncode else summary, flush=True)
+        else:
+            summary = "build failed"
+        failed += r.returncode != 0
+        results.append("  CPython %-8s %s  %s (%.0f s)" % (name, "ok    " if r.returncode == 0 else "FAILED",
+                                                           summary.strip("= "), time.monotonic() - t0))
+    print("core tests ran on:")
+    print("\n".join(results) if results else "  (no other CPython >= 3.10 found)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
