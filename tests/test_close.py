@@ -159,3 +159,39 @@ def test_pending_tasks_of_the_default_loop_are_finalized_at_exit(tmp_path):
                          timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["end", "finally sleeping"]
+
+
+@pytest.mark.parametrize("kind", ["queue", "lock"])
+def test_close_finalizes_tasks_waiting_in_a_queue_or_lock_that_lives_on(loop, kind):
+    """The loop does not hold a task parked in a Queue or Lock, but close()
+    still reaches it: it leaves the wait list and its finally runs."""
+    q, lock = Queue(), Lock()
+    log = []
+
+    async def waiter(name):
+        try:
+            if kind == "queue":
+                await q.get()
+            else:
+                await lock.acquire()
+        finally:
+            log.append(name)
+
+    async def main():
+        if kind == "lock":
+            await lock.acquire()
+        for name in "ab":
+            loop.create_task(waiter(name))
+        await uasyncio.sleep_ms(2)
+
+    loop.run_until_complete(main())
+    assert log == []
+    loop.close()
+    assert log == ["a", "b"]
+    # Nobody waits any more: the queue keeps what is put, the lock frees.
+    if kind == "queue":
+        q.put_nowait(1)
+        assert q.qsize() == 1
+    else:
+        lock.release()
+        assert not lock.locked

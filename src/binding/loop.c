@@ -283,6 +283,24 @@ void ua_loop_wakeup(LoopObject *self)
     ua_wakeup_signal(&self->wakeup);
 }
 
+void ua_loop_link_waiter(LoopObject *self, ua_waiter_link *link, PyObject *task)
+{
+    link->task = task;   /* at the tail: close() finalizes in parking order */
+    link->next = &self->waiters;
+    link->prev = self->waiters.prev;
+    self->waiters.prev->next = link;
+    self->waiters.prev = link;
+}
+
+void ua_loop_unlink_waiter(ua_waiter_link *link)
+{
+    if (!link->next)
+        return;
+    link->prev->next = link->next;
+    link->next->prev = link->prev;
+    link->prev = link->next = NULL;
+}
+
 /* In the loop's thread: queue what other threads asked for. */
 static int take_threadsafe(LoopObject *self)
 {
@@ -891,6 +909,24 @@ static PyObject *loop_repr(LoopObject *self)
 
 /* Detach every record first, then free them: freeing runs Python code
  * (finalizers) that may touch the loop. */
+/* close(): tasks parked in a Queue or Lock will never run again; close
+ * them now, so their finally blocks run (and they leave what they wait in). */
+static void finalize_waiters(LoopObject *self)
+{
+    while (self->waiters.next != &self->waiters) {
+        ua_waiter_link *link = self->waiters.next;
+        PyObject *task = Py_NewRef(link->task);
+        ua_loop_unlink_waiter(link);
+        PyObject *r = PyGen_Check(task) || PyCoro_CheckExact(task)
+                          ? PyObject_CallMethod(task, "close", NULL)
+                          : Py_NewRef(Py_None);
+        if (!r)
+            PyErr_WriteUnraisable(task);
+        Py_XDECREF(r);
+        Py_DECREF(task);
+    }
+}
+
 static void release_all(LoopObject *self, int finalize)
 {
     /* The loop is going away (close() or collection): code run by the
@@ -936,6 +972,8 @@ static void release_all(LoopObject *self, int finalize)
         }
     }
     ua_runq_free(&doomed);
+    if (finalize)
+        finalize_waiters(self);
 }
 
 static int visit_task(ua_task *t, visitproc visit, void *arg)
@@ -1037,6 +1075,8 @@ static PyObject *loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     ua_runq_init(&self->runq);
     ua_runq_init(&self->ts_calls);
     ua_runq_init(&self->parked);
+    self->waiters.prev = self->waiters.next = &self->waiters;
+    self->waiters.task = NULL;
     ua_timerheap_init(&self->timers);
     ua_ptrmap_init(&self->tasks, offsetof(ua_task, obj));
     self->wakeup.rfd = self->wakeup.wfd = -1;

@@ -29,6 +29,7 @@ struct WaitOp {
     LoopObject *loop;       /* the loop to wake it on */
     PyObject *value;        /* put: what to put; get: what was handed over */
     WaitOp *prev, *next;    /* in the owner's waitlist, which holds a reference */
+    ua_waiter_link link;    /* in the loop's list while in the waitlist */
     uint8_t kind, state;
 };
 
@@ -54,6 +55,7 @@ static PyObject *QueueEmpty, *QueueFull;
 static void wl_append(waitlist *l, WaitOp *op)
 {
     Py_INCREF(op);
+    ua_loop_link_waiter(op->loop, &op->link, op->task);
     op->prev = l->tail;
     op->next = NULL;
     if (l->tail)
@@ -66,6 +68,7 @@ static void wl_append(waitlist *l, WaitOp *op)
 /* Unlink op; the caller takes over the list's reference. */
 static void wl_remove(waitlist *l, WaitOp *op)
 {
+    ua_loop_unlink_waiter(&op->link);
     if (op->prev)
         op->prev->next = op->next;
     else
@@ -193,6 +196,7 @@ static PyObject *waitop_new(PyObject *owner, int kind, PyObject *value)
     op->loop = NULL;
     op->value = Py_XNewRef(value);
     op->prev = op->next = NULL;
+    op->link.prev = op->link.next = NULL;
     op->kind = (uint8_t)kind;
     op->state = S_START;
     return (PyObject *)op;
@@ -372,6 +376,7 @@ static int waitop_traverse(WaitOp *op, visitproc visit, void *arg)
 
 static int waitop_clear(WaitOp *op)
 {
+    ua_loop_unlink_waiter(&op->link);
     if (op->state == S_WOKEN && op->kind == W_PUT && op->owner) {
         /* Dropped before it ran (its task collected): free the slot. */
         ((QueueObject *)op->owner)->reserved--;

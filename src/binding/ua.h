@@ -57,6 +57,15 @@ typedef struct ua_task {
 
 /* ---- the loop ---------------------------------------------------------- */
 
+/* A task parked outside the loop (in a Queue or a Lock) is linked into its
+ * loop's list while it waits, so that close() can finalize it. The loop does
+ * not own it (what it waits in does): a task waiting in a queue nobody holds
+ * any more is freed with the queue. */
+typedef struct ua_waiter_link {
+    struct ua_waiter_link *prev, *next;    /* NULL while not linked */
+    PyObject *task;                        /* borrowed */
+} ua_waiter_link;
+
 typedef struct LoopObject {
     PyObject_HEAD
     ua_runq runq;
@@ -76,6 +85,7 @@ typedef struct LoopObject {
     ua_wakeup wakeup;       /* wakes it from other threads and signal handlers */
     ua_runq ts_calls;       /* records from call_soon_threadsafe(), not yet queued */
     ua_runq parked;         /* ST_PARKED records: kept so close() and the GC reach them */
+    ua_waiter_link waiters; /* list head: tasks parked in a Queue or Lock */
     struct LoopObject *prev_loop, *next_loop;  /* all live loops, for cancel() */
     PyObject *weakreflist;
 } LoopObject;
@@ -135,6 +145,10 @@ int ua_loop_call_soon(LoopObject *loop, PyObject *obj, PyObject *args);
 /* -1 with RuntimeError if the loop is running in another thread than the
  * caller's (only the thread-safe calls below may be used from there). */
 int ua_loop_check_thread(LoopObject *loop);
+/* Link a parked task into / out of its loop's list (O(1)); unlinking an
+ * unlinked one does nothing. */
+void ua_loop_link_waiter(LoopObject *loop, ua_waiter_link *link, PyObject *task);
+void ua_loop_unlink_waiter(ua_waiter_link *link);
 /* From any thread holding the GIL (the loop may be blocked without it):
  * run cb(*args) (args a tuple or NULL), or schedule the coroutine cb, in
  * the loop's thread at its next pass, waking it at once if it blocks.
