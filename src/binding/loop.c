@@ -25,7 +25,7 @@ LoopObject *ua_running_loop_get(void)
 int ua_loop_now(LoopObject *self, uint32_t *now)
 {
     if (!self->py_time) {
-        *now = ua_ticks_ms();
+        *now = self->vclock ? self->vnow : ua_ticks_ms();
         return 0;
     }
     PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, str_time);
@@ -426,8 +426,8 @@ static int park(LoopObject *self, ua_task *t)
     /* run_until_complete()'s coroutine keeps its record (and its F_MAIN),
      * in the parked list: the loop may stop before it ends, and close(),
      * the GC and the loop's dealloc must still find it. */
-    if (!(t->flags & F_MAIN)) {
-        ua_task_drop(self, t);
+    if (!(t->flags & F_MAIN) || t->kind == TASK_V3) {
+        ua_task_drop(self, t);   /* a v3 Task: kept by loop->v3_tasks */
         return 0;
     }
     if (ua_runq_push(&self->parked, t) < 0) {
@@ -514,9 +514,24 @@ static int on_yield(LoopObject *self, ua_task *t, PyObject *v, PyObject **ret)
     return rc;
 }
 
+/* The exception set escaped a task or callback: with a handler set (and an
+ * Exception, not KeyboardInterrupt and the like) it goes to the handler
+ * and the loop goes on (0); else it stops the loop (-1), as in 2.0. */
+static int handle_error(LoopObject *self, const char *message, PyObject *source)
+{
+    if (!self->exc_handler || !PyErr_ExceptionMatches(PyExc_Exception))
+        return -1;
+    PyObject *exc = ua_err_fetch();
+    int rc = ua_loop_handle_exception(self, message, exc, source);
+    Py_XDECREF(exc);
+    return rc < 0 ? -1 : 0;
+}
+
 /* The task ended: returned (sr == PYGEN_RETURN, result set) or raised. */
 static int on_end(LoopObject *self, ua_task *t, PySendResult sr, PyObject *result, PyObject **ret)
 {
+    if (t->kind == TASK_V3)
+        return ua_v3_task_end(self, t, sr, result, ret);
     int main = t->flags & F_MAIN;
     if (sr == PYGEN_RETURN) {
         UA_DEBUG_LOG("Coroutine finished: %R", t->obj);
@@ -534,14 +549,18 @@ static int on_end(LoopObject *self, ua_task *t, PySendResult sr, PyObject *resul
     int cancelled = exc && PyErr_GivenExceptionMatches(exc, ua_CancelledError);
     if (cancelled)
         UA_DEBUG_LOG("Coroutine cancelled: %R", t->obj);
+    PyObject *coro = Py_NewRef(t->obj);
     t->state = ST_NEW;
     ua_task_drop(self, t);
     if (cancelled && !main) {
         Py_XDECREF(exc);
+        Py_DECREF(coro);
         return 0;
     }
     ua_err_restore(exc);
-    return -1;
+    int rc = main ? -1 : handle_error(self, "Unhandled exception in task", coro);
+    Py_DECREF(coro);
+    return rc;
 }
 
 static int resume(LoopObject *self, ua_task *t, PyObject **ret)
@@ -573,8 +592,10 @@ static int resume(LoopObject *self, ua_task *t, PyObject **ret)
 
 static int run_entry(LoopObject *self, ua_task *t, PyObject **ret)
 {
-    if (t->kind == TASK_CORO)
+    if (t->kind == TASK_CORO || t->kind == TASK_V3)
         return resume(self, t, ret);
+    if (t->kind == TASK_V3_DONE)
+        return ua_v3_task_reap(self, t);
     if (t->kind == TASK_STOP) {
         *ret = Py_NewRef(t->obj);
         ua_task_free(t);
@@ -586,12 +607,11 @@ static int run_entry(LoopObject *self, ua_task *t, PyObject **ret)
     ua_task_free(t);
     UA_DEBUG_LOG("Next callback to run: %R", cb);
     PyObject *r = args ? PyObject_Call(cb, args, NULL) : PyObject_CallNoArgs(cb);
-    Py_DECREF(cb);
     Py_XDECREF(args);
-    if (!r)
-        return -1;
-    Py_DECREF(r);
-    return 0;
+    int rc = r ? 0 : handle_error(self, "Exception in callback", cb);
+    Py_DECREF(cb);
+    Py_XDECREF(r);
+    return rc;
 }
 
 /* ---- the run loop ----------------------------------------------------------- */
@@ -647,7 +667,7 @@ static int call_wait(LoopObject *self, int delay)
     return 0;
 }
 
-static PyObject *run_forever(LoopObject *self)
+PyObject *ua_loop_run_forever(LoopObject *self)
 {
     if (check_open(self) < 0)
         return NULL;
@@ -688,7 +708,15 @@ static PyObject *run_forever(LoopObject *self)
          * blocks) still acts on a Ctrl-C caught while C code ran. */
         if (!delay && !(++self->passes & 255) && PyErr_CheckSignals() < 0)
             break;
-        if (call_wait(self, delay) < 0)
+        if (self->vclock && delay > 0) {
+            /* Virtual clock: take the I/O that is ready, then, if still
+             * idle, jump to the earliest timer instead of sleeping. */
+            if (call_wait(self, 0) < 0)
+                break;
+            ua_timer *top = ua_timerheap_peek(&self->timers);
+            if (!self->runq.len && top)
+                self->vnow = top->deadline;
+        } else if (call_wait(self, delay) < 0)
             break;
         if (self->closed) {
             PyErr_SetString(PyExc_RuntimeError, "the event loop was closed while running");
@@ -706,7 +734,7 @@ static PyObject *run_forever(LoopObject *self)
 
 static PyObject *loop_run_forever(LoopObject *self, PyObject *unused)
 {
-    PyObject *ret = run_forever(self);
+    PyObject *ret = ua_loop_run_forever(self);
     if (!ret && !PyErr_Occurred())
         Py_RETURN_NONE;
     return ret;
@@ -733,7 +761,7 @@ static PyObject *loop_run_until_complete(LoopObject *self, PyObject *coro)
     if (t->state == ST_NEW && ua_loop_queue(self, t) < 0)
         return NULL;
     self->main_done = 0;
-    PyObject *ret = run_forever(self);
+    PyObject *ret = ua_loop_run_forever(self);
     t = ua_ptrmap_get(&self->tasks, coro);
     if (t)
         t->flags &= ~F_MAIN;
@@ -862,7 +890,7 @@ static PyObject *loop_call_at_(LoopObject *self, PyObject *args, PyObject *kwds)
 
 static PyObject *loop_time(LoopObject *self, PyObject *unused)
 {
-    return PyLong_FromUnsignedLong(ua_ticks_ms());
+    return PyLong_FromUnsignedLong(self->vclock ? self->vnow : ua_ticks_ms());
 }
 
 static PyObject *loop_wait(LoopObject *self, PyObject *arg)
@@ -974,10 +1002,13 @@ static void release_all(LoopObject *self, int finalize)
     ua_runq_free(&doomed);
     if (finalize)
         finalize_waiters(self);
+    ua_v3_release_all(self, finalize);
 }
 
 static int visit_task(ua_task *t, visitproc visit, void *arg)
 {
+    if (t->kind >= TASK_V3)
+        return 0;   /* its Task is visited through loop->v3_tasks */
     Py_VISIT(t->obj);
     if (t->kind != TASK_TIMEOUT)
         Py_VISIT(t->aux);
@@ -988,6 +1019,10 @@ static int loop_traverse(LoopObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->cur_task);
     Py_VISIT(self->main_result);
+    Py_VISIT(self->exc_handler);
+    int vr = ua_v3_traverse(self, visit, arg);
+    if (vr)
+        return vr;
     for (size_t i = 0; i < self->runq.len; i++) {
         int r = visit_task(ua_runq_at(&self->runq, i), visit, arg);
         if (r)
@@ -1029,6 +1064,7 @@ static int loop_clear(LoopObject *self)
         release_all(self, 0);
     Py_CLEAR(self->cur_task);
     Py_CLEAR(self->main_result);
+    Py_CLEAR(self->exc_handler);
     return 0;
 }
 

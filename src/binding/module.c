@@ -470,7 +470,7 @@ PyMODINIT_FUNC PyInit__uasyncio(void)
     if (ua_syscalls_ready(m) < 0 || ua_waitfor_ready(m) < 0 || ua_loop_ready(m) < 0 ||
         ua_streams_ready(m) < 0 || ua_server_ready(m) < 0 || ua_sync_ready(m) < 0 ||
         ua_udp_ready(m) < 0 || ua_ws_ready(m) < 0 ||
-        ua_v3_stream_ready(m) < 0)
+        ua_v3_stream_ready(m) < 0 || ua_v3_ready(m) < 0)
         goto error;
     PyObject *atexit = PyImport_ImportModule("atexit");
     PyObject *closer = atexit ? PyObject_GetAttrString(m, "_close_default_loop") : NULL;

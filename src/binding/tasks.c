@@ -48,6 +48,11 @@ ua_task *ua_task_for_coro(LoopObject *loop, PyObject *coro)
 
 void ua_task_drop(LoopObject *loop, ua_task *t)
 {
+    if (t->kind >= TASK_V3) {
+        /* A v3 Task owns its record; the loop's list keeps the Task. */
+        t->state = ST_NEW;
+        return;
+    }
     if (t->kind == TASK_CORO)
         ua_ptrmap_del(&loop->tasks, t->obj);
     else if (t->kind == TASK_TIMEOUT)

@@ -26,6 +26,9 @@ enum {
     TASK_CALL,      /* obj: callable; aux: args tuple or NULL */
     TASK_TIMEOUT,   /* obj: coroutine to time out; aux: the WaitFor (borrowed) */
     TASK_STOP,      /* obj: value run_forever() returns */
+    TASK_V3,        /* embedded in a v3 Task (v3.h): obj: coroutine; aux: pending exception */
+    TASK_V3_DONE,   /* a v3 Task that ended: aux: its result or exception; queued
+                     * once more only to report an exception nobody retrieved */
 };
 
 enum {
@@ -41,6 +44,7 @@ enum {
     F_MAIN = 1,     /* the coroutine run_until_complete() waits for */
     F_WAKE = 2,     /* call_soon() reached it while running: requeue at once */
     F_TIMED = 4,    /* call_later() reached it while running: timer.deadline set */
+    /* 8 and above: a v3 Task's own flags (v3.h) */
 };
 
 typedef struct ua_task {
@@ -87,6 +91,10 @@ typedef struct LoopObject {
     ua_runq parked;         /* ST_PARKED records: kept so close() and the GC reach them */
     ua_waiter_link waiters; /* list head: tasks parked in a Queue or Lock */
     struct LoopObject *prev_loop, *next_loop;  /* all live loops, for cancel() */
+    struct TaskObject *v3_tasks;   /* live v3 Tasks, one strong reference each (v3.h) */
+    PyObject *exc_handler;  /* set_exception_handler()'s handler, or NULL */
+    uint8_t vclock;         /* virtual clock: time jumps to the next timer when idle */
+    uint32_t vnow;          /* the virtual clock's ticks */
     PyObject *weakreflist;
 } LoopObject;
 
@@ -135,6 +143,7 @@ int ua_delay_from_ms(PyObject *ms_obj, int32_t *ms, const char *what);
  * Per thread, so loops running in different threads never see each other. */
 LoopObject *ua_running_loop_get(void);
 int ua_loop_ready(PyObject *module);
+PyObject *ua_loop_run_forever(LoopObject *loop);   /* run_forever(): NULL (error) or its value */
 int ua_loop_queue(LoopObject *loop, ua_task *t);
 int ua_loop_wake(LoopObject *loop, ua_task *t);
 int ua_loop_unplace(LoopObject *loop, ua_task *t);
@@ -163,6 +172,15 @@ ua_task *ua_loop_add_timeout(LoopObject *loop, PyObject *target, PyObject *waitf
 void ua_loop_remove_timeout(LoopObject *loop, ua_task *t);
 int ua_is_coroutine(PyObject *obj);
 const char *ua_type_name(PyTypeObject *tp);
+
+/* v3_*.c: the hooks the loop calls for v3 Tasks (kinds TASK_V3, TASK_V3_DONE) */
+int ua_v3_task_end(LoopObject *loop, ua_task *t, PySendResult sr, PyObject *result, PyObject **ret);
+int ua_v3_task_reap(LoopObject *loop, ua_task *t);
+void ua_v3_release_all(LoopObject *loop, int finalize);   /* finalize: close() closes their coroutines */
+int ua_v3_traverse(LoopObject *loop, visitproc visit, void *arg);
+/* An exception escaping a task when a handler is set: 1 handled, 0 no handler, -1 error */
+int ua_loop_handle_exception(LoopObject *loop, const char *message, PyObject *exc, PyObject *future);
+int ua_v3_ready(PyObject *module);
 
 /* sync.c: Queue and Lock */
 int ua_sync_ready(PyObject *module);

@@ -1,0 +1,116 @@
+/* uasyncio.v3 (today's MicroPython asyncio) on the same loop as 2.0.
+ *
+ * A v3 Task is a C object that embeds the loop's task record (kind TASK_V3),
+ * so the loop resumes it through the same run queue, timer heap and poller
+ * as any 2.0 task, and create_task is one allocation. The loop keeps one
+ * strong reference to each live Task (loop->v3_tasks, a list), from
+ * create_task until it ended and its exception, if any, was dealt with.
+ *
+ * Waiting on something other than time or I/O (a Task, an Event, a Lock, a
+ * Queue, a gather) goes through a Wait object (v3_wait.c): the awaitable
+ * that the primitive returns. It links itself into the primitive's queue of
+ * waiters and yields False, which parks the task off every loop queue; the
+ * primitive wakes it with ua_loop_wake(). The task knows the Wait it is
+ * parked on, so cancel() unlinks it with no search. */
+#ifndef UA_V3_H
+#define UA_V3_H
+
+#include "tasks.h"
+#include "awaitable.h"
+
+/* rec.flags of a v3 Task, beside F_MAIN, F_WAKE and F_TIMED */
+enum {
+    TF_EXC = 8,         /* ended with an exception (rec.aux holds it) */
+    TF_CANCELLED = 16,  /* ended with CancelledError */
+    TF_RETRIEVED = 32,  /* its outcome was awaited or asked for */
+    TF_HANDLED = 64,    /* (unused bit kept for the loop) */
+};
+
+typedef struct WaitObject WaitObject;
+
+typedef struct TaskObject {
+    PyObject_HEAD
+    ua_task rec;                    /* rec.obj: the coroutine; rec.aux: pending
+                                     * exception while live, outcome once done */
+    LoopObject *loop;               /* borrowed: the loop holding it, NULL after */
+    struct TaskObject *lprev, *lnext;   /* in loop->v3_tasks */
+    WaitObject *waiting;            /* the Wait it is parked on, or NULL */
+    WaitObject *awaiters;           /* queue of Waits on this task */
+    WaitObject *gather;             /* the gather it belongs to (borrowed), or NULL */
+    PyObject *callbacks;            /* done callbacks: NULL or a list */
+} TaskObject;
+
+#define TASK_OF(r) ((TaskObject *)((char *)(r) - offsetof(TaskObject, rec)))
+#define TASK_DONE(t) ((t)->rec.kind == TASK_V3_DONE)
+
+/* A Wait's kind: what it waits on (target) and how it ends. */
+enum {
+    W_TASK,         /* await task */
+    W_WAITFOR,      /* wait_for(aw, timeout): target the task it runs */
+    W_GATHER,       /* gather(): target a tuple of tasks */
+    W_EVENT,
+    W_LOCK,         /* Lock and Semaphore */
+    W_GET,          /* Queue.get */
+    W_PUT,          /* Queue.put: value is the item */
+    W_JOIN,         /* Queue.join */
+    W_FLAG,         /* ThreadSafeFlag: in the poller, not in a queue */
+    W_NKINDS
+};
+
+struct WaitObject {
+    PyObject_HEAD
+    WaitObject *next, *prev;    /* in the target's queue (circular) */
+    WaitObject **queue;         /* that queue's head while linked, else NULL */
+    TaskObject *task;           /* the task parked on it (borrowed, while parked) */
+    PyObject *target;           /* what it waits on (strong) */
+    PyObject *value;            /* kind's data: the item handed over, results... */
+    int32_t n;                  /* kind's counter: ms, tasks left to end... */
+    uint8_t kind;
+    uint8_t state;              /* 0 not started; then kind's steps */
+    uint8_t handed;             /* the target handed it what it waited for */
+    uint8_t opt;                /* kind's option (gather: return_exceptions) */
+};
+
+/* What a kind does when its task is resumed (next) and when an exception is
+ * thrown into it (throw: undo what was handed over, then let exc go on). */
+typedef struct {
+    PyObject *(*next)(WaitObject *w);
+    void (*thrown)(WaitObject *w);
+} ua_wait_ops;
+
+extern ua_wait_ops ua_wait_kinds[W_NKINDS];
+extern PyTypeObject Task_Type, Wait_Type, V3Loop_Type;
+extern PyObject *ua_v3_CancelledError, *ua_v3_TimeoutError;
+
+/* v3_task.c */
+TaskObject *ua_v3_current(void);                       /* borrowed; NULL outside a v3 task */
+TaskObject *ua_v3_current_or_error(const char *what);  /* ... with RuntimeError set */
+PyObject *ua_v3_create_task(LoopObject *loop, PyObject *coro);  /* new Task, scheduled */
+PyObject *ua_v3_promote(PyObject *aw);                 /* a Task for aw (new reference) */
+int ua_v3_cancel(TaskObject *t);                       /* 1 cancelled, 0 was done, -1 error */
+PyObject *ua_v3_outcome(TaskObject *t);                /* the result, or NULL with the exception raised */
+LoopObject *ua_v3_loop(void);                          /* running loop or default v3 loop (new ref) */
+int ua_v3_task_ready(PyObject *module);
+
+/* v3_wait.c: queues of Waits, and the Wait type */
+WaitObject *ua_wait_new(int kind, PyObject *target);
+void ua_waitq_push(WaitObject **q, WaitObject *w);
+void ua_waitq_unlink(WaitObject *w);
+/* Unlink the first Wait of q, mark it handed, wake its task; 0 if q is empty. */
+int ua_waitq_wake_first(WaitObject **q);
+int ua_waitq_wake_all(WaitObject **q);
+void ua_waitq_detach_all(WaitObject **q);              /* the owner goes away */
+PyObject *ua_wait_park(WaitObject *w, WaitObject **q); /* link cur task into q, yield False */
+PyObject *ua_wait_done(PyObject *value);               /* end the await with value */
+int ua_wake_task(TaskObject *t);
+int ua_v3_wait_ready(PyObject *module);
+
+/* v3_funcs.c, v3_sync.c, v3_queue.c, v3_loop.c */
+int ua_v3_funcs_ready(PyObject *module);
+int ua_v3_sync_ready(PyObject *module);
+int ua_v3_queue_ready(PyObject *module);
+int ua_v3_loop_ready(PyObject *module);
+void ua_v3_gather_child_done(WaitObject *g, TaskObject *child);
+void ua_v3_gather_forget(WaitObject *g);
+
+#endif

@@ -1,0 +1,355 @@
+/* uasyncio.v3's Loop and its module functions (run, create_task,
+ * current_task, sleep, sleep_ms, get_event_loop, new_event_loop), and the
+ * exception handler, which the 2.0 loop has too.
+ *
+ * Loop is a subtype of PollEventLoop: the same C loop object and code;
+ * only create_task (returns a Task) and run_until_complete (takes a Task or
+ * a coroutine and gives its outcome) differ. v3 has its own default loop
+ * object, separate from 2.0's, so each API keeps its own semantics. */
+#include "v3.h"
+
+static LoopObject *v3_default;
+static PyObject *str_message, *str_exception, *str_future, *print_exception;
+
+/* ---- loops -------------------------------------------------------------------- */
+
+static LoopObject *new_loop(int vclock)
+{
+    LoopObject *l = (LoopObject *)PyObject_CallNoArgs((PyObject *)&V3Loop_Type);
+    if (l && vclock) {
+        l->vclock = 1;
+        l->vnow = 0;
+    }
+    return l;
+}
+
+static LoopObject *default_loop(void)
+{
+    if (!v3_default || v3_default->closed) {
+        LoopObject *l = new_loop(0);
+        if (!l)
+            return NULL;
+        Py_XSETREF(v3_default, l);
+    }
+    return (LoopObject *)Py_NewRef(v3_default);
+}
+
+LoopObject *ua_v3_loop(void)
+{
+    if (ua_running_loop_get())
+        return (LoopObject *)Py_NewRef(ua_running_loop_get());
+    return default_loop();
+}
+
+/* ---- the exception handler ----------------------------------------------------- */
+
+static int default_handler(PyObject *context)
+{
+    PyObject *err = PySys_GetObject("stderr");   /* borrowed */
+    if (!err || err == Py_None)
+        return 0;
+    PyObject *msg = PyDict_GetItemWithError(context, str_message);
+    if (!msg && PyErr_Occurred())
+        return -1;
+    if (msg && (PyFile_WriteObject(msg, err, Py_PRINT_RAW) < 0 || PyFile_WriteString("\n", err) < 0))
+        return -1;
+    PyObject *fut = PyDict_GetItemWithError(context, str_future);
+    if (!fut && PyErr_Occurred())
+        return -1;
+    if (fut && fut != Py_None) {
+        PyObject *coro = Py_IS_TYPE(fut, &Task_Type) ? ((TaskObject *)fut)->rec.obj : NULL;
+        PyObject *line = PyUnicode_FromFormat("future: %R coro= %R\n", fut, coro ? coro : Py_None);
+        int rc = line ? PyFile_WriteObject(line, err, Py_PRINT_RAW) : -1;
+        Py_XDECREF(line);
+        if (rc < 0)
+            return -1;
+    }
+    PyObject *exc = PyDict_GetItemWithError(context, str_exception);
+    if (!exc && PyErr_Occurred())
+        return -1;
+    if (exc && PyExceptionInstance_Check(exc)) {
+        PyObject *kw = Py_BuildValue("{s:O}", "file", err);
+        PyObject *args = kw ? PyTuple_Pack(1, exc) : NULL;
+        PyObject *r = args ? PyObject_Call(print_exception, args, kw) : NULL;
+        Py_XDECREF(args);
+        Py_XDECREF(kw);
+        if (!r)
+            return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static int call_handler(LoopObject *loop, PyObject *context)
+{
+    if (!loop->exc_handler)
+        return default_handler(context);
+    PyObject *h = Py_NewRef(loop->exc_handler);
+    PyObject *r = PyObject_CallFunctionObjArgs(h, (PyObject *)loop, context, NULL);
+    Py_DECREF(h);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+int ua_loop_handle_exception(LoopObject *loop, const char *message, PyObject *exc, PyObject *future)
+{
+    PyObject *context = Py_BuildValue("{s:s,s:O,s:O}", "message", message, "exception", exc,
+                                      "future", future ? future : Py_None);
+    if (!context)
+        return -1;
+    int rc = call_handler(loop, context);
+    Py_DECREF(context);
+    return rc;
+}
+
+static PyObject *loop_set_exception_handler(LoopObject *self, PyObject *handler)
+{
+    if (handler != Py_None && !PyCallable_Check(handler)) {
+        PyErr_Format(PyExc_TypeError, "set_exception_handler() expects a callable or None, not %.100s",
+                     Py_TYPE(handler)->tp_name);
+        return NULL;
+    }
+    Py_XSETREF(self->exc_handler, handler == Py_None ? NULL : Py_NewRef(handler));
+    Py_RETURN_NONE;
+}
+
+static PyObject *loop_get_exception_handler(LoopObject *self, PyObject *unused)
+{
+    return Py_NewRef(self->exc_handler ? self->exc_handler : Py_None);
+}
+
+static PyObject *context_arg(PyObject *const *args, Py_ssize_t nargs, const char *name)
+{
+    /* (context) as in CPython, or (loop, context) as MicroPython's static method */
+    PyObject *context = nargs == 1 ? args[0] : nargs == 2 ? args[1] : NULL;
+    if (!context || !PyDict_Check(context)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes a context dict", name);
+        return NULL;
+    }
+    return context;
+}
+
+static PyObject *loop_default_exception_handler(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *context = context_arg(args, nargs, "default_exception_handler");
+    if (!context || default_handler(context) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *loop_call_exception_handler(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *context = context_arg(args, nargs, "call_exception_handler");
+    if (!context || call_handler(self, context) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Added to the 2.0 EventLoop type, so every loop has them. */
+static PyMethodDef handler_methods[] = {
+    {"set_exception_handler", (PyCFunction)loop_set_exception_handler, METH_O,
+     "set_exception_handler(handler): handler(loop, context) gets the exceptions that escape tasks."},
+    {"get_exception_handler", (PyCFunction)loop_get_exception_handler, METH_NOARGS,
+     "The handler set, or None."},
+    {"default_exception_handler", (PyCFunction)(void (*)(void))loop_default_exception_handler,
+     METH_FASTCALL, "default_exception_handler(context): print the message, the task and the traceback."},
+    {"call_exception_handler", (PyCFunction)(void (*)(void))loop_call_exception_handler,
+     METH_FASTCALL, "call_exception_handler(context): call the handler set, or the default one."},
+    {NULL},
+};
+
+/* ---- Loop's own methods ------------------------------------------------------------ */
+
+static PyObject *v3loop_create_task(LoopObject *self, PyObject *coro)
+{
+    return ua_v3_create_task(self, coro);
+}
+
+static PyObject *run_until_complete(LoopObject *self, PyObject *aw)
+{
+    PyObject *t = Py_IS_TYPE(aw, &Task_Type) ? Py_NewRef(aw) : ua_v3_create_task(self, aw);
+    if (!t)
+        return NULL;
+    TaskObject *task = (TaskObject *)t;
+    if (!TASK_DONE(task)) {
+        task->rec.flags |= F_MAIN;
+        PyObject *ret = ua_loop_run_forever(self);
+        task->rec.flags &= ~F_MAIN;
+        if (!ret) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        Py_DECREF(ret);
+        if (!TASK_DONE(task)) {   /* stopped first */
+            Py_DECREF(t);
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *r = ua_v3_outcome(task);
+    Py_DECREF(t);
+    return r;
+}
+
+static int v3loop_init(LoopObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"virtual_clock", NULL};
+    int vclock = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$p:Loop", kwlist, &vclock))
+        return -1;
+    self->vclock = (uint8_t)vclock;
+    self->vnow = 0;
+    return 0;
+}
+
+static PyMethodDef v3loop_methods[] = {
+    {"create_task", (PyCFunction)v3loop_create_task, METH_O, "create_task(coro): schedule it; returns its Task."},
+    {"run_until_complete", (PyCFunction)run_until_complete, METH_O,
+     "run_until_complete(aw): run until the task (or coroutine) ends; returns its value."},
+    {NULL},
+};
+
+PyTypeObject V3Loop_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.v3.Loop",
+    .tp_basicsize = sizeof(LoopObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,   /* GC inherited */
+    .tp_doc = "Loop(*, virtual_clock=False): the event loop of uasyncio.v3. With virtual_clock, "
+              "time jumps to the next timer whenever every task waits.",
+    .tp_base = &PollLoop_Type,
+    .tp_init = (initproc)v3loop_init,
+    .tp_methods = v3loop_methods,
+};
+
+/* ---- module functions --------------------------------------------------------------- */
+
+static PyObject *mod_run(PyObject *m, PyObject *coro)
+{
+    LoopObject *loop = default_loop();
+    if (!loop)
+        return NULL;
+    PyObject *r = ua_v3_create_task(loop, coro);
+    if (r)
+        Py_SETREF(r, run_until_complete(loop, r));
+    Py_DECREF(loop);
+    return r;
+}
+
+static PyObject *mod_create_task(PyObject *m, PyObject *coro)
+{
+    LoopObject *loop = ua_v3_loop();
+    if (!loop)
+        return NULL;
+    PyObject *t = ua_v3_create_task(loop, coro);
+    Py_DECREF(loop);
+    return t;
+}
+
+static PyObject *mod_current_task(PyObject *m, PyObject *unused)
+{
+    TaskObject *t = ua_v3_current();
+    if (!t) {
+        PyErr_SetString(PyExc_RuntimeError, "no running event loop");
+        return NULL;
+    }
+    return Py_NewRef(t);
+}
+
+static PyObject *mod_sleep(PyObject *m, PyObject *secs)
+{
+    int32_t ms;
+    if (ua_delay_from_secs(secs, &ms, "sleep") < 0)
+        return NULL;
+    return ua_sleep_ms_new(ms < 0 ? 0 : ms);
+}
+
+static PyObject *mod_sleep_ms(PyObject *m, PyObject *ms_obj)
+{
+    int32_t ms;
+    if (ua_delay_from_ms(ms_obj, &ms, "sleep_ms") < 0)
+        return NULL;
+    return ua_sleep_ms_new(ms < 0 ? 0 : ms);
+}
+
+static PyObject *mod_get_event_loop(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"runq_len", "waitq_len", NULL};
+    PyObject *a = NULL, *b = NULL;   /* legacy arguments, ignored */
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:get_event_loop", kwlist, &a, &b))
+        return NULL;
+    LoopObject *running = ua_running_loop_get();
+    if (running && PyObject_TypeCheck(running, &V3Loop_Type))
+        return Py_NewRef(running);
+    return (PyObject *)default_loop();
+}
+
+static PyObject *mod_new_event_loop(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"virtual_clock", NULL};
+    int vclock = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$p:new_event_loop", kwlist, &vclock))
+        return NULL;
+    LoopObject *l = new_loop(vclock);
+    if (!l)
+        return NULL;
+    Py_XSETREF(v3_default, (LoopObject *)Py_NewRef(l));
+    return (PyObject *)l;
+}
+
+static PyMethodDef v3_functions[] = {
+    {"run", mod_run, METH_O, "run(coro): run coro as a task on the loop until it ends; returns its value."},
+    {"create_task", mod_create_task, METH_O, "create_task(coro): schedule coro; returns its Task."},
+    {"current_task", mod_current_task, METH_NOARGS, "The Task running now."},
+    {"sleep", mod_sleep, METH_O, "sleep(secs): awaitable."},
+    {"sleep_ms", mod_sleep_ms, METH_O, "sleep_ms(ms): awaitable."},
+    {"get_event_loop", (PyCFunction)(void (*)(void))mod_get_event_loop, METH_VARARGS | METH_KEYWORDS,
+     "The loop (the running one, else the default one)."},
+    {"new_event_loop", (PyCFunction)(void (*)(void))mod_new_event_loop, METH_VARARGS | METH_KEYWORDS,
+     "new_event_loop(*, virtual_clock=False): a new loop, which becomes the default one."},
+    {NULL},
+};
+
+int ua_v3_loop_ready(PyObject *m)
+{
+    if (!(str_message = PyUnicode_InternFromString("message")) ||
+        !(str_exception = PyUnicode_InternFromString("exception")) ||
+        !(str_future = PyUnicode_InternFromString("future")))
+        return -1;
+    PyObject *tb = PyImport_ImportModule("traceback");
+    if (!tb)
+        return -1;
+    print_exception = PyObject_GetAttrString(tb, "print_exception");
+    Py_DECREF(tb);
+    if (!print_exception)
+        return -1;
+    /* The handler methods go on the 2.0 EventLoop, so both APIs have them. */
+    for (PyMethodDef *d = handler_methods; d->ml_name; d++) {
+        PyObject *descr = PyDescr_NewMethod(&Loop_Type, d);
+        if (!descr)
+            return -1;
+        int rc = PyDict_SetItemString(Loop_Type.tp_dict, d->ml_name, descr);
+        Py_DECREF(descr);
+        if (rc < 0)
+            return -1;
+    }
+    PyType_Modified(&Loop_Type);
+    if (PyType_Ready(&V3Loop_Type) < 0 || PyModule_AddObjectRef(m, "Loop", (PyObject *)&V3Loop_Type) < 0)
+        return -1;
+    return PyModule_AddFunctions(m, v3_functions);
+}
+
+/* The submodule uasyncio._uasyncio._v3 that uasyncio/v3/__init__.py re-exports. */
+int ua_v3_ready(PyObject *module)
+{
+    PyObject *m = PyModule_New("uasyncio._uasyncio._v3");
+    if (!m)
+        return -1;
+    if (ua_v3_task_ready(m) < 0 || ua_v3_wait_ready(m) < 0 || ua_v3_loop_ready(m) < 0 ||
+        PyModule_AddObjectRef(module, "_v3", m) < 0) {
+        Py_DECREF(m);
+        return -1;
+    }
+    Py_DECREF(m);
+    return 0;
+}

@@ -1,0 +1,491 @@
+/* uasyncio.v3's Task: a coroutine scheduled on the loop, with its outcome.
+ *
+ * The Task embeds the loop's record (v3.h), so the loop resumes it like any
+ * task; the loop calls back here when it ends (ua_v3_task_end) and, for an
+ * exception nobody took, one pass later (ua_v3_task_reap), as MicroPython
+ * does: the exception goes to the loop's exception handler only if no task
+ * awaited it in the meantime. */
+#include "v3.h"
+
+PyObject *ua_v3_CancelledError, *ua_v3_TimeoutError;
+static PyObject *InvalidStateError;
+
+/* ---- the running task and the loop -------------------------------------- */
+
+TaskObject *ua_v3_current(void)
+{
+    LoopObject *l = ua_running_loop_get();
+    ua_task *r = l ? l->current : NULL;
+    return r && r->kind == TASK_V3 ? TASK_OF(r) : NULL;
+}
+
+TaskObject *ua_v3_current_or_error(const char *what)
+{
+    TaskObject *t = ua_v3_current();
+    if (!t)
+        PyErr_Format(PyExc_RuntimeError, "%s must be awaited inside a uasyncio.v3 task", what);
+    return t;
+}
+
+/* ---- the loop's list of live Tasks ------------------------------------------ */
+
+static void list_link(LoopObject *loop, TaskObject *t)
+{
+    t->loop = loop;
+    t->lprev = NULL;
+    t->lnext = loop->v3_tasks;
+    if (loop->v3_tasks)
+        loop->v3_tasks->lprev = t;
+    loop->v3_tasks = t;
+    Py_INCREF(t);
+}
+
+/* The loop lets go of t: its reference goes (t may be freed). */
+static void list_release(TaskObject *t)
+{
+    LoopObject *loop = t->loop;
+    if (!loop)
+        return;
+    if (t->lprev)
+        t->lprev->lnext = t->lnext;
+    else
+        loop->v3_tasks = t->lnext;
+    if (t->lnext)
+        t->lnext->lprev = t->lprev;
+    t->lprev = t->lnext = NULL;
+    t->loop = NULL;
+    Py_DECREF(t);
+}
+
+/* The loop goes away (close() or collection): it lets go of every Task.
+ * With finalize (close()), each pending coroutine is closed now, so its
+ * finally blocks run even if something else still holds its Task. */
+void ua_v3_release_all(LoopObject *loop, int finalize)
+{
+    while (loop->v3_tasks) {
+        TaskObject *t = loop->v3_tasks;
+        Py_INCREF(t);
+        if (t->waiting) {
+            ua_waitq_unlink(t->waiting);
+            t->waiting->task = NULL;
+            t->waiting = NULL;
+        }
+        t->rec.state = ST_NEW;
+        list_release(t);
+        if (finalize && !TASK_DONE(t) && t->rec.obj && (PyCoro_CheckExact(t->rec.obj) || PyGen_Check(t->rec.obj))) {
+            PyObject *r = PyObject_CallMethod(t->rec.obj, "close", NULL);
+            if (!r)
+                PyErr_WriteUnraisable(t->rec.obj);
+            Py_XDECREF(r);
+        }
+        Py_DECREF(t);
+    }
+}
+
+int ua_v3_traverse(LoopObject *loop, visitproc visit, void *arg)
+{
+    for (TaskObject *t = loop->v3_tasks; t; t = t->lnext)
+        Py_VISIT(t);
+    return 0;
+}
+
+/* ---- creation ------------------------------------------------------------------ */
+
+static int is_coroutine(PyObject *obj)
+{
+    if (PyCoro_CheckExact(obj) || PyGen_Check(obj))
+        return 1;
+    int r = PyObject_HasAttrString(obj, "send");
+    return r && PyIter_Check(obj);
+}
+
+PyObject *ua_v3_create_task(LoopObject *loop, PyObject *coro)
+{
+    if (!is_coroutine(coro)) {
+        PyErr_Format(PyExc_TypeError, "coroutine expected, not %.100s", Py_TYPE(coro)->tp_name);
+        return NULL;
+    }
+    if (loop->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
+        return NULL;
+    }
+    TaskObject *t = PyObject_GC_New(TaskObject, &Task_Type);
+    if (!t)
+        return NULL;
+    memset(&t->rec, 0, sizeof(t->rec));
+    t->rec.kind = TASK_V3;
+    t->rec.state = ST_NEW;
+    t->rec.obj = Py_NewRef(coro);
+    t->loop = NULL;
+    t->lprev = t->lnext = NULL;
+    t->waiting = t->awaiters = t->gather = NULL;
+    t->callbacks = NULL;
+    PyObject_GC_Track(t);
+    if (ua_loop_queue(loop, &t->rec) < 0) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    list_link(loop, t);
+    return (PyObject *)t;
+}
+
+PyObject *ua_v3_promote(PyObject *aw)
+{
+    if (Py_IS_TYPE(aw, &Task_Type))
+        return Py_NewRef(aw);
+    LoopObject *loop = ua_v3_loop();
+    if (!loop)
+        return NULL;
+    PyObject *t = ua_v3_create_task(loop, aw);
+    Py_DECREF(loop);
+    return t;
+}
+
+/* ---- the end of a Task ------------------------------------------------------ */
+
+/* Schedule the done callbacks, each called as cb(task). */
+static int schedule_callbacks(LoopObject *loop, TaskObject *t)
+{
+    PyObject *cbs = t->callbacks;
+    t->callbacks = NULL;
+    PyObject *args = PyTuple_Pack(1, (PyObject *)t);
+    int rc = args ? 0 : -1;
+    for (Py_ssize_t i = 0; !rc && i < PyList_GET_SIZE(cbs); i++)
+        rc = ua_loop_call_soon(loop, PyList_GET_ITEM(cbs, i), args);
+    Py_XDECREF(args);
+    Py_DECREF(cbs);
+    return rc;
+}
+
+int ua_v3_task_end(LoopObject *loop, ua_task *r, PySendResult sr, PyObject *result, PyObject **ret)
+{
+    TaskObject *t = TASK_OF(r);
+    PyObject *type = NULL, *value = NULL, *tb = NULL;
+    int rc = 0, escape = 0, awaited = 0;
+    r->state = ST_NEW;
+    r->kind = TASK_V3_DONE;
+    Py_CLEAR(r->aux);
+    if (sr == PYGEN_RETURN) {
+        r->aux = result;
+    } else {
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (!value) {
+            value = Py_NewRef(Py_None);
+        } else if (tb) {
+            PyException_SetTraceback(value, tb);
+        }
+        r->aux = Py_NewRef(value);
+        r->flags |= TF_EXC;
+        if (PyErr_GivenExceptionMatches(value, ua_v3_CancelledError))
+            r->flags |= TF_CANCELLED;
+        else if (!PyErr_GivenExceptionMatches(value, PyExc_Exception))
+            escape = 1;   /* KeyboardInterrupt, SystemExit: they stop the loop too */
+    }
+    Py_INCREF(t);
+    if (t->awaiters) {
+        awaited = 1;
+        if (ua_waitq_wake_all(&t->awaiters) < 0)
+            rc = -1;
+    }
+    if (t->gather) {
+        WaitObject *g = t->gather;
+        t->gather = NULL;
+        awaited = 1;
+        ua_v3_gather_child_done(g, t);
+    }
+    if (t->callbacks && schedule_callbacks(loop, t) < 0)
+        rc = -1;
+    if (r->flags & F_MAIN) {
+        awaited = 1;
+        if (!rc) {
+            *ret = Py_NewRef(Py_None);
+            rc = 1;
+        }
+    }
+    if (awaited || escape)
+        r->flags |= TF_RETRIEVED;
+    if ((r->flags & (TF_EXC | TF_CANCELLED | TF_RETRIEVED)) == TF_EXC && rc == 0) {
+        /* Nobody waits for it: report it next pass unless awaited by then. */
+        if (ua_loop_queue(loop, r) < 0) {
+            list_release(t);
+            rc = -1;
+        }
+    } else {
+        list_release(t);
+    }
+    if (escape) {
+        if (rc == 1)
+            Py_CLEAR(*ret);
+        PyErr_Restore(type, value, tb);
+        type = value = tb = NULL;
+        rc = -1;
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    Py_DECREF(t);
+    return rc;
+}
+
+int ua_v3_task_reap(LoopObject *loop, ua_task *r)
+{
+    TaskObject *t = TASK_OF(r);
+    int rc = 0;
+    r->state = ST_NEW;
+    Py_INCREF(t);
+    if (!(r->flags & TF_RETRIEVED)) {
+        r->flags |= TF_RETRIEVED;
+        rc = ua_loop_handle_exception(loop, "Task exception wasn't retrieved", r->aux, (PyObject *)t);
+    }
+    list_release(t);
+    Py_DECREF(t);
+    return rc < 0 ? -1 : 0;
+}
+
+PyObject *ua_v3_outcome(TaskObject *t)
+{
+    t->rec.flags |= TF_RETRIEVED;
+    PyObject *v = t->rec.aux;
+    if (t->rec.flags & TF_EXC) {
+        PyErr_SetObject((PyObject *)Py_TYPE(v), v);
+        return NULL;
+    }
+    return Py_NewRef(v);
+}
+
+/* ---- cancel ------------------------------------------------------------------- */
+
+int ua_v3_cancel(TaskObject *t)
+{
+    if (TASK_DONE(t))
+        return 0;
+    if (t == ua_v3_current()) {
+        PyErr_SetString(PyExc_RuntimeError, "can't cancel self");
+        return -1;
+    }
+    /* A task awaiting another task: the cancel goes down the chain, to the
+     * task that really waits (its CancelledError comes back up). */
+    for (int depth = 0; depth < 10000 && t->waiting && t->waiting->kind == W_TASK; depth++) {
+        TaskObject *inner = (TaskObject *)t->waiting->target;
+        if (TASK_DONE(inner))
+            break;
+        t = inner;
+    }
+    if (!t->loop)
+        return 0;   /* its loop was closed: it will never run again */
+    if (t->waiting)
+        ua_waitq_unlink(t->waiting);   /* its Wait undoes the rest when thrown into */
+    PyObject *exc = PyObject_CallNoArgs(ua_v3_CancelledError);
+    if (!exc)
+        return -1;
+    Py_XSETREF(t->rec.aux, exc);
+    return ua_loop_wake(t->loop, &t->rec) < 0 ? -1 : 1;
+}
+
+/* ---- Python methods --------------------------------------------------------------- */
+
+static PyObject *task_done(TaskObject *t, PyObject *unused)
+{
+    return PyBool_FromLong(TASK_DONE(t));
+}
+
+static PyObject *task_cancel(TaskObject *t, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"msg", NULL};
+    PyObject *msg = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:cancel", kwlist, &msg))
+        return NULL;
+    int r = ua_v3_cancel(t);
+    return r < 0 ? NULL : PyBool_FromLong(r);
+}
+
+static int check_done(TaskObject *t, const char *what)
+{
+    if (TASK_DONE(t))
+        return 0;
+    PyErr_Format(InvalidStateError, "%s is not set.", what);
+    return -1;
+}
+
+static PyObject *task_result(TaskObject *t, PyObject *unused)
+{
+    if (check_done(t, "Result") < 0)
+        return NULL;
+    return ua_v3_outcome(t);
+}
+
+static PyObject *task_exception(TaskObject *t, PyObject *unused)
+{
+    if (check_done(t, "Exception") < 0)
+        return NULL;
+    t->rec.flags |= TF_RETRIEVED;
+    if (t->rec.flags & TF_CANCELLED)
+        return ua_v3_outcome(t);
+    return Py_NewRef(t->rec.flags & TF_EXC ? t->rec.aux : Py_None);
+}
+
+static PyObject *task_cancelled(TaskObject *t, PyObject *unused)
+{
+    return PyBool_FromLong(TASK_DONE(t) && (t->rec.flags & TF_CANCELLED));
+}
+
+static PyObject *task_add_done_callback(TaskObject *t, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"fn", "context", NULL};
+    PyObject *fn, *context = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$O:add_done_callback", kwlist, &fn, &context))
+        return NULL;
+    if (!PyCallable_Check(fn)) {
+        PyErr_Format(PyExc_TypeError, "add_done_callback() expects a callable, not %.100s",
+                     Py_TYPE(fn)->tp_name);
+        return NULL;
+    }
+    if (TASK_DONE(t)) {
+        LoopObject *loop = ua_v3_loop();
+        PyObject *cbargs = loop ? PyTuple_Pack(1, (PyObject *)t) : NULL;
+        int rc = cbargs ? ua_loop_call_soon(loop, fn, cbargs) : -1;
+        Py_XDECREF(cbargs);
+        Py_XDECREF(loop);
+        if (rc < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (!t->callbacks && !(t->callbacks = PyList_New(0)))
+        return NULL;
+    if (PyList_Append(t->callbacks, fn) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *task_remove_done_callback(TaskObject *t, PyObject *fn)
+{
+    Py_ssize_t removed = 0;
+    for (Py_ssize_t i = t->callbacks ? PyList_GET_SIZE(t->callbacks) - 1 : -1; i >= 0; i--) {
+        int eq = PyObject_RichCompareBool(PyList_GET_ITEM(t->callbacks, i), fn, Py_EQ);
+        if (eq < 0)
+            return NULL;
+        if (eq) {
+            if (PyList_SetSlice(t->callbacks, i, i + 1, NULL) < 0)
+                return NULL;
+            removed++;
+        }
+    }
+    return PyLong_FromSsize_t(removed);
+}
+
+static PyObject *task_get_coro(TaskObject *t, PyObject *unused)
+{
+    return Py_NewRef(t->rec.obj ? t->rec.obj : Py_None);
+}
+
+static PyObject *task_await(TaskObject *t)
+{
+    return (PyObject *)ua_wait_new(W_TASK, (PyObject *)t);
+}
+
+static PyObject *task_repr(TaskObject *t)
+{
+    const char *state = !TASK_DONE(t) ? "pending"
+                        : t->rec.flags & TF_CANCELLED ? "cancelled"
+                        : t->rec.flags & TF_EXC ? "exception" : "done";
+    return PyUnicode_FromFormat("<Task %s coro=%R>", state, t->rec.obj ? t->rec.obj : Py_None);
+}
+
+/* ---- object life ------------------------------------------------------------------- */
+
+static int task_traverse(TaskObject *t, visitproc visit, void *arg)
+{
+    Py_VISIT(t->rec.obj);
+    Py_VISIT(t->rec.aux);
+    Py_VISIT(t->callbacks);
+    return 0;
+}
+
+static int task_clear(TaskObject *t)
+{
+    Py_CLEAR(t->callbacks);
+    if (!t->loop) {   /* a live task's coroutine is the loop's to resume */
+        Py_CLEAR(t->rec.obj);
+        Py_CLEAR(t->rec.aux);
+    }
+    return 0;
+}
+
+static void task_dealloc(TaskObject *t)
+{
+    PyObject_GC_UnTrack(t);
+    if (t->waiting) {
+        ua_waitq_unlink(t->waiting);
+        t->waiting->task = NULL;
+        t->waiting = NULL;
+    }
+    ua_waitq_detach_all(&t->awaiters);
+    PyObject *obj = t->rec.obj, *aux = t->rec.aux;
+    t->rec.obj = t->rec.aux = NULL;
+    Py_CLEAR(t->callbacks);
+    Py_XDECREF(aux);
+    Py_XDECREF(obj);
+    PyObject_GC_Del(t);
+}
+
+static PyMethodDef task_methods[] = {
+    {"done", (PyCFunction)task_done, METH_NOARGS, "True once the task ended."},
+    {"cancel", (PyCFunction)(void (*)(void))task_cancel, METH_VARARGS | METH_KEYWORDS,
+     "Throw CancelledError into the task at once; False if it already ended."},
+    {"result", (PyCFunction)task_result, METH_NOARGS,
+     "What the coroutine returned, or raise its exception."},
+    {"exception", (PyCFunction)task_exception, METH_NOARGS,
+     "The exception the task ended with, or None."},
+    {"cancelled", (PyCFunction)task_cancelled, METH_NOARGS, "True if it ended cancelled."},
+    {"add_done_callback", (PyCFunction)(void (*)(void))task_add_done_callback,
+     METH_VARARGS | METH_KEYWORDS, "add_done_callback(fn): fn(task) is called soon after it ends."},
+    {"remove_done_callback", (PyCFunction)task_remove_done_callback, METH_O,
+     "Remove fn from the done callbacks; returns how many were removed."},
+    {"get_coro", (PyCFunction)task_get_coro, METH_NOARGS, "The task's coroutine."},
+    {NULL},
+};
+
+static PyGetSetDef task_getset[] = {
+    {"coro", (getter)task_get_coro, NULL, "the task's coroutine", NULL},
+    {NULL},
+};
+
+static PyAsyncMethods task_async = {
+    .am_await = (unaryfunc)task_await,
+};
+
+PyTypeObject Task_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.v3.Task",
+    .tp_basicsize = sizeof(TaskObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A coroutine scheduled on the loop (made by create_task).",
+    .tp_dealloc = (destructor)task_dealloc,
+    .tp_traverse = (traverseproc)task_traverse,
+    .tp_clear = (inquiry)task_clear,
+    .tp_repr = (reprfunc)task_repr,
+    .tp_as_async = &task_async,
+    .tp_iter = (getiterfunc)task_await,
+    .tp_methods = task_methods,
+    .tp_getset = task_getset,
+};
+
+int ua_v3_task_ready(PyObject *m)
+{
+    if (PyType_Ready(&Task_Type) < 0 || PyModule_AddObjectRef(m, "Task", (PyObject *)&Task_Type) < 0)
+        return -1;
+    ua_v3_CancelledError = PyErr_NewExceptionWithDoc(
+        "uasyncio.v3.CancelledError", "Raised in a task that is cancelled.", PyExc_BaseException, NULL);
+    if (!ua_v3_CancelledError || PyModule_AddObjectRef(m, "CancelledError", ua_v3_CancelledError) < 0)
+        return -1;
+    ua_v3_TimeoutError = PyErr_NewExceptionWithDoc(
+        "uasyncio.v3.TimeoutError", "Raised by wait_for() when the time is up.", PyExc_Exception, NULL);
+    if (!ua_v3_TimeoutError || PyModule_AddObjectRef(m, "TimeoutError", ua_v3_TimeoutError) < 0)
+        return -1;
+    InvalidStateError = PyErr_NewExceptionWithDoc(
+        "uasyncio.v3.InvalidStateError", "The task has no result yet.", PyExc_Exception, NULL);
+    if (!InvalidStateError || PyModule_AddObjectRef(m, "InvalidStateError", InvalidStateError) < 0)
+        return -1;
+    return 0;
+}

@@ -1,0 +1,282 @@
+/* Wait: the awaitable behind every v3 wait that is not time or I/O.
+ *
+ * `await task`, `await event.wait()`, `await lock.acquire()`, queue gets
+ * and puts, gather and wait_for each return a Wait of some kind (v3.h).
+ * When its task resumes it, the kind's next() either ends the await with a
+ * value, or links the Wait into the target's queue of waiters and yields
+ * False: the loop then parks the task off every queue until the target
+ * wakes it. An exception thrown into it (cancel) first unlinks it and lets
+ * the kind undo what it was handed (a lock, an item). A free list makes a
+ * wait cost no allocation in steady state. */
+#include "v3.h"
+
+ua_wait_ops ua_wait_kinds[W_NKINDS];
+
+/* ---- queues of Waits: circular, doubly linked, FIFO ------------------------ */
+
+void ua_waitq_push(WaitObject **q, WaitObject *w)
+{
+    WaitObject *head = *q;
+    if (!head) {
+        w->next = w->prev = w;
+        *q = w;
+    } else {
+        w->next = head;
+        w->prev = head->prev;
+        head->prev->next = w;
+        head->prev = w;
+    }
+    w->queue = q;
+}
+
+void ua_waitq_unlink(WaitObject *w)
+{
+    WaitObject **q = w->queue;
+    if (!q)
+        return;
+    if (w->next == w)
+        *q = NULL;
+    else {
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
+        if (*q == w)
+            *q = w->next;
+    }
+    w->next = w->prev = NULL;
+    w->queue = NULL;
+}
+
+int ua_wake_task(TaskObject *t)
+{
+    if (!t->loop)
+        return 0;
+    return ua_loop_wake(t->loop, &t->rec);
+}
+
+/* Hand the Wait what it waited for and wake its task. */
+static int hand(WaitObject *w)
+{
+    ua_waitq_unlink(w);
+    w->handed = 1;
+    TaskObject *t = w->task;
+    if (!t)
+        return 0;
+    w->task = NULL;
+    if (t->waiting == w)
+        t->waiting = NULL;
+    return ua_wake_task(t);
+}
+
+int ua_waitq_wake_first(WaitObject **q)
+{
+    if (!*q)
+        return 0;
+    return hand(*q) < 0 ? -1 : 1;
+}
+
+int ua_waitq_wake_all(WaitObject **q)
+{
+    int rc = 0;
+    while (*q)
+        if (hand(*q) < 0)
+            rc = -1;
+    return rc;
+}
+
+void ua_waitq_detach_all(WaitObject **q)
+{
+    while (*q)
+        ua_waitq_unlink(*q);
+}
+
+PyObject *ua_wait_park(WaitObject *w, WaitObject **q)
+{
+    TaskObject *cur = ua_v3_current_or_error("this awaitable");
+    if (!cur)
+        return NULL;
+    if (q)
+        ua_waitq_push(q, w);
+    w->handed = 0;
+    w->task = cur;
+    cur->waiting = w;
+    Py_RETURN_FALSE;   /* the loop parks the task */
+}
+
+PyObject *ua_wait_done(PyObject *value)
+{
+    if (!value)
+        return NULL;
+    return ua_iternext_result(PYGEN_RETURN, value);
+}
+
+/* ---- the Wait type ---------------------------------------------------------- */
+
+#define WAIT_FREELIST_MAX 256
+static WaitObject *wait_freelist[WAIT_FREELIST_MAX];
+static int wait_nfree;
+
+WaitObject *ua_wait_new(int kind, PyObject *target)
+{
+    WaitObject *w;
+    if (wait_nfree) {
+        w = wait_freelist[--wait_nfree];
+        PyObject_Init((PyObject *)w, &Wait_Type);
+    } else {
+        w = PyObject_GC_New(WaitObject, &Wait_Type);
+        if (!w)
+            return NULL;
+    }
+    w->next = w->prev = NULL;
+    w->queue = NULL;
+    w->task = NULL;
+    w->target = Py_XNewRef(target);
+    w->value = NULL;
+    w->n = 0;
+    w->kind = (uint8_t)kind;
+    w->state = 0;
+    w->handed = 0;
+    w->opt = 0;
+    PyObject_GC_Track(w);
+    return w;
+}
+
+/* The task stops waiting on w (resumed, or thrown into). */
+static void release_task(WaitObject *w)
+{
+    ua_waitq_unlink(w);
+    if (w->task) {
+        if (w->task->waiting == w)
+            w->task->waiting = NULL;
+        w->task = NULL;
+    }
+}
+
+static PyObject *wait_next(WaitObject *w)
+{
+    release_task(w);
+    return ua_wait_kinds[w->kind].next(w);
+}
+
+static PyObject *wait_send(WaitObject *w, PyObject *value)
+{
+    return ua_send_result(wait_next(w));
+}
+
+static void undo(WaitObject *w)
+{
+    release_task(w);
+    if (ua_wait_kinds[w->kind].thrown) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        ua_wait_kinds[w->kind].thrown(w);
+        if (PyErr_Occurred())
+            PyErr_WriteUnraisable((PyObject *)w);
+        PyErr_Restore(type, value, tb);
+    }
+    w->state = 0xff;   /* finished: a later next() is an error */
+}
+
+static PyObject *wait_throw(WaitObject *w, PyObject *args)
+{
+    undo(w);
+    return ua_raise_thrown(args);
+}
+
+static PyObject *wait_close(WaitObject *w, PyObject *unused)
+{
+    if (w->state != 0xff)
+        undo(w);
+    Py_RETURN_NONE;
+}
+
+static int wait_traverse(WaitObject *w, visitproc visit, void *arg)
+{
+    Py_VISIT(w->target);
+    Py_VISIT(w->value);
+    return 0;
+}
+
+static int wait_clear(WaitObject *w)
+{
+    release_task(w);
+    if (w->kind == W_GATHER)
+        ua_v3_gather_forget(w);
+    Py_CLEAR(w->target);
+    Py_CLEAR(w->value);
+    return 0;
+}
+
+static void wait_dealloc(WaitObject *w)
+{
+    PyObject_GC_UnTrack(w);
+    wait_clear(w);
+    if (wait_nfree < WAIT_FREELIST_MAX)
+        wait_freelist[wait_nfree++] = w;
+    else
+        PyObject_GC_Del(w);
+}
+
+static PyObject *wait_repr(WaitObject *w)
+{
+    static const char *names[W_NKINDS] = {"task", "wait_for", "gather", "Event.wait", "acquire",
+                                         "Queue.get", "Queue.put", "Queue.join", "ThreadSafeFlag.wait"};
+    return PyUnicode_FromFormat("<Wait %s %R>", names[w->kind], w->target ? w->target : Py_None);
+}
+
+static PyMethodDef wait_methods[] = {
+    {"send", (PyCFunction)wait_send, METH_O, NULL},
+    {"throw", (PyCFunction)wait_throw, METH_VARARGS, NULL},
+    {"close", (PyCFunction)wait_close, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyAsyncMethods wait_async = {
+    .am_await = ua_self_await,
+};
+
+PyTypeObject Wait_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.v3.Wait",
+    .tp_basicsize = sizeof(WaitObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "What a v3 wait returns: await it inside a task.",
+    .tp_dealloc = (destructor)wait_dealloc,
+    .tp_traverse = (traverseproc)wait_traverse,
+    .tp_clear = (inquiry)wait_clear,
+    .tp_repr = (reprfunc)wait_repr,
+    .tp_as_async = &wait_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)wait_next,
+    .tp_methods = wait_methods,
+};
+
+/* ---- await task --------------------------------------------------------------- */
+
+static PyObject *task_wait_next(WaitObject *w)
+{
+    TaskObject *t = (TaskObject *)w->target;
+    if (w->state == 0xff) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited wait");
+        return NULL;
+    }
+    if (TASK_DONE(t)) {
+        w->state = 0xff;
+        return ua_wait_done(ua_v3_outcome(t));
+    }
+    if (t->gather) {
+        PyErr_SetString(PyExc_RuntimeError, "can't wait");   /* it belongs to a gather */
+        return NULL;
+    }
+    if (t == ua_v3_current()) {
+        PyErr_SetString(PyExc_RuntimeError, "a task cannot await itself");
+        return NULL;
+    }
+    w->state = 1;
+    return ua_wait_park(w, &t->awaiters);
+}
+
+int ua_v3_wait_ready(PyObject *m)
+{
+    ua_wait_kinds[W_TASK].next = task_wait_next;
+    return PyType_Ready(&Wait_Type);
+}

@@ -1,0 +1,586 @@
+"""uasyncio.v3: tasks, run, sleep, current_task, cancel, the exceptions and
+the exception handler."""
+import gc
+import sys
+
+import pytest
+
+import uasyncio
+import uasyncio.v3 as v3
+from v3util import aio, both, run_both  # noqa: F401 - fixtures
+
+
+# ---- run, create_task, sleep ------------------------------------------------
+
+def test_run_returns_the_value(both):
+    async def main():
+        await both.sleep(0)
+        return 42
+    assert both.run(main()) == 42
+
+
+def test_run_raises_what_the_main_task_raised(both):
+    async def main():
+        await both.sleep(0)
+        raise KeyError("k")
+    with pytest.raises(KeyError):
+        both.run(main())
+
+
+def test_loop_is_reusable_after_an_exception(aio):
+    async def bad():
+        raise ValueError("x")
+
+    async def good():
+        await aio.sleep_ms(1)
+        return "ok"
+    with pytest.raises(ValueError):
+        aio.run(bad())
+    assert aio.run(good()) == "ok"
+    assert aio.get_event_loop().run_until_complete(good()) == "ok"
+
+
+def test_create_task_returns_a_task_that_runs(both):
+    async def child(out, n):
+        out.append(n)
+        await both.sleep(0)
+        out.append(n + 10)
+        return n * 2
+
+    async def main():
+        out = []
+        ts = [both.create_task(child(out, i)) for i in range(3)]
+        assert all(isinstance(t, both.Task) for t in ts)
+        res = [await t for t in ts]
+        return out, res
+    assert both.run(main()) == ([0, 1, 2, 10, 11, 12], [0, 2, 4])
+
+
+def test_create_task_rejects_a_non_coroutine(both):
+    async def main():
+        for bad in (1, None, lambda: None):
+            with pytest.raises(TypeError):
+                both.create_task(bad)
+    both.run(main())
+
+
+def test_run_rejects_a_non_coroutine(aio):
+    with pytest.raises(TypeError):
+        aio.run(5)
+
+
+def test_generator_coroutines_are_tasks_too(aio):
+    def gen():
+        yield from aio.sleep_ms(1)
+        return "gen"
+
+    async def main():
+        return await aio.create_task(gen())
+    assert aio.run(main()) == "gen"
+
+
+def test_sleep_order_by_deadline(both):
+    async def sleeper(out, d):
+        await both.sleep(d)
+        out.append(d)
+
+    async def main():
+        out = []
+        ts = [both.create_task(sleeper(out, d)) for d in (0.03, 0.01, 0.02, 0)]
+        for t in ts:
+            await t
+        return out
+    assert both.run(main()) == [0, 0.01, 0.02, 0.03]
+
+
+def test_sleep_ms_orders_and_accepts_negative(aio):
+    async def sleeper(out, d):
+        await aio.sleep_ms(d)
+        out.append(d)
+
+    async def main():
+        out = []
+        ts = [aio.create_task(sleeper(out, d)) for d in (20, -5, 10)]
+        for t in ts:
+            await t
+        return out
+    assert aio.run(main()) == [-5, 10, 20]
+
+
+def test_sleep_rejects_bad_delays(aio):
+    with pytest.raises(TypeError):
+        aio.sleep("1")
+    with pytest.raises(TypeError):
+        aio.sleep_ms(None)
+    with pytest.raises(ValueError):
+        aio.sleep(float("nan"))
+
+
+def test_sleep_ms_allocates_nothing_in_steady_state(aio):
+    import tracemalloc
+
+    async def main():
+        for _ in range(1000):
+            await aio.sleep_ms(0)
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10000):
+            await aio.sleep_ms(0)
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        return grown
+    assert aio.run(main()) < 1000
+
+
+# ---- current_task ----------------------------------------------------------------
+
+def test_current_task(both):
+    async def child():
+        return both.current_task()
+
+    async def main():
+        me = both.current_task()
+        t = both.create_task(child())
+        assert await t is t
+        return me
+    t = both.run(main())
+    assert isinstance(t, both.Task) and t.done()
+
+
+def test_current_task_outside_a_task_raises(aio):
+    with pytest.raises(RuntimeError):
+        aio.current_task()
+
+
+# ---- exceptions ------------------------------------------------------------------
+
+def test_exception_classes():
+    assert issubclass(v3.CancelledError, BaseException)
+    assert not issubclass(v3.CancelledError, Exception)
+    assert issubclass(v3.TimeoutError, Exception)
+    assert not issubclass(v3.TimeoutError, v3.CancelledError)
+    assert v3.CancelledError is not uasyncio.CancelledError
+    assert v3.__version__ == (3, 0, 0)
+
+
+# ---- Task --------------------------------------------------------------------------
+
+def test_task_awaited_by_several_tasks(both):
+    async def slow():
+        await both.sleep(0.01)
+        return "v"
+
+    async def waiter(t):
+        return await t
+
+    async def main():
+        t = both.create_task(slow())
+        ws = [both.create_task(waiter(t)) for _ in range(3)]
+        return [await w for w in ws] + [await t]
+    assert both.run(main()) == ["v"] * 4
+
+
+def test_task_exception_reaches_every_awaiter(both):
+    async def bad():
+        await both.sleep(0)
+        raise ValueError("bad")
+
+    async def waiter(t):
+        try:
+            await t
+        except ValueError as e:
+            return str(e)
+
+    async def main():
+        t = both.create_task(bad())
+        ws = [both.create_task(waiter(t)) for _ in range(2)]
+        return [await w for w in ws]
+    assert both.run(main()) == ["bad", "bad"]
+
+
+def test_task_done_result_exception_cancelled(both):
+    async def ok():
+        return 1
+
+    async def bad():
+        raise ValueError("e")
+
+    async def forever():
+        await both.sleep(10)
+
+    async def main():
+        a, b, c = both.create_task(ok()), both.create_task(bad()), both.create_task(forever())
+        assert not a.done()
+        with pytest.raises(both.InvalidStateError):
+            a.result()
+        with pytest.raises(both.InvalidStateError):
+            a.exception()
+        await both.sleep(0)
+        assert a.done() and a.result() == 1 and a.exception() is None and not a.cancelled()
+        assert b.done() and isinstance(b.exception(), ValueError)
+        with pytest.raises(ValueError):
+            b.result()
+        assert c.cancel()
+        await both.sleep(0)
+        assert c.done() and c.cancelled()
+        with pytest.raises(both.CancelledError):
+            c.result()
+        with pytest.raises(both.CancelledError):
+            c.exception()
+        assert not c.cancel()
+        return "ok"
+    assert both.run(main()) == "ok"
+
+
+def test_done_callbacks(both):
+    async def ok():
+        await both.sleep(0)
+        return 5
+
+    async def main():
+        seen = []
+        t = both.create_task(ok())
+        cb = lambda task: seen.append(("a", task.result()))  # noqa: E731
+        t.add_done_callback(cb)
+        t.add_done_callback(lambda task: seen.append(("b", task is t)))
+        gone = lambda task: seen.append("never")  # noqa: E731
+        t.add_done_callback(gone)
+        assert t.remove_done_callback(gone) == 1
+        assert t.remove_done_callback(gone) == 0
+        await t
+        await both.sleep(0)
+        t.add_done_callback(lambda task: seen.append("late"))
+        await both.sleep(0)
+        return seen
+    assert both.run(main()) == [("a", 5), ("b", True), "late"]
+
+
+def test_task_cannot_await_itself(aio):
+    async def main():
+        with pytest.raises(RuntimeError):
+            await aio.current_task()
+        return 1
+    assert aio.run(main()) == 1
+
+
+# ---- cancel ------------------------------------------------------------------------
+
+def test_cancel_a_sleeping_task_is_immediate(aio):
+    async def sleeper(out):
+        try:
+            await aio.sleep(3600)
+        except aio.CancelledError:
+            out.append("cancelled")
+            raise
+
+    async def main():
+        out = []
+        t = aio.create_task(sleeper(out))
+        await aio.sleep(0)
+        t0 = aio.get_event_loop().time()
+        assert t.cancel() is True
+        with pytest.raises(aio.CancelledError):
+            await t
+        assert uasyncio.ticks_diff(aio.get_event_loop().time(), t0) < 1000
+        return out
+    assert aio.run(main()) == ["cancelled"]
+
+
+def test_cancel_same_output_as_asyncio():
+    def program(aio, out):
+        async def sleeper():
+            try:
+                await aio.sleep(10)
+            except aio.CancelledError:
+                out.append("child cancelled")
+                raise
+
+        async def main():
+            t = aio.create_task(sleeper())
+            await aio.sleep(0)
+            out.append(t.cancel())
+            try:
+                await t
+            except aio.CancelledError:
+                out.append("awaiter got CancelledError")
+            out.append(t.cancel())
+            out.append(t.done())
+            return "end"
+        return main()
+    a, b = run_both(program)
+    assert a == b
+
+
+def test_cancel_a_task_not_started_yet(both):
+    async def never(out):
+        out.append("ran")
+
+    async def main():
+        out = []
+        t = both.create_task(never(out))
+        t.cancel()
+        with pytest.raises(both.CancelledError):
+            await t
+        return out
+    assert both.run(main()) == []
+
+
+def test_cancel_self_raises(aio):
+    async def main():
+        with pytest.raises(RuntimeError, match="can't cancel self"):
+            aio.current_task().cancel()
+        return 1
+    assert aio.run(main()) == 1
+
+
+def test_cancel_is_forwarded_to_the_awaited_task(aio):
+    async def inner(out):
+        try:
+            await aio.sleep(3600)
+        except aio.CancelledError:
+            out.append("inner")
+            raise
+
+    async def outer(out, t):
+        try:
+            await t
+        except aio.CancelledError:
+            out.append("outer")
+            raise
+
+    async def main():
+        out = []
+        ti = aio.create_task(inner(out))
+        to = aio.create_task(outer(out, ti))
+        await aio.sleep(0)
+        to.cancel()
+        with pytest.raises(aio.CancelledError):
+            await to
+        return out, ti.cancelled()
+    assert aio.run(main()) == (["inner", "outer"], True)
+
+
+def test_cancelled_error_caught_lets_the_task_go_on(both):
+    async def stubborn():
+        try:
+            await both.sleep(10)
+        except both.CancelledError:
+            pass
+        return "survived"
+
+    async def main():
+        t = both.create_task(stubborn())
+        await both.sleep(0)
+        t.cancel()
+        return await t
+    assert both.run(main()) == "survived"
+
+
+def test_cancel_the_main_task_from_another(aio):
+    async def killer(t):
+        t.cancel()
+
+    async def main():
+        aio.create_task(killer(aio.current_task()))
+        await aio.sleep(3600)
+    with pytest.raises(aio.CancelledError):
+        aio.run(main())
+
+
+# ---- the exception handler ---------------------------------------------------------
+
+def test_unretrieved_exception_goes_to_the_handler(aio):
+    seen = []
+
+    async def bad():
+        raise ValueError("lost")
+
+    async def main():
+        loop = aio.get_event_loop()
+        assert loop.get_exception_handler() is None
+        handler = lambda loop, ctx: seen.append((ctx["message"], type(ctx["exception"]), type(ctx["future"])))  # noqa: E731
+        loop.set_exception_handler(handler)
+        assert loop.get_exception_handler() is handler
+        aio.create_task(bad())
+        await aio.sleep_ms(5)
+        return "done"
+    assert aio.run(main()) == "done"
+    assert seen == [("Task exception wasn't retrieved", ValueError, aio.Task)]
+
+
+def test_awaited_exception_does_not_reach_the_handler(aio):
+    seen = []
+
+    async def bad():
+        raise ValueError("x")
+
+    async def main():
+        aio.get_event_loop().set_exception_handler(lambda l, c: seen.append(c))
+        t = aio.create_task(bad())
+        await aio.sleep(0)   # t ended; MicroPython reports it only a pass later
+        with pytest.raises(ValueError):
+            await t
+        await aio.sleep(0)
+        await aio.sleep(0)
+    aio.run(main())
+    assert seen == []
+
+
+def test_cancelled_task_is_not_reported(aio):
+    seen = []
+
+    async def sleeper():
+        await aio.sleep(10)
+
+    async def main():
+        aio.get_event_loop().set_exception_handler(lambda l, c: seen.append(c))
+        t = aio.create_task(sleeper())
+        await aio.sleep(0)
+        t.cancel()
+        await aio.sleep(0)
+        await aio.sleep(0)
+    aio.run(main())
+    assert seen == []
+
+
+def test_default_handler_prints_message_task_and_traceback(aio, capsys):
+    async def bad():
+        raise ValueError("printed")
+
+    async def main():
+        aio.create_task(bad())
+        await aio.sleep_ms(5)
+    aio.run(main())
+    err = capsys.readouterr().err
+    assert "Task exception wasn't retrieved" in err
+    assert "future: <Task" in err and "coro=" in err
+    assert "ValueError: printed" in err and "Traceback" in err
+
+
+def test_handler_that_raises_stops_run_and_the_loop_stays_usable(aio):
+    async def bad():
+        raise ValueError("x")
+
+    def handler(loop, ctx):
+        raise RuntimeError("handler failed")
+
+    async def main():
+        aio.get_event_loop().set_exception_handler(handler)
+        aio.create_task(bad())
+        await aio.sleep_ms(10)
+    with pytest.raises(RuntimeError, match="handler failed"):
+        aio.run(main())
+    aio.get_event_loop().set_exception_handler(None)
+
+    async def ok():
+        return 3
+    assert aio.run(ok()) == 3
+
+
+def test_call_exception_handler_and_default(aio, capsys):
+    loop = aio.get_event_loop()
+    loop.call_exception_handler({"message": "hello"})
+    loop.default_exception_handler({"message": "direct"})
+    loop.default_exception_handler(loop, {"message": "micropython style"})
+    err = capsys.readouterr().err
+    assert "hello" in err and "direct" in err and "micropython style" in err
+    with pytest.raises(TypeError):
+        loop.call_exception_handler("no dict")
+    with pytest.raises(TypeError):
+        loop.set_exception_handler(5)
+
+
+def test_keyboard_interrupt_in_a_task_stops_the_loop(aio):
+    async def intr():
+        raise KeyboardInterrupt
+
+    async def main():
+        aio.create_task(intr())
+        await aio.sleep(3600)
+    with pytest.raises(KeyboardInterrupt):
+        aio.run(main())
+
+
+# ---- loops -------------------------------------------------------------------------
+
+def test_get_event_loop_is_a_loop_and_new_event_loop_replaces_it(aio):
+    loop = aio.get_event_loop()
+    assert isinstance(loop, aio.Loop)
+    assert isinstance(loop, uasyncio.PollEventLoop)
+    assert aio.get_event_loop() is loop
+    assert aio.get_event_loop(16, 16) is loop
+    new = aio.new_event_loop()
+    assert new is not loop and aio.get_event_loop() is new
+    loop.close()
+
+
+def test_loop_create_task_run_until_complete(aio):
+    loop = aio.get_event_loop()
+
+    async def f():
+        await aio.sleep_ms(1)
+        return "r"
+    t = loop.create_task(f())
+    assert loop.run_until_complete(t) == "r"
+    assert loop.run_until_complete(t) == "r"   # already done
+    assert loop.run_until_complete(f()) == "r"
+
+
+def test_run_forever_and_stop(aio):
+    loop = aio.get_event_loop()
+    out = []
+
+    async def f():
+        out.append(1)
+        await aio.sleep_ms(5)
+        out.append(2)
+        loop.stop()
+    loop.create_task(f())
+    loop.run_forever()
+    assert out == [1, 2]
+
+
+def test_run_inside_a_running_loop_raises(aio):
+    async def inner():
+        pass
+
+    async def main():
+        c = inner()
+        with pytest.raises(RuntimeError):
+            aio.run(c)
+        c.close()
+        return 1
+    assert aio.run(main()) == 1
+
+
+def test_tasks_of_a_closed_loop_are_released(aio):
+    ev = []
+
+    async def forever():
+        try:
+            await aio.sleep(3600)
+        finally:
+            ev.append("finally")
+    loop = aio.new_event_loop()
+    loop.create_task(forever())
+
+    async def main():
+        await aio.sleep(0)
+    loop.run_until_complete(main())
+    loop.close()
+    gc.collect()
+    assert ev == ["finally"]
+
+
+def test_v2_and_v3_share_the_loop_code(aio):
+    """A 2.0 awaitable (uasyncio.sleep_ms, a SleepMs) works in a v3 task."""
+    async def main():
+        await uasyncio.sleep_ms(1)
+        await uasyncio.sleep(0)
+        return "shared"
+    assert aio.run(main()) == "shared"
+
+
+def test_task_size_is_small():
+    assert v3.Task.__basicsize__ <= 128
+    assert sys.getsizeof(v3.Task) > 0

@@ -1,0 +1,23 @@
+"""uasyncio.v3: today's MicroPython asyncio (v1.28's API), on the same C
+event loop as uasyncio 2.0.
+
+    import uasyncio.v3 as asyncio
+
+Everything here is C (uasyncio._uasyncio._v3); this file only re-exports it.
+"""
+from uasyncio._uasyncio import _v3
+
+CancelledError = _v3.CancelledError
+TimeoutError = _v3.TimeoutError
+InvalidStateError = _v3.InvalidStateError
+Task = _v3.Task
+Loop = _v3.Loop
+run = _v3.run
+create_task = _v3.create_task
+current_task = _v3.current_task
+sleep = _v3.sleep
+sleep_ms = _v3.sleep_ms
+get_event_loop = _v3.get_event_loop
+new_event_loop = _v3.new_event_loop
+
+__version__ = (3, 0, 0)
