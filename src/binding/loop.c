@@ -935,8 +935,6 @@ static PyObject *loop_repr(LoopObject *self)
 
 /* ---- object life ------------------------------------------------------------ */
 
-/* Detach every record first, then free them: freeing runs Python code
- * (finalizers) that may touch the loop. */
 /* close(): tasks parked in a Queue or Lock will never run again; close
  * them now, so their finally blocks run (and they leave what they wait in). */
 static void finalize_waiters(LoopObject *self)
@@ -955,6 +953,9 @@ static void finalize_waiters(LoopObject *self)
     }
 }
 
+/* Detach every record first, then free them: freeing runs Python code
+ * (finalizers) that may touch the loop. finalize (close()): close every
+ * pending coroutine too, so its finally blocks run now. */
 static void release_all(LoopObject *self, int finalize)
 {
     /* The loop is going away (close() or collection): code run by the
