@@ -17,6 +17,8 @@ import zipfile
 
 import pytest
 
+from srctree import module_files
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PIP_WAIT = 600    # seconds: pip compiles the extension
 
@@ -24,13 +26,7 @@ PIP_WAIT = 600    # seconds: pip compiles the extension
 def source_modules():
     """Every module of the source tree, dotted: uasyncio, uasyncio.core, ...
     (the extension and private modules too: they must be installed)."""
-    mods = []
-    for path in sorted(glob.glob(os.path.join(ROOT, "uasyncio", "**", "*.py"), recursive=True)):
-        rel = os.path.relpath(path, ROOT)[:-3].split(os.sep)
-        if rel[-1] == "__init__":
-            rel.pop()
-        mods.append(".".join(rel))
-    return mods + ["uasyncio._uasyncio"]
+    return list(module_files()) + ["uasyncio._uasyncio"]
 
 
 def source_stubs():

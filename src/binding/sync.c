@@ -542,13 +542,13 @@ static PyMethodDef queue_methods[] = {
     {"get_nowait", (PyCFunction)queue_get_nowait, METH_NOARGS, "The oldest item, or QueueEmpty."},
     {"put_nowait", (PyCFunction)queue_put_nowait, METH_O, "Add v, or QueueFull."},
     {"qsize", (PyCFunction)queue_qsize, METH_NOARGS, "Items in the queue."},
-    {"empty", (PyCFunction)queue_empty, METH_NOARGS, NULL},
-    {"full", (PyCFunction)queue_full, METH_NOARGS, NULL},
+    {"empty", (PyCFunction)queue_empty, METH_NOARGS, "True if the queue holds no item."},
+    {"full", (PyCFunction)queue_full, METH_NOARGS, "True if maxsize items are queued (never for maxsize 0)."},
     {NULL},
 };
 
 static PyMemberDef queue_members[] = {
-    {"maxsize", T_PYSSIZET, offsetof(QueueObject, maxsize), READONLY, NULL},
+    {"maxsize", T_PYSSIZET, offsetof(QueueObject, maxsize), READONLY, "the capacity (0: unbounded)"},
     {NULL},
 };
 
@@ -627,8 +627,8 @@ static void lock_dealloc(LockObject *l)
 static PyMethodDef lock_methods[] = {
     {"acquire", (PyCFunction)lock_acquire, METH_NOARGS, "acquire(): awaitable; yields once, then waits its turn."},
     {"release", (PyCFunction)lock_release, METH_NOARGS, "Release; the first waiter gets the lock."},
-    {"__aenter__", (PyCFunction)lock_acquire, METH_NOARGS, NULL},
-    {"__aexit__", (PyCFunction)lock_aexit, METH_VARARGS, NULL},
+    {"__aenter__", (PyCFunction)lock_acquire, METH_NOARGS, "async with lock: acquire()."},
+    {"__aexit__", (PyCFunction)lock_aexit, METH_VARARGS, "async with lock: release() at the end."},
     {NULL},
 };
 

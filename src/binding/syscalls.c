@@ -47,7 +47,7 @@ static PyObject *syscall_handle(PyObject *self, PyObject *unused)
 }
 
 static PyMethodDef syscall_methods[] = {
-    {"handle", syscall_handle, METH_NOARGS, NULL},
+    {"handle", syscall_handle, METH_NOARGS, "Not implemented: the loop reads what a syscall asks for itself."},
     {NULL},
 };
 
@@ -180,7 +180,7 @@ static PyObject *sleepms_repr(SleepMsObject *op)
 }
 
 static PyMethodDef sleepms_methods[] = {
-    {"send", (PyCFunction)sleepms_send, METH_O, NULL},
+    {"send", (PyCFunction)sleepms_send, METH_O, "send(v): the coroutine protocol; the first step yields the sleep to the loop."},
     {NULL},
 };
 

@@ -1,0 +1,13 @@
+# Type stubs of uasyncio.synchro (see __init__.pyi for the layout).
+from typing import Any
+
+from uasyncio.core import _Op
+
+class Lock:
+    locked: bool
+    def acquire(self) -> _Op[bool]: ...
+    def release(self) -> None: ...
+    def __aenter__(self) -> _Op[bool]: ...
+    def __aexit__(self, *exc: Any) -> _Op[None]: ...
+
+__all__ = ["Lock"]

@@ -1,0 +1,1 @@
+# Type stubs of uasyncio.websocket (see ../__init__.pyi for the layout).
