@@ -65,7 +65,8 @@ def test_the_package_is_marked_typed():
 
 
 def test_stubtest_finds_the_stubs_consistent_with_the_modules():
-    r = mypy("uasyncio", module="mypy.stubtest")
+    r = mypy("--allowlist", os.path.join(ROOT, "tests", "stubtest-allowlist.txt"), "uasyncio",
+             module="mypy.stubtest")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Success" in r.stdout
 
