@@ -46,7 +46,7 @@ test: deps testdeps build
 
 # The suite alone, on the regular build.
 check: deps testdeps build
-	$(PYTEST) -q -p no:cacheprovider $(PYTEST_ARGS) tests
+	$(PYTEST) -q -rs -p no:cacheprovider $(PYTEST_ARGS) tests
 
 # The suite's core files (scheduling, streams, one file per subpackage) on
 # every other CPython >= 3.10 found (pyenv's), each on its own build.
@@ -65,7 +65,7 @@ SAN_RUN = UA_PKG_DIR=build/asan UA_SANITIZE=address,undefined \
     ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 asan: testdeps asan-build
-	$(SAN_RUN) $(PYTEST) -q -p no:cacheprovider $(PYTEST_ARGS) tests
+	$(SAN_RUN) $(PYTEST) -q -rs -p no:cacheprovider $(PYTEST_ARGS) tests
 
 asan-build: deps
 	rm -rf build/asan && mkdir -p build/asan && cp -r uasyncio build/asan/ && rm -f build/asan/uasyncio/*.so

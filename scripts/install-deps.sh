@@ -49,5 +49,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "installing: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
-apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+# Another make on this machine may be installing too: wait for its lock.
+lock=(-o DPkg::Lock::Timeout=600)
+apt-get "${lock[@]}" update -q >/dev/null
+apt-get "${lock[@]}" install -y -q --no-install-recommends "${need[@]}" >/dev/null
