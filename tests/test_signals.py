@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -76,6 +77,31 @@ def test_signal_from_another_thread_wakes_an_idle_loop(loop, sigint):
     with pytest.raises(Interrupted):
         loop.run_forever()
     t.join()
+    assert not fired
+
+
+def test_signal_handled_by_another_thread_wakes_the_loop(loop, sigint):
+    # The main thread blocks SIGINT, so the kernel hands it to the other
+    # thread and the loop's epoll_wait is not interrupted: only the wake-up
+    # fd written by the handler can end the wait.
+    fired = fallback(loop)
+    go = threading.Event()
+
+    def sender():
+        go.wait(30)
+        time.sleep(0.05)   # most likely blocked in epoll by then
+        os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=sender)
+    t.start()   # before the mask changes: threads inherit it
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+    try:
+        loop.call_soon(go.set)
+        with pytest.raises(Interrupted):
+            loop.run_forever()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+        t.join()
     assert not fired
 
 
