@@ -584,3 +584,43 @@ def test_v2_and_v3_share_the_loop_code(aio):
 def test_task_size_is_small():
     assert v3.Task.__basicsize__ <= 128
     assert sys.getsizeof(v3.Task) > 0
+
+
+# ---- the virtual clock -------------------------------------------------------------
+
+def test_virtual_clock_jumps_to_the_next_timer(aio):
+    import time
+    loop = aio.new_event_loop(virtual_clock=True)
+    out = []
+
+    async def sleeper(secs):
+        await aio.sleep(secs)
+        out.append((secs, loop.time()))
+
+    async def main():
+        await aio.gather(sleeper(3600), sleeper(60), sleeper(0.5), aio.wait_for(sleeper(7200), 3700))
+        return loop.time()
+    t0 = time.monotonic()
+    with pytest.raises(aio.TimeoutError):
+        loop.run_until_complete(main())
+    assert time.monotonic() - t0 < 5
+    assert out == [(0.5, 500), (60, 60000), (3600, 3600000)]
+    assert loop.time() == 3700000
+
+
+def test_virtual_clock_runs_ready_tasks_first(aio):
+    loop = aio.Loop(virtual_clock=True)
+    out = []
+
+    async def spinner():
+        for i in range(3):
+            out.append(("spin", loop.time()))
+            await aio.sleep(0)
+
+    async def main():
+        loop.create_task(spinner())
+        await aio.sleep(10)
+        out.append(("slept", loop.time()))
+    loop.run_until_complete(main())
+    loop.close()
+    assert out == [("spin", 0), ("spin", 0), ("spin", 0), ("slept", 10000)]

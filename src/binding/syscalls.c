@@ -179,8 +179,17 @@ static PyObject *sleepms_repr(SleepMsObject *op)
     return PyUnicode_FromFormat("<SleepMs %d ms>", (int)op->ms);
 }
 
+/* throw(): raised where it was awaited, as from a generator; so a sleep
+ * can itself be run as a task and cancelled. */
+static PyObject *sleepms_throw(SleepMsObject *op, PyObject *args)
+{
+    op->yielded = 1;
+    return ua_raise_thrown(args);
+}
+
 static PyMethodDef sleepms_methods[] = {
     {"send", (PyCFunction)sleepms_send, METH_O, "send(v): the coroutine protocol; the first step yields the sleep to the loop."},
+    {"throw", (PyCFunction)sleepms_throw, METH_VARARGS, "throw(exc): raised where the sleep is awaited."},
     {NULL},
 };
 

@@ -54,6 +54,7 @@ enum {
     W_PUT,          /* Queue.put: value is the item */
     W_JOIN,         /* Queue.join */
     W_FLAG,         /* ThreadSafeFlag: in the poller, not in a queue */
+    W_NONE,         /* already done: gives None (what __aexit__ returns) */
     W_NKINDS
 };
 

@@ -346,6 +346,7 @@ int ua_v3_ready(PyObject *module)
     if (!m)
         return -1;
     if (ua_v3_task_ready(m) < 0 || ua_v3_wait_ready(m) < 0 || ua_v3_loop_ready(m) < 0 ||
+        ua_v3_funcs_ready(m) < 0 || ua_v3_sync_ready(m) < 0 || ua_v3_queue_ready(m) < 0 ||
         PyModule_AddObjectRef(module, "_v3", m) < 0) {
         Py_DECREF(m);
         return -1;

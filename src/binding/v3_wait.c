@@ -219,7 +219,8 @@ static void wait_dealloc(WaitObject *w)
 static PyObject *wait_repr(WaitObject *w)
 {
     static const char *names[W_NKINDS] = {"task", "wait_for", "gather", "Event.wait", "acquire",
-                                         "Queue.get", "Queue.put", "Queue.join", "ThreadSafeFlag.wait"};
+                                         "Queue.get", "Queue.put", "Queue.join", "ThreadSafeFlag.wait",
+                                         "done"};
     return PyUnicode_FromFormat("<Wait %s %R>", names[w->kind], w->target ? w->target : Py_None);
 }
 
@@ -275,8 +276,14 @@ static PyObject *task_wait_next(WaitObject *w)
     return ua_wait_park(w, &t->awaiters);
 }
 
+static PyObject *none_next(WaitObject *w)
+{
+    return NULL;   /* ends at once, with None */
+}
+
 int ua_v3_wait_ready(PyObject *m)
 {
     ua_wait_kinds[W_TASK].next = task_wait_next;
+    ua_wait_kinds[W_NONE].next = none_next;
     return PyType_Ready(&Wait_Type);
 }

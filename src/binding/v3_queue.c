@@ -1,0 +1,339 @@
+/* uasyncio.v3's Queue, with CPython's API: maxsize, qsize, empty, full, get,
+ * put, get_nowait, put_nowait, task_done, join; QueueEmpty, QueueFull.
+ *
+ * Items live in a ring buffer of references that doubles when full. A
+ * getter that waits is handed the next item directly (so no later getter
+ * can take it first); a putter that waits on a full queue keeps its item
+ * in its Wait until a slot frees, then the item enters the queue and the
+ * putter is woken. A getter cancelled after it was handed an item gives it
+ * back, at the front. */
+#include "v3.h"
+
+typedef struct {
+    PyObject_HEAD
+    PyObject **items;
+    Py_ssize_t head, len, cap;
+    Py_ssize_t maxsize;         /* <= 0: no limit */
+    Py_ssize_t unfinished;      /* puts not yet matched by task_done() */
+    WaitObject *getters, *putters, *joiners;
+} QueueObject;
+
+static PyTypeObject Queue_Type;
+static PyObject *QueueEmpty, *QueueFull;
+
+/* ---- the ring buffer --------------------------------------------------------- */
+
+static int ring_grow(QueueObject *q)
+{
+    Py_ssize_t cap = q->cap ? q->cap * 2 : 8;
+    PyObject **items = PyMem_New(PyObject *, cap);
+    if (!items) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < q->len; i++)
+        items[i] = q->items[(q->head + i) % q->cap];
+    PyMem_Free(q->items);
+    q->items = items;
+    q->head = 0;
+    q->cap = cap;
+    return 0;
+}
+
+/* Steals item. */
+static int ring_push(QueueObject *q, PyObject *item, int front)
+{
+    if (q->len == q->cap && ring_grow(q) < 0) {
+        Py_DECREF(item);
+        return -1;
+    }
+    if (front) {
+        q->head = (q->head + q->cap - 1) % q->cap;
+        q->items[q->head] = item;
+    } else {
+        q->items[(q->head + q->len) % q->cap] = item;
+    }
+    q->len++;
+    return 0;
+}
+
+static PyObject *ring_pop(QueueObject *q)
+{
+    PyObject *item = q->items[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->len--;
+    return item;
+}
+
+static int is_full(QueueObject *q)
+{
+    return q->maxsize > 0 && q->len >= q->maxsize;
+}
+
+/* ---- moving items ---------------------------------------------------------------- */
+
+/* An item enters the queue (steals it): straight to a waiting getter if
+ * there is one, else into the buffer (at the front: an item given back). */
+static int enter(QueueObject *q, PyObject *item, int front)
+{
+    if (q->getters) {
+        q->getters->value = item;
+        return ua_waitq_wake_first(&q->getters) < 0 ? -1 : 0;
+    }
+    return ring_push(q, item, front);
+}
+
+/* A slot freed: the first waiting putter's item goes in, the putter wakes. */
+static int admit_putter(QueueObject *q)
+{
+    WaitObject *p = q->putters;
+    if (!p || is_full(q))
+        return 0;
+    PyObject *item = p->value;
+    p->value = NULL;
+    if (ua_waitq_wake_first(&q->putters) < 0) {
+        Py_DECREF(item);
+        return -1;
+    }
+    q->unfinished++;
+    return enter(q, item, 0);
+}
+
+static PyObject *take(QueueObject *q)
+{
+    PyObject *item = ring_pop(q);
+    if (admit_putter(q) < 0) {
+        Py_DECREF(item);
+        return NULL;
+    }
+    return item;
+}
+
+static int put_now(QueueObject *q, PyObject *item)
+{
+    q->unfinished++;
+    return enter(q, Py_NewRef(item), 0);
+}
+
+/* ---- the Waits ----------------------------------------------------------------------- */
+
+static PyObject *get_next(WaitObject *w)
+{
+    QueueObject *q = (QueueObject *)w->target;
+    if (w->handed && w->value) {
+        PyObject *item = w->value;
+        w->value = NULL;
+        w->state = 0xff;
+        return ua_wait_done(item);
+    }
+    if (q->len) {
+        w->state = 0xff;
+        return ua_wait_done(take(q));
+    }
+    w->state = 1;
+    return ua_wait_park(w, &q->getters);
+}
+
+static void get_thrown(WaitObject *w)
+{
+    if (w->value) {   /* handed an item, then cancelled: give it back */
+        PyObject *item = w->value;
+        w->value = NULL;
+        enter((QueueObject *)w->target, item, 1);
+    }
+}
+
+static PyObject *put_next(WaitObject *w)
+{
+    QueueObject *q = (QueueObject *)w->target;
+    if (w->handed) {   /* its item went in when a slot freed */
+        w->state = 0xff;
+        return ua_wait_done(Py_NewRef(Py_None));
+    }
+    if (!is_full(q)) {
+        PyObject *item = w->value;
+        w->value = NULL;
+        w->state = 0xff;
+        int rc = put_now(q, item);
+        Py_DECREF(item);
+        return rc < 0 ? NULL : ua_wait_done(Py_NewRef(Py_None));
+    }
+    w->state = 1;
+    return ua_wait_park(w, &q->putters);
+}
+
+static PyObject *join_next(WaitObject *w)
+{
+    QueueObject *q = (QueueObject *)w->target;
+    if (w->handed || !q->unfinished) {
+        w->state = 0xff;
+        return ua_wait_done(Py_NewRef(Py_None));
+    }
+    w->state = 1;
+    return ua_wait_park(w, &q->joiners);
+}
+
+/* ---- Python methods ---------------------------------------------------------------- */
+
+static int queue_init(QueueObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"maxsize", NULL};
+    Py_ssize_t maxsize = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Queue", kwlist, &maxsize))
+        return -1;
+    self->maxsize = maxsize;
+    return 0;
+}
+
+static PyObject *queue_get(QueueObject *self, PyObject *unused)
+{
+    return (PyObject *)ua_wait_new(W_GET, (PyObject *)self);
+}
+
+static PyObject *queue_put(QueueObject *self, PyObject *item)
+{
+    WaitObject *w = ua_wait_new(W_PUT, (PyObject *)self);
+    if (w)
+        w->value = Py_NewRef(item);
+    return (PyObject *)w;
+}
+
+static PyObject *queue_get_nowait(QueueObject *self, PyObject *unused)
+{
+    if (!self->len) {
+        PyErr_SetNone(QueueEmpty);
+        return NULL;
+    }
+    return take(self);
+}
+
+static PyObject *queue_put_nowait(QueueObject *self, PyObject *item)
+{
+    if (is_full(self)) {
+        PyErr_SetNone(QueueFull);
+        return NULL;
+    }
+    if (put_now(self, item) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *queue_task_done(QueueObject *self, PyObject *unused)
+{
+    if (self->unfinished <= 0) {
+        PyErr_SetString(PyExc_ValueError, "task_done() called too many times");
+        return NULL;
+    }
+    if (--self->unfinished == 0 && ua_waitq_wake_all(&self->joiners) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *queue_join(QueueObject *self, PyObject *unused)
+{
+    return (PyObject *)ua_wait_new(W_JOIN, (PyObject *)self);
+}
+
+static PyObject *queue_qsize(QueueObject *self, PyObject *unused)
+{
+    return PyLong_FromSsize_t(self->len);
+}
+
+static PyObject *queue_empty(QueueObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(!self->len);
+}
+
+static PyObject *queue_full(QueueObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(is_full(self));
+}
+
+static PyObject *queue_get_maxsize(QueueObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->maxsize);
+}
+
+static PyObject *queue_repr(QueueObject *self)
+{
+    return PyUnicode_FromFormat("<Queue maxsize=%zd qsize=%zd>", self->maxsize, self->len);
+}
+
+/* ---- object life ---------------------------------------------------------------------- */
+
+static int queue_traverse(QueueObject *self, visitproc visit, void *arg)
+{
+    for (Py_ssize_t i = 0; i < self->len; i++)
+        Py_VISIT(self->items[(self->head + i) % self->cap]);
+    return 0;
+}
+
+static int queue_clear(QueueObject *self)
+{
+    while (self->len)
+        Py_DECREF(ring_pop(self));
+    return 0;
+}
+
+static void queue_dealloc(QueueObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    ua_waitq_detach_all(&self->getters);
+    ua_waitq_detach_all(&self->putters);
+    ua_waitq_detach_all(&self->joiners);
+    queue_clear(self);
+    PyMem_Free(self->items);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef queue_methods[] = {
+    {"get", (PyCFunction)queue_get, METH_NOARGS, "Awaitable: remove and return an item, waiting for one."},
+    {"put", (PyCFunction)queue_put, METH_O, "Awaitable: put an item, waiting for a free slot."},
+    {"get_nowait", (PyCFunction)queue_get_nowait, METH_NOARGS, "An item now, or raise QueueEmpty."},
+    {"put_nowait", (PyCFunction)queue_put_nowait, METH_O, "Put now, or raise QueueFull."},
+    {"task_done", (PyCFunction)queue_task_done, METH_NOARGS, "One item taken out is processed."},
+    {"join", (PyCFunction)queue_join, METH_NOARGS, "Awaitable: wait until every item put is processed."},
+    {"qsize", (PyCFunction)queue_qsize, METH_NOARGS, "The number of items in the queue."},
+    {"empty", (PyCFunction)queue_empty, METH_NOARGS, "True if there is no item."},
+    {"full", (PyCFunction)queue_full, METH_NOARGS, "True if there are maxsize items."},
+    {NULL},
+};
+
+static PyGetSetDef queue_getset[] = {
+    {"maxsize", (getter)queue_get_maxsize, NULL, "the capacity (0: no limit)", NULL},
+    {NULL},
+};
+
+static PyTypeObject Queue_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.v3.Queue",
+    .tp_basicsize = sizeof(QueueObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Queue(maxsize=0): a FIFO queue for tasks (CPython's asyncio.Queue API).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)queue_init,
+    .tp_dealloc = (destructor)queue_dealloc,
+    .tp_traverse = (traverseproc)queue_traverse,
+    .tp_clear = (inquiry)queue_clear,
+    .tp_repr = (reprfunc)queue_repr,
+    .tp_methods = queue_methods,
+    .tp_getset = queue_getset,
+};
+
+int ua_v3_queue_ready(PyObject *m)
+{
+    ua_wait_kinds[W_GET].next = get_next;
+    ua_wait_kinds[W_GET].thrown = get_thrown;
+    ua_wait_kinds[W_PUT].next = put_next;
+    ua_wait_kinds[W_JOIN].next = join_next;
+    if (PyType_Ready(&Queue_Type) < 0 || PyModule_AddObjectRef(m, "Queue", (PyObject *)&Queue_Type) < 0)
+        return -1;
+    QueueEmpty = PyErr_NewExceptionWithDoc("uasyncio.v3.QueueEmpty", "get_nowait() on an empty Queue.",
+                                           NULL, NULL);
+    if (!QueueEmpty || PyModule_AddObjectRef(m, "QueueEmpty", QueueEmpty) < 0)
+        return -1;
+    QueueFull = PyErr_NewExceptionWithDoc("uasyncio.v3.QueueFull", "put_nowait() on a full Queue.", NULL, NULL);
+    if (!QueueFull || PyModule_AddObjectRef(m, "QueueFull", QueueFull) < 0)
+        return -1;
+    return 0;
+}

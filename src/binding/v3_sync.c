@@ -1,0 +1,378 @@
+/* uasyncio.v3's Event, Lock, Semaphore, BoundedSemaphore and ThreadSafeFlag.
+ *
+ * Each keeps a FIFO queue of Waits (v3_wait.c). A Lock or Semaphore is
+ * handed to its first waiter on release (the count does not go up), so no
+ * later task can take it first; a waiter cancelled after it was handed
+ * the lock passes it on. ThreadSafeFlag waits in the poller on an eventfd:
+ * set() writes to it, which is safe from any thread and from a signal
+ * handler, and wakes a loop blocked in epoll at once. */
+#include "v3.h"
+
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* ---- Event ---------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    WaitObject *waiters;
+    uint8_t state;
+} EventObject;
+
+static PyTypeObject Event_Type;
+
+static PyObject *event_set(EventObject *self, PyObject *unused)
+{
+    /* Every waiter is woken, in the order they came; each returns True
+     * even if the event is cleared before it runs (as MicroPython). */
+    self->state = 1;
+    if (ua_waitq_wake_all(&self->waiters) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *event_clear(EventObject *self, PyObject *unused)
+{
+    self->state = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *event_is_set(EventObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->state);
+}
+
+static PyObject *event_wait(EventObject *self, PyObject *unused)
+{
+    return (PyObject *)ua_wait_new(W_EVENT, (PyObject *)self);
+}
+
+static PyObject *event_wait_next(WaitObject *w)
+{
+    EventObject *ev = (EventObject *)w->target;
+    if (ev->state || w->handed) {
+        w->state = 0xff;
+        return ua_wait_done(Py_NewRef(Py_True));
+    }
+    w->state = 1;
+    return ua_wait_park(w, &ev->waiters);
+}
+
+static void event_dealloc(EventObject *self)
+{
+    ua_waitq_detach_all(&self->waiters);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef event_methods[] = {
+    {"set", (PyCFunction)event_set, METH_NOARGS, "Set the flag and wake every waiting task."},
+    {"clear", (PyCFunction)event_clear, METH_NOARGS, "Clear the flag."},
+    {"is_set", (PyCFunction)event_is_set, METH_NOARGS, "True if the flag is set."},
+    {"wait", (PyCFunction)event_wait, METH_NOARGS, "Awaitable: returns True once the flag is set."},
+    {NULL},
+};
+
+static PyTypeObject Event_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.v3.Event",
+    .tp_basicsize = sizeof(EventObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Event(): a flag tasks can wait for.",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)event_dealloc,
+    .tp_methods = event_methods,
+};
+
+/* ---- Lock, Semaphore, BoundedSemaphore ----------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    WaitObject *waiters;
+    Py_ssize_t value;       /* how many may acquire now (Lock: 1 free, 0 locked) */
+    Py_ssize_t bound;       /* BoundedSemaphore: the initial value; else -1 */
+    uint8_t is_lock;
+} SemObject;
+
+static PyTypeObject Lock_Type, Semaphore_Type, BoundedSemaphore_Type;
+
+static int sem_init(SemObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"value", NULL};
+    Py_ssize_t value = 1;
+    self->is_lock = PyObject_TypeCheck(self, &Lock_Type);
+    if (self->is_lock) {
+        if (!PyArg_ParseTupleAndKeywords(args, kwds, ":Lock", kwlist + 1))
+            return -1;
+    } else {
+        if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Semaphore", kwlist, &value))
+            return -1;
+        if (value < 0) {
+            PyErr_SetString(PyExc_ValueError, "Semaphore initial value must be >= 0");
+            return -1;
+        }
+    }
+    self->value = value;
+    self->bound = PyObject_TypeCheck(self, &BoundedSemaphore_Type) ? value : -1;
+    return 0;
+}
+
+/* Give one unit back: to the first waiter if there is one, else to the count. */
+static int sem_give(SemObject *self)
+{
+    int r = ua_waitq_wake_first(&self->waiters);
+    if (r < 0)
+        return -1;
+    if (!r)
+        self->value++;
+    return 0;
+}
+
+static PyObject *sem_release(SemObject *self, PyObject *unused)
+{
+    if (self->is_lock && self->value) {
+        PyErr_SetString(PyExc_RuntimeError, "Lock not acquired");
+        return NULL;
+    }
+    if (self->bound >= 0 && !self->waiters && self->value >= self->bound) {
+        PyErr_SetString(PyExc_ValueError, "BoundedSemaphore released too many times");
+        return NULL;
+    }
+    if (sem_give(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *sem_locked(SemObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->value == 0);
+}
+
+static PyObject *sem_acquire(SemObject *self, PyObject *unused)
+{
+    return (PyObject *)ua_wait_new(W_LOCK, (PyObject *)self);
+}
+
+static PyObject *lock_wait_next(WaitObject *w)
+{
+    SemObject *s = (SemObject *)w->target;
+    if (w->handed || (w->state == 0 && s->value > 0)) {
+        if (!w->handed)
+            s->value--;
+        w->handed = 0;
+        w->state = 0xff;
+        return ua_wait_done(Py_NewRef(Py_True));
+    }
+    w->state = 1;
+    return ua_wait_park(w, &s->waiters);
+}
+
+/* Cancelled after the lock was handed to it: pass it on. */
+static void lock_wait_thrown(WaitObject *w)
+{
+    if (w->handed) {
+        w->handed = 0;
+        if (sem_give((SemObject *)w->target) < 0)
+            PyErr_WriteUnraisable(w->target);
+    }
+}
+
+static PyObject *sem_aexit(SemObject *self, PyObject *args)
+{
+    if (!sem_release(self, NULL))
+        return NULL;
+    Py_DECREF(Py_None);
+    return (PyObject *)ua_wait_new(W_NONE, NULL);
+}
+
+static PyObject *sem_repr(SemObject *self)
+{
+    return PyUnicode_FromFormat("<%s %s waiters=%s value=%zd>", ua_type_name(Py_TYPE(self)),
+                                self->value ? "unlocked" : "locked", self->waiters ? "yes" : "no",
+                                self->value);
+}
+
+static void sem_dealloc(SemObject *self)
+{
+    ua_waitq_detach_all(&self->waiters);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef sem_methods[] = {
+    {"acquire", (PyCFunction)sem_acquire, METH_NOARGS, "Awaitable: wait until acquired (FIFO); returns True."},
+    {"release", (PyCFunction)sem_release, METH_NOARGS, "Release; the first waiter gets it."},
+    {"locked", (PyCFunction)sem_locked, METH_NOARGS, "True if it cannot be acquired now."},
+    {"__aenter__", (PyCFunction)sem_acquire, METH_NOARGS, NULL},
+    {"__aexit__", (PyCFunction)sem_aexit, METH_VARARGS, NULL},
+    {NULL},
+};
+
+static PyTypeObject Lock_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.v3.Lock",
+    .tp_basicsize = sizeof(SemObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Lock(): a mutual exclusion lock for tasks, FIFO; `async with lock:`.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)sem_init,
+    .tp_dealloc = (destructor)sem_dealloc,
+    .tp_repr = (reprfunc)sem_repr,
+    .tp_methods = sem_methods,
+};
+
+static PyTypeObject Semaphore_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.v3.Semaphore",
+    .tp_basicsize = sizeof(SemObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Semaphore(value=1): at most value holders at once, FIFO; `async with sem:`.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)sem_init,
+    .tp_dealloc = (destructor)sem_dealloc,
+    .tp_repr = (reprfunc)sem_repr,
+    .tp_methods = sem_methods,
+};
+
+static PyTypeObject BoundedSemaphore_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.v3.BoundedSemaphore",
+    .tp_basicsize = sizeof(SemObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "BoundedSemaphore(value=1): a Semaphore that refuses to be released above value.",
+    .tp_base = &Semaphore_Type,
+};
+
+/* ---- ThreadSafeFlag ---------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    int efd;
+    int state;              /* set, read and written atomically */
+    WaitObject *waiter;     /* the one task waiting (borrowed), or NULL */
+    PyObject *ioread;       /* IORead(efd), yielded to wait in the poller */
+} FlagObject;
+
+static PyTypeObject Flag_Type;
+
+static PyObject *flag_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) || (kwds && PyDict_GET_SIZE(kwds))) {
+        PyErr_SetString(PyExc_TypeError, "ThreadSafeFlag() takes no arguments");
+        return NULL;
+    }
+    FlagObject *self = (FlagObject *)type->tp_alloc(type, 0);
+    if (!self)
+        return NULL;
+    self->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (self->efd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        Py_DECREF(self);
+        return NULL;
+    }
+    PyObject *fd = PyLong_FromLong(self->efd);
+    self->ioread = fd ? ua_syscall_new(&IORead_Type, fd) : NULL;
+    Py_XDECREF(fd);
+    if (!self->ioread) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *flag_set(FlagObject *self, PyObject *unused)
+{
+    /* Only an atomic store and a write(2): safe from another thread or a
+     * signal handler; the write makes the waiting loop's epoll return. */
+    __atomic_store_n(&self->state, 1, __ATOMIC_SEQ_CST);
+    uint64_t one = 1;
+    while (write(self->efd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+    Py_RETURN_NONE;
+}
+
+static PyObject *flag_clear(FlagObject *self, PyObject *unused)
+{
+    __atomic_store_n(&self->state, 0, __ATOMIC_SEQ_CST);
+    Py_RETURN_NONE;
+}
+
+static PyObject *flag_wait(FlagObject *self, PyObject *unused)
+{
+    return (PyObject *)ua_wait_new(W_FLAG, (PyObject *)self);
+}
+
+static PyObject *flag_wait_next(WaitObject *w)
+{
+    FlagObject *f = (FlagObject *)w->target;
+    uint64_t n;
+    while (read(f->efd, &n, sizeof n) < 0 && errno == EINTR)
+        ;
+    if (__atomic_exchange_n(&f->state, 0, __ATOMIC_SEQ_CST)) {
+        if (f->waiter == w)
+            f->waiter = NULL;
+        w->state = 0xff;
+        return ua_wait_done(Py_NewRef(Py_None));
+    }
+    if (f->waiter && f->waiter != w) {
+        PyErr_SetString(PyExc_RuntimeError, "ThreadSafeFlag: another task is already waiting");
+        return NULL;
+    }
+    TaskObject *cur = ua_v3_current_or_error("ThreadSafeFlag.wait()");
+    if (!cur)
+        return NULL;
+    f->waiter = w;
+    w->task = cur;
+    cur->waiting = w;   /* in no queue: cancel() takes it out of the poller */
+    w->state = 1;
+    return Py_NewRef(f->ioread);
+}
+
+static void flag_wait_thrown(WaitObject *w)
+{
+    FlagObject *f = (FlagObject *)w->target;
+    if (f->waiter == w)
+        f->waiter = NULL;
+}
+
+static void flag_dealloc(FlagObject *self)
+{
+    if (self->efd >= 0)
+        close(self->efd);
+    Py_CLEAR(self->ioread);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef flag_methods[] = {
+    {"set", (PyCFunction)flag_set, METH_NOARGS,
+     "Set the flag; safe from any thread or a signal handler, wakes the loop at once."},
+    {"clear", (PyCFunction)flag_clear, METH_NOARGS, "Clear the flag."},
+    {"wait", (PyCFunction)flag_wait, METH_NOARGS,
+     "Awaitable: wait until the flag is set, then clear it. One task at a time."},
+    {NULL},
+};
+
+static PyTypeObject Flag_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.v3.ThreadSafeFlag",
+    .tp_basicsize = sizeof(FlagObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "ThreadSafeFlag(): a flag set from any thread or signal handler, awaited by one task.",
+    .tp_new = flag_new,
+    .tp_dealloc = (destructor)flag_dealloc,
+    .tp_methods = flag_methods,
+};
+
+int ua_v3_sync_ready(PyObject *m)
+{
+    ua_wait_kinds[W_EVENT].next = event_wait_next;
+    ua_wait_kinds[W_LOCK].next = lock_wait_next;
+    ua_wait_kinds[W_LOCK].thrown = lock_wait_thrown;
+    ua_wait_kinds[W_FLAG].next = flag_wait_next;
+    ua_wait_kinds[W_FLAG].thrown = flag_wait_thrown;
+    PyTypeObject *types[] = {&Event_Type, &Lock_Type, &Semaphore_Type, &BoundedSemaphore_Type, &Flag_Type};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (PyType_Ready(types[i]) < 0 ||
+            PyModule_AddObjectRef(m, ua_type_name(types[i]), (PyObject *)types[i]) < 0)
+            return -1;
+    return 0;
+}

@@ -1,0 +1,307 @@
+"""uasyncio.v3: wait_for, wait_for_ms and gather, with every cancellation path."""
+import pytest
+
+from v3util import aio, both, run_both  # noqa: F401 - fixtures
+
+
+async def value_after(aio, delay, value):
+    await aio.sleep(delay)
+    return value
+
+
+async def fail_after(aio, delay, exc):
+    await aio.sleep(delay)
+    raise exc
+
+
+# ---- wait_for ----------------------------------------------------------------
+
+def test_wait_for_in_time_returns_the_value(both):
+    async def main():
+        return await both.wait_for(value_after(both, 0.001, "v"), 5)
+    assert both.run(main()) == "v"
+
+
+def test_wait_for_times_out_and_cancels(both):
+    out = []
+
+    async def slow():
+        try:
+            await both.sleep(10)
+        except both.CancelledError:
+            out.append("inner cancelled")
+            raise
+
+    async def main():
+        try:
+            await both.wait_for(slow(), 0.01)
+        except both.TimeoutError:
+            out.append("timeout")
+        return out
+    assert both.run(main()) == ["inner cancelled", "timeout"]
+
+
+def test_wait_for_propagates_the_exception(both):
+    async def main():
+        with pytest.raises(KeyError):
+            await both.wait_for(fail_after(both, 0, KeyError("k")), 1)
+        return 1
+    assert both.run(main()) == 1
+
+
+def test_wait_for_none_is_no_timeout(both):
+    async def main():
+        return await both.wait_for(value_after(both, 0.01, 3), None)
+    assert both.run(main()) == 3
+
+
+def test_wait_for_a_task(both):
+    async def main():
+        t = both.create_task(value_after(both, 0, "t"))
+        return await both.wait_for(t, 1)
+    assert both.run(main()) == "t"
+
+
+def test_wait_for_result_is_never_lost(both):
+    """The inner task catches the cancellation and returns a value: the
+    value comes back instead of TimeoutError."""
+    async def stubborn():
+        try:
+            await both.sleep(10)
+        except both.CancelledError:
+            return "kept"
+
+    async def main():
+        return await both.wait_for(stubborn(), 0.01)
+    assert both.run(main()) == "kept"
+
+
+def test_wait_for_ms(aio):
+    async def main():
+        with pytest.raises(aio.TimeoutError):
+            await aio.wait_for_ms(aio.sleep(10), 5)
+        return await aio.wait_for_ms(value_after(aio, 0, 7), 100)
+    assert aio.run(main()) == 7
+
+
+def test_wait_for_zero_timeout(aio):
+    async def main():
+        with pytest.raises(aio.TimeoutError):
+            await aio.wait_for(aio.sleep(1), 0)
+        return 1
+    assert aio.run(main()) == 1
+
+
+def test_cancelling_the_waiter_cancels_the_inner_task(aio):
+    out = []
+
+    async def inner():
+        try:
+            await aio.sleep(10)
+        except aio.CancelledError:
+            out.append("inner")
+            raise
+
+    async def waiter():
+        try:
+            await aio.wait_for(inner(), 5)
+        except aio.CancelledError:
+            out.append("waiter")
+            raise
+
+    async def main():
+        t = aio.create_task(waiter())
+        await aio.sleep(0)
+        await aio.sleep(0)
+        t.cancel()
+        with pytest.raises(aio.CancelledError):
+            await t
+        await aio.sleep(0)
+        return sorted(out)
+    assert aio.run(main()) == ["inner", "waiter"]
+
+
+def test_cancel_in_wait_for_same_as_asyncio():
+    def program(aio, out):
+        async def inner():
+            try:
+                await aio.sleep(10)
+            except aio.CancelledError:
+                out.append("inner cancelled")
+                raise
+
+        async def waiter():
+            try:
+                await aio.wait_for(inner(), 5)
+            except aio.CancelledError:
+                out.append("waiter cancelled")
+                raise
+
+        async def main():
+            t = aio.create_task(waiter())
+            await aio.sleep(0.01)
+            t.cancel()
+            try:
+                await t
+            except aio.CancelledError:
+                out.append("main saw it")
+            await aio.sleep(0.01)
+            return len(out)
+        return main()
+    a, b = run_both(program)
+    assert sorted(map(str, a)) == sorted(map(str, b))
+
+
+def test_wait_for_rejects_bad_arguments(aio):
+    with pytest.raises(TypeError):
+        aio.wait_for(5, 1)
+    c = value_after(aio, 0, 1)
+    with pytest.raises(TypeError):
+        aio.wait_for(c, "x")
+    c.close()
+
+
+def test_wait_for_outside_a_task(aio):
+    w = aio.wait_for(aio.sleep(0), 1)
+    with pytest.raises(RuntimeError):
+        w.send(None)
+
+
+# ---- gather ------------------------------------------------------------------
+
+def test_gather_results_in_order(both):
+    async def main():
+        return await both.gather(value_after(both, 0.02, "a"), value_after(both, 0.01, "b"),
+                                 both.create_task(value_after(both, 0, "c")))
+    assert both.run(main()) == ["a", "b", "c"]
+
+
+def test_gather_nothing(both):
+    async def main():
+        return await both.gather()
+    assert both.run(main()) == []
+
+
+def test_gather_first_exception_wins(both):
+    async def main():
+        try:
+            await both.gather(value_after(both, 0.01, 1), fail_after(both, 0, ValueError("first")),
+                              fail_after(both, 0.005, KeyError("second")))
+        except Exception as e:   # noqa: B902
+            return type(e).__name__, str(e)
+    assert both.run(main()) == ("ValueError", "first")
+
+
+def test_gather_return_exceptions(both):
+    async def main():
+        res = await both.gather(value_after(both, 0, 1), fail_after(both, 0, ValueError("v")),
+                                return_exceptions=True)
+        return res[0], type(res[1]).__name__
+    assert both.run(main()) == (1, "ValueError")
+
+
+def test_gather_of_done_tasks(both):
+    async def main():
+        t1 = both.create_task(value_after(both, 0, 1))
+        t2 = both.create_task(value_after(both, 0, 2))
+        await both.sleep(0.01)
+        return await both.gather(t1, t2)
+    assert both.run(main()) == [1, 2]
+
+
+def test_cancelling_the_gather_cancels_the_rest(both):
+    out = []
+
+    async def child(n):
+        try:
+            await both.sleep(10)
+        except both.CancelledError:
+            out.append(n)
+            raise
+
+    async def gatherer():
+        await both.gather(child(1), child(2))
+
+    async def main():
+        t = both.create_task(gatherer())
+        await both.sleep(0.01)
+        t.cancel()
+        try:
+            await t
+        except both.CancelledError:
+            out.append("gather cancelled")
+        await both.sleep(0.01)
+        return sorted(map(str, out))
+    assert both.run(main()) == ["1", "2", "gather cancelled"]
+
+
+def test_gather_with_a_child_cancelled(both):
+    async def main():
+        t = both.create_task(value_after(both, 10, 1))
+        other = both.create_task(value_after(both, 0.01, 2))
+
+        async def cancel_soon():
+            await both.sleep(0.001)
+            t.cancel()
+        both.create_task(cancel_soon())
+        try:
+            await both.gather(t, other)
+        except both.CancelledError:
+            return "cancelled", await other
+    assert both.run(main()) == ("cancelled", 2)
+
+
+def test_gather_rejects_a_non_awaitable(both):
+    async def main():
+        with pytest.raises(TypeError):
+            await both.gather(1)
+        return 1
+    assert both.run(main()) == 1
+
+
+def test_gather_a_task_already_awaited_elsewhere_raises(aio):
+    async def waiter(t):
+        return await t
+
+    async def main():
+        t = aio.create_task(value_after(aio, 0.01, 1))
+        w = aio.create_task(waiter(t))
+        await aio.sleep(0)
+        with pytest.raises(RuntimeError, match="can't gather"):
+            aio.gather(t)
+        return await w
+    assert aio.run(main()) == 1
+
+
+def test_a_task_in_two_gathers_raises(aio):
+    async def main():
+        t = aio.create_task(value_after(aio, 0.01, 1))
+        g = aio.gather(t)
+        with pytest.raises(RuntimeError, match="can't gather"):
+            aio.gather(t)
+        c = value_after(aio, 0, 1)
+        with pytest.raises(RuntimeError, match="can't gather"):
+            aio.gather(c, t, t)
+        c.close()
+        with pytest.raises(RuntimeError, match="can't wait"):
+            await t
+        return await g
+    assert aio.run(main()) == [1]
+
+
+def test_gather_failure_leaves_the_others_running(aio):
+    async def main():
+        slow = aio.create_task(value_after(aio, 0.01, "slow"))
+        with pytest.raises(ValueError):
+            await aio.gather(slow, fail_after(aio, 0, ValueError()))
+        assert not slow.done()
+        return await slow
+    assert aio.run(main()) == "slow"
+
+
+def test_gather_of_gathers(both):
+    async def main():
+        g1 = both.gather(value_after(both, 0, 1), value_after(both, 0, 2))
+        g2 = both.gather(value_after(both, 0, 3))
+        return await both.gather(g1, g2) if both.__name__ == "asyncio" else [await g1, await g2]
+    assert both.run(main()) == [[1, 2], [3]]
