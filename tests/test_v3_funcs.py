@@ -303,5 +303,5 @@ def test_gather_of_gathers(both):
     async def main():
         g1 = both.gather(value_after(both, 0, 1), value_after(both, 0, 2))
         g2 = both.gather(value_after(both, 0, 3))
-        return await both.gather(g1, g2) if both.__name__ == "asyncio" else [await g1, await g2]
+        return await both.gather(g1, g2)
     assert both.run(main()) == [[1, 2], [3]]

@@ -201,7 +201,7 @@ static int gatherable(PyObject *aw)
         }
         return 1;
     }
-    if (PyCoro_CheckExact(aw) || PyGen_Check(aw))
+    if (PyCoro_CheckExact(aw) || PyGen_Check(aw) || Py_IS_TYPE(aw, &Wait_Type))
         return 1;
     PyErr_Format(PyExc_TypeError, "gather() expects coroutines or Tasks, not %.100s", Py_TYPE(aw)->tp_name);
     return 0;
