@@ -202,8 +202,8 @@ static PyMethodDef sem_methods[] = {
     {"acquire", (PyCFunction)sem_acquire, METH_NOARGS, "Awaitable: wait until acquired (FIFO); returns True."},
     {"release", (PyCFunction)sem_release, METH_NOARGS, "Release; the first waiter gets it."},
     {"locked", (PyCFunction)sem_locked, METH_NOARGS, "True if it cannot be acquired now."},
-    {"__aenter__", (PyCFunction)sem_acquire, METH_NOARGS, NULL},
-    {"__aexit__", (PyCFunction)sem_aexit, METH_VARARGS, NULL},
+    {"__aenter__", (PyCFunction)sem_acquire, METH_NOARGS, "async with: acquire."},
+    {"__aexit__", (PyCFunction)sem_aexit, METH_VARARGS, "async with: release."},
     {NULL},
 };
 

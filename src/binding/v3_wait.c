@@ -225,9 +225,10 @@ static PyObject *wait_repr(WaitObject *w)
 }
 
 static PyMethodDef wait_methods[] = {
-    {"send", (PyCFunction)wait_send, METH_O, NULL},
-    {"throw", (PyCFunction)wait_throw, METH_VARARGS, NULL},
-    {"close", (PyCFunction)wait_close, METH_NOARGS, NULL},
+    {"send", (PyCFunction)wait_send, METH_O, "send(v): the coroutine protocol (v is ignored)."},
+    {"throw", (PyCFunction)wait_throw, METH_VARARGS,
+     "throw(exc): stop waiting (undoing what was handed over) and raise exc."},
+    {"close", (PyCFunction)wait_close, METH_NOARGS, "Stop waiting."},
     {NULL},
 };
 
@@ -285,5 +286,7 @@ int ua_v3_wait_ready(PyObject *m)
 {
     ua_wait_kinds[W_TASK].next = task_wait_next;
     ua_wait_kinds[W_NONE].next = none_next;
-    return PyType_Ready(&Wait_Type);
+    if (PyType_Ready(&Wait_Type) < 0)
+        return -1;
+    return PyModule_AddObjectRef(m, "Wait", (PyObject *)&Wait_Type);
 }

@@ -28,6 +28,7 @@ Lock = _v3.Lock
 Semaphore = _v3.Semaphore
 BoundedSemaphore = _v3.BoundedSemaphore
 Queue = _v3.Queue
+Wait = _v3.Wait
 QueueEmpty = _v3.QueueEmpty
 QueueFull = _v3.QueueFull
 
