@@ -108,6 +108,7 @@ load-asan: asan-build
 
 bench: deps build
 	$(PYTHON) bench/run.py
+	$(PYTHON) bench/v3.py
 
 clean:
 	rm -rf build uasyncio/*.so

@@ -318,6 +318,86 @@ def signal_scenario():
     assert log == ["interrupted", "finally"], log
 
 
+def v3_scenario():
+    """uasyncio.v3: tasks, every wait and its cancellation, gather, wait_for,
+    the exception handler, bad input, and a loop closed with tasks pending."""
+    import threading
+
+    import uasyncio.v3 as v3
+    loop = v3.new_event_loop()
+    log = []
+    loop.set_exception_handler(lambda lp, ctx: log.append(ctx["message"]))
+
+    async def value(ms, v):
+        await v3.sleep_ms(ms)
+        return v
+
+    async def fail(ms):
+        await v3.sleep_ms(ms)
+        raise ValueError("x")
+
+    async def cancelled_in(aw):
+        t = v3.create_task(aw)
+        await v3.sleep(0)
+        t.cancel()
+        try:
+            await t
+        except v3.CancelledError:
+            log.append("cancelled")
+
+    async def main():
+        t = v3.create_task(value(1, 1))
+        t.add_done_callback(lambda task: log.append(task.result()))
+        log.append(await t)
+        log.append(await v3.gather(value(0, 2), fail(0), return_exceptions=True))
+        try:
+            await v3.gather(value(5, 3), fail(0))
+        except ValueError:
+            log.append("gather failed")
+        try:
+            await v3.wait_for(value(100, 4), 0.001)
+        except v3.TimeoutError:
+            log.append("timeout")
+        log.append(await v3.wait_for_ms(value(0, 5), 100))
+        ev, lock, q, flag = v3.Event(), v3.Lock(), v3.Queue(1), v3.ThreadSafeFlag()
+        sem = v3.BoundedSemaphore(1)
+        await lock.acquire()
+        await sem.acquire()
+        q.put_nowait(0)
+        for aw in (v3.sleep(10), value(10, 0), v3.gather(value(10, 0)), v3.wait_for(value(10, 0), 5),
+                   ev.wait(), lock.acquire(), sem.acquire(), q.put(1), v3.Queue().get(), q.join(),
+                   flag.wait()):
+            await cancelled_in(aw)
+        lock.release()
+        sem.release()
+        threading.Timer(0.001, flag.set).start()
+        await flag.wait()
+        v3.create_task(fail(0))       # to the handler
+        await v3.sleep_ms(2)
+        for bad in (lambda: v3.create_task(1), lambda: v3.current_task().cancel(), lock.release,
+                    lambda: v3.gather(5)):
+            try:
+                bad()
+            except (TypeError, RuntimeError):
+                log.append("bad")
+        g = v3.create_task(value(1, 0))
+        gathered = v3.gather(g)
+        try:
+            v3.gather(g)
+        except RuntimeError:
+            log.append("two gathers")
+        await gathered
+        return "main"
+
+    log.append(loop.run_until_complete(main()))
+    v3.create_task(value(10000, 0))   # pending when the loop closes
+    loop.close()
+    assert "timeout" in log and "two gathers" in log and log.count("cancelled") == 11, log
+    loop = v3.new_event_loop(virtual_clock=True)
+    loop.run_until_complete(value(3600 * 1000, 0))
+    loop.close()
+
+
 def rounds():
     for _ in range(20):
         scenario()
@@ -327,6 +407,7 @@ def rounds():
         assert "timeout" in log and sum(isinstance(e, OSError) for e in log) >= 2, log
         thread_scenario()
         signal_scenario()
+        v3_scenario()
 
 
 def main():
