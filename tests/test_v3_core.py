@@ -582,7 +582,7 @@ def test_v2_and_v3_share_the_loop_code(aio):
 
 
 def test_task_size_is_small():
-    assert v3.Task.__basicsize__ <= 128
+    assert v3.Task.__basicsize__ <= 80   # 96 bytes with the GC header
     assert sys.getsizeof(v3.Task) > 0
 
 

@@ -11,9 +11,17 @@
  * that the primitive returns. It links itself into the primitive's queue of
  * waiters and yields False, which parks the task off every loop queue; the
  * primitive wakes it with ua_loop_wake(). The task knows the Wait it is
- * parked on, so cancel() unlinks it with no search. */
+ * parked on, so cancel() unlinks it with no search.
+ *
+ * Size: a Task is 80 bytes (96 with the GC header), so a parked task costs
+ * the Task, its coroutine and its sleep. Two things keep it there: what
+ * happens when a task ends (tasks awaiting it, its gather, done callbacks)
+ * is one queue of Waits, in order; and the Wait a task is parked on is kept
+ * in its record's timer fields, which are idle while it is parked. */
 #ifndef UA_V3_H
 #define UA_V3_H
+
+#include <string.h>
 
 #include "tasks.h"
 #include "awaitable.h"
@@ -23,7 +31,7 @@ enum {
     TF_EXC = 8,         /* ended with an exception (rec.aux holds it) */
     TF_CANCELLED = 16,  /* ended with CancelledError */
     TF_RETRIEVED = 32,  /* its outcome was awaited or asked for */
-    TF_HANDLED = 64,    /* (unused bit kept for the loop) */
+    TF_PARKED = 64,     /* parked on a Wait: rec.timer holds it (ua_task_waiting) */
 };
 
 typedef struct WaitObject WaitObject;
@@ -34,10 +42,9 @@ typedef struct TaskObject {
                                      * exception while live, outcome once done */
     LoopObject *loop;               /* borrowed: the loop holding it, NULL after */
     struct TaskObject *lprev, *lnext;   /* in loop->v3_tasks */
-    WaitObject *waiting;            /* the Wait it is parked on, or NULL */
-    WaitObject *awaiters;           /* queue of Waits on this task */
-    WaitObject *gather;             /* the gather it belongs to (borrowed), or NULL */
-    PyObject *callbacks;            /* done callbacks: NULL or a list */
+    WaitObject *doneq;              /* what its end does, in order: Waits of tasks
+                                     * awaiting it (W_TASK, W_WAITFOR), its gather
+                                     * (W_GATHER_CHILD), done callbacks (W_CALLBACK) */
 } TaskObject;
 
 #define TASK_OF(r) ((TaskObject *)((char *)(r) - offsetof(TaskObject, rec)))
@@ -55,6 +62,8 @@ enum {
     W_JOIN,         /* Queue.join */
     W_FLAG,         /* ThreadSafeFlag: in the poller, not in a queue */
     W_NONE,         /* already done: gives None (what __aexit__ returns) */
+    W_GATHER_CHILD, /* in a task's doneq: target the gather it belongs to */
+    W_CALLBACK,     /* in a task's doneq: value the done callback */
     W_NKINDS
 };
 
@@ -62,7 +71,7 @@ struct WaitObject {
     PyObject_HEAD
     WaitObject *next, *prev;    /* in the target's queue (circular) */
     WaitObject **queue;         /* that queue's head while linked, else NULL */
-    TaskObject *task;           /* the task parked on it (borrowed, while parked) */
+    TaskObject *task;           /* the task parked on it (strong, while parked) */
     PyObject *target;           /* what it waits on (strong) */
     PyObject *value;            /* kind's data: the item handed over, results... */
     int32_t n;                  /* kind's counter: ms, tasks left to end... */
@@ -93,6 +102,26 @@ PyObject *ua_v3_outcome(TaskObject *t);                /* the result, or NULL wi
 LoopObject *ua_v3_loop(void);                          /* running loop or default v3 loop (new ref) */
 int ua_v3_task_ready(PyObject *module);
 
+/* The Wait a task is parked on (kept in its idle timer fields), or NULL. */
+static inline WaitObject *ua_task_waiting(TaskObject *t)
+{
+    WaitObject *w = NULL;
+    if (t->rec.flags & TF_PARKED)
+        memcpy(&w, &t->rec.timer, sizeof w);
+    return w;
+}
+
+static inline void ua_task_set_waiting(TaskObject *t, WaitObject *w)
+{
+    _Static_assert(sizeof(ua_timer) >= sizeof(WaitObject *), "a pointer fits in the timer fields");
+    if (w) {
+        memcpy(&t->rec.timer, &w, sizeof w);
+        t->rec.flags |= TF_PARKED;
+    } else {
+        t->rec.flags &= ~TF_PARKED;
+    }
+}
+
 /* v3_wait.c: queues of Waits, and the Wait type */
 WaitObject *ua_wait_new(int kind, PyObject *target);
 void ua_waitq_push(WaitObject **q, WaitObject *w);
@@ -104,6 +133,14 @@ void ua_waitq_detach_all(WaitObject **q);              /* the owner goes away */
 PyObject *ua_wait_park(WaitObject *w, WaitObject **q); /* link cur task into q, yield False */
 PyObject *ua_wait_done(PyObject *value);               /* end the await with value */
 int ua_wake_task(TaskObject *t);
+int ua_wait_hand(WaitObject *w);                       /* unlink, mark handed, wake its task */
+void ua_wait_release(WaitObject *w);                   /* its task stops waiting on it */
+/* A task's doneq: entries it owns (W_GATHER_CHILD, W_CALLBACK) and lookups. */
+int ua_doneq_add(TaskObject *t, int kind, PyObject *target, PyObject *value);
+void ua_doneq_remove(WaitObject *w);
+void ua_doneq_clear_owned(TaskObject *t);
+WaitObject *ua_task_gather(TaskObject *t);             /* its gather, or NULL */
+int ua_task_awaited(TaskObject *t);                    /* some task awaits it */
 int ua_v3_wait_ready(PyObject *module);
 
 /* v3_funcs.c, v3_sync.c, v3_queue.c, v3_loop.c */

@@ -33,15 +33,16 @@ static PyObject *waitfor_next(WaitObject *w)
         TaskObject *cur = ua_v3_current_or_error("wait_for()");
         if (!cur)
             return NULL;
-        if (t->gather) {
+        if (ua_task_gather(t)) {
             PyErr_SetString(PyExc_RuntimeError, "can't wait");
             return NULL;
         }
-        /* Parked in the inner task's waiters and, through the SleepMs it
-         * yields, in the timer heap: the first to come wakes it. */
-        ua_waitq_push(&t->awaiters, w);
-        w->task = cur;
-        cur->waiting = w;
+        /* Linked into the inner task's doneq and, through the SleepMs it
+         * yields, in the timer heap: the first to come wakes it. (Its timer
+         * fields are in use: cancel() does not find this Wait, and needs
+         * not: the thrown exception unlinks it.) */
+        ua_waitq_push(&t->doneq, w);
+        Py_XSETREF(w->task, (TaskObject *)Py_NewRef(cur));
         w->state = 1;
         return ua_sleep_ms_new(w->n);
     }
@@ -52,10 +53,10 @@ static PyObject *waitfor_next(WaitObject *w)
         if (ua_v3_cancel(t) < 0)
             return NULL;
         w->state = 2;
-        return ua_wait_park(w, &t->awaiters);
+        return ua_wait_park(w, &t->doneq);
     case 2:
         if (!TASK_DONE(t))
-            return ua_wait_park(w, &t->awaiters);
+            return ua_wait_park(w, &t->doneq);
         if (t->rec.flags & TF_CANCELLED) {
             t->rec.flags |= TF_RETRIEVED;
             w->state = 0xff;
@@ -119,16 +120,26 @@ static PyObject *mod_wait_for_ms(PyObject *m, PyObject *const *args, Py_ssize_t 
 
 /* ---- gather ------------------------------------------------------------------ */
 
+/* Take g's entry out of t's doneq: 1 if it was there. */
+static int unregister(WaitObject *g, TaskObject *t)
+{
+    for (WaitObject *w = t->doneq; w; w = w->next == t->doneq ? NULL : w->next)
+        if (w->kind == W_GATHER_CHILD && w->target == (PyObject *)g) {
+            ua_doneq_remove(w);
+            return 1;
+        }
+    return 0;
+}
+
 void ua_v3_gather_forget(WaitObject *g)
 {
     PyObject *tasks = g->target;
     if (!tasks || !PyTuple_Check(tasks))
         return;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tasks); i++) {
-        TaskObject *t = (TaskObject *)PyTuple_GET_ITEM(tasks, i);
-        if (t->gather == g)
-            t->gather = NULL;
-    }
+    Py_INCREF(tasks);   /* the removals drop references to g */
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tasks); i++)
+        unregister(g, (TaskObject *)PyTuple_GET_ITEM(tasks, i));
+    Py_DECREF(tasks);
 }
 
 void ua_v3_gather_child_done(WaitObject *g, TaskObject *child)
@@ -139,14 +150,8 @@ void ua_v3_gather_child_done(WaitObject *g, TaskObject *child)
         g->value = Py_NewRef(child);
     else if (--g->n > 0)
         return;
-    TaskObject *t = g->task;
-    if (t) {
-        g->task = NULL;
-        if (t->waiting == g)
-            t->waiting = NULL;
-        if (ua_wake_task(t) < 0)
-            PyErr_WriteUnraisable((PyObject *)g);
-    }
+    if (g->task && ua_wait_hand(g) < 0)
+        PyErr_WriteUnraisable((PyObject *)g);
 }
 
 static PyObject *gather_next(WaitObject *g)
@@ -180,21 +185,22 @@ static PyObject *gather_next(WaitObject *g)
 static void gather_thrown(WaitObject *g)
 {
     PyObject *tasks = g->target;
-    for (Py_ssize_t i = 0; tasks && i < PyTuple_GET_SIZE(tasks); i++) {
+    if (!tasks || !PyTuple_Check(tasks))
+        return;
+    Py_INCREF(tasks);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tasks); i++) {
         TaskObject *t = (TaskObject *)PyTuple_GET_ITEM(tasks, i);
-        if (t->gather != g)
-            continue;
-        t->gather = NULL;
-        if (ua_v3_cancel(t) < 0)
+        if (unregister(g, t) && ua_v3_cancel(t) < 0)
             PyErr_WriteUnraisable((PyObject *)t);
     }
+    Py_DECREF(tasks);
 }
 
 static int gatherable(PyObject *aw)
 {
     if (Py_IS_TYPE(aw, &Task_Type)) {
         TaskObject *t = (TaskObject *)aw;
-        if (!TASK_DONE(t) && (t->awaiters || t->gather)) {
+        if (!TASK_DONE(t) && (ua_task_awaited(t) || ua_task_gather(t))) {
             /* awaited elsewhere already, as MicroPython refuses it */
             PyErr_SetString(PyExc_RuntimeError, "can't gather");
             return 0;
@@ -247,7 +253,11 @@ static PyObject *mod_gather(PyObject *m, PyObject *args, PyObject *kwds)
     for (Py_ssize_t i = 0; i < n; i++) {
         TaskObject *t = (TaskObject *)PyTuple_GET_ITEM(tasks, i);
         if (!TASK_DONE(t)) {
-            t->gather = g;
+            if (ua_doneq_add(t, W_GATHER_CHILD, (PyObject *)g, NULL) < 0) {
+                ua_v3_gather_forget(g);
+                Py_DECREF(g);
+                return NULL;
+            }
             g->n++;
         } else if ((t->rec.flags & TF_EXC) && !return_exceptions && !g->value) {
             g->value = Py_NewRef(t);

@@ -321,8 +321,8 @@ static PyObject *flag_wait_next(WaitObject *w)
     if (!cur)
         return NULL;
     f->waiter = w;
-    w->task = cur;
-    cur->waiting = w;   /* in no queue: cancel() takes it out of the poller */
+    /* In the poller (its timer fields hold the fd): cancel() takes it out. */
+    Py_XSETREF(w->task, (TaskObject *)Py_NewRef(cur));
     w->state = 1;
     return Py_NewRef(f->ioread);
 }

@@ -65,11 +65,9 @@ void ua_v3_release_all(LoopObject *loop, int finalize)
     while (loop->v3_tasks) {
         TaskObject *t = loop->v3_tasks;
         Py_INCREF(t);
-        if (t->waiting) {
-            ua_waitq_unlink(t->waiting);
-            t->waiting->task = NULL;
-            t->waiting = NULL;
-        }
+        WaitObject *w = ua_task_waiting(t);
+        if (w)
+            ua_wait_release(w);
         t->rec.state = ST_NEW;
         list_release(t);
         if (finalize && !TASK_DONE(t) && t->rec.obj && (PyCoro_CheckExact(t->rec.obj) || PyGen_Check(t->rec.obj))) {
@@ -118,8 +116,7 @@ PyObject *ua_v3_create_task(LoopObject *loop, PyObject *coro)
     t->rec.obj = Py_NewRef(coro);
     t->loop = NULL;
     t->lprev = t->lnext = NULL;
-    t->waiting = t->awaiters = t->gather = NULL;
-    t->callbacks = NULL;
+    t->doneq = NULL;
     PyObject_GC_Track(t);
     if (ua_loop_queue(loop, &t->rec) < 0) {
         Py_DECREF(t);
@@ -143,18 +140,33 @@ PyObject *ua_v3_promote(PyObject *aw)
 
 /* ---- the end of a Task ------------------------------------------------------ */
 
-/* Schedule the done callbacks, each called as cb(task). */
-static int schedule_callbacks(LoopObject *loop, TaskObject *t)
+/* What the task's end does, in the order it was asked for: wake the tasks
+ * awaiting it, tell its gather, schedule the done callbacks (cb(task)).
+ * Returns -1 on error, else whether some task or gather takes the outcome. */
+static int run_doneq(LoopObject *loop, TaskObject *t)
 {
-    PyObject *cbs = t->callbacks;
-    t->callbacks = NULL;
-    PyObject *args = PyTuple_Pack(1, (PyObject *)t);
-    int rc = args ? 0 : -1;
-    for (Py_ssize_t i = 0; !rc && i < PyList_GET_SIZE(cbs); i++)
-        rc = ua_loop_call_soon(loop, PyList_GET_ITEM(cbs, i), args);
-    Py_XDECREF(args);
-    Py_DECREF(cbs);
-    return rc;
+    int rc = 0, awaited = 0;
+    while (t->doneq) {
+        WaitObject *w = t->doneq;
+        if (w->kind == W_GATHER_CHILD) {
+            ua_waitq_unlink(w);
+            awaited = 1;
+            ua_v3_gather_child_done((WaitObject *)w->target, t);
+            Py_DECREF(w);
+        } else if (w->kind == W_CALLBACK) {
+            ua_waitq_unlink(w);
+            PyObject *args = PyTuple_Pack(1, (PyObject *)t);
+            if (!args || ua_loop_call_soon(loop, w->value, args) < 0)
+                rc = -1;
+            Py_XDECREF(args);
+            Py_DECREF(w);
+        } else {
+            awaited = 1;
+            if (ua_wait_hand(w) < 0)
+                rc = -1;
+        }
+    }
+    return rc < 0 ? -1 : awaited;
 }
 
 int ua_v3_task_end(LoopObject *loop, ua_task *r, PySendResult sr, PyObject *result, PyObject **ret)
@@ -183,19 +195,11 @@ int ua_v3_task_end(LoopObject *loop, ua_task *r, PySendResult sr, PyObject *resu
             escape = 1;   /* KeyboardInterrupt, SystemExit: they stop the loop too */
     }
     Py_INCREF(t);
-    if (t->awaiters) {
-        awaited = 1;
-        if (ua_waitq_wake_all(&t->awaiters) < 0)
-            rc = -1;
-    }
-    if (t->gather) {
-        WaitObject *g = t->gather;
-        t->gather = NULL;
-        awaited = 1;
-        ua_v3_gather_child_done(g, t);
-    }
-    if (t->callbacks && schedule_callbacks(loop, t) < 0)
+    awaited = run_doneq(loop, t);
+    if (awaited < 0) {
+        awaited = 0;
         rc = -1;
+    }
     if (r->flags & F_MAIN) {
         awaited = 1;
         if (!rc) {
@@ -266,16 +270,17 @@ int ua_v3_cancel(TaskObject *t)
     }
     /* A task awaiting another task: the cancel goes down the chain, to the
      * task that really waits (its CancelledError comes back up). */
-    for (int depth = 0; depth < 10000 && t->waiting && t->waiting->kind == W_TASK; depth++) {
-        TaskObject *inner = (TaskObject *)t->waiting->target;
-        if (TASK_DONE(inner))
+    for (int depth = 0; depth < 10000; depth++) {
+        WaitObject *w = ua_task_waiting(t);
+        if (!w || w->kind != W_TASK || TASK_DONE((TaskObject *)w->target))
             break;
-        t = inner;
+        t = (TaskObject *)w->target;
     }
     if (!t->loop)
         return 0;   /* its loop was closed: it will never run again */
-    if (t->waiting)
-        ua_waitq_unlink(t->waiting);   /* its Wait undoes the rest when thrown into */
+    WaitObject *w = ua_task_waiting(t);
+    if (w)
+        ua_waitq_unlink(w);   /* its Wait undoes the rest when thrown into */
     PyObject *exc = PyObject_CallNoArgs(ua_v3_CancelledError);
     if (!exc)
         return -1;
@@ -351,9 +356,7 @@ static PyObject *task_add_done_callback(TaskObject *t, PyObject *args, PyObject 
             return NULL;
         Py_RETURN_NONE;
     }
-    if (!t->callbacks && !(t->callbacks = PyList_New(0)))
-        return NULL;
-    if (PyList_Append(t->callbacks, fn) < 0)
+    if (ua_doneq_add(t, W_CALLBACK, NULL, fn) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -361,14 +364,22 @@ static PyObject *task_add_done_callback(TaskObject *t, PyObject *args, PyObject 
 static PyObject *task_remove_done_callback(TaskObject *t, PyObject *fn)
 {
     Py_ssize_t removed = 0;
-    for (Py_ssize_t i = t->callbacks ? PyList_GET_SIZE(t->callbacks) - 1 : -1; i >= 0; i--) {
-        int eq = PyObject_RichCompareBool(PyList_GET_ITEM(t->callbacks, i), fn, Py_EQ);
-        if (eq < 0)
-            return NULL;
-        if (eq) {
-            if (PyList_SetSlice(t->callbacks, i, i + 1, NULL) < 0)
-                return NULL;
-            removed++;
+    for (int again = 1; again;) {   /* a comparison may change the queue: start over */
+        again = 0;
+        WaitObject *w = t->doneq;
+        while (w) {
+            if (w->kind == W_CALLBACK) {
+                int eq = PyObject_RichCompareBool(w->value, fn, Py_EQ);
+                if (eq < 0)
+                    return NULL;
+                if (eq) {
+                    ua_doneq_remove(w);
+                    removed++;
+                    again = 1;
+                    break;
+                }
+            }
+            w = w->next == t->doneq ? NULL : w->next;
         }
     }
     return PyLong_FromSsize_t(removed);
@@ -398,13 +409,15 @@ static int task_traverse(TaskObject *t, visitproc visit, void *arg)
 {
     Py_VISIT(t->rec.obj);
     Py_VISIT(t->rec.aux);
-    Py_VISIT(t->callbacks);
+    for (WaitObject *w = t->doneq; w; w = w->next == t->doneq ? NULL : w->next)
+        if (w->kind == W_GATHER_CHILD || w->kind == W_CALLBACK)
+            Py_VISIT(w);   /* the entries it owns */
     return 0;
 }
 
 static int task_clear(TaskObject *t)
 {
-    Py_CLEAR(t->callbacks);
+    ua_doneq_clear_owned(t);
     if (!t->loop) {   /* a live task's coroutine is the loop's to resume */
         Py_CLEAR(t->rec.obj);
         Py_CLEAR(t->rec.aux);
@@ -415,15 +428,13 @@ static int task_clear(TaskObject *t)
 static void task_dealloc(TaskObject *t)
 {
     PyObject_GC_UnTrack(t);
-    if (t->waiting) {
-        ua_waitq_unlink(t->waiting);
-        t->waiting->task = NULL;
-        t->waiting = NULL;
-    }
-    ua_waitq_detach_all(&t->awaiters);
+    /* No Wait parks it now (a parked Task is held by its Wait), and none
+     * awaits it (an awaiting Wait holds it): only owned entries are left. */
+    ua_task_set_waiting(t, NULL);
+    ua_doneq_clear_owned(t);
+    ua_waitq_detach_all(&t->doneq);
     PyObject *obj = t->rec.obj, *aux = t->rec.aux;
     t->rec.obj = t->rec.aux = NULL;
-    Py_CLEAR(t->callbacks);
     Py_XDECREF(aux);
     Py_XDECREF(obj);
     PyObject_GC_Del(t);

@@ -54,7 +54,7 @@ int ua_wake_task(TaskObject *t)
 }
 
 /* Hand the Wait what it waited for and wake its task. */
-static int hand(WaitObject *w)
+int ua_wait_hand(WaitObject *w)
 {
     ua_waitq_unlink(w);
     w->handed = 1;
@@ -62,23 +62,25 @@ static int hand(WaitObject *w)
     if (!t)
         return 0;
     w->task = NULL;
-    if (t->waiting == w)
-        t->waiting = NULL;
-    return ua_wake_task(t);
+    if (ua_task_waiting(t) == w)
+        ua_task_set_waiting(t, NULL);
+    int rc = ua_wake_task(t);
+    Py_DECREF(t);
+    return rc;
 }
 
 int ua_waitq_wake_first(WaitObject **q)
 {
     if (!*q)
         return 0;
-    return hand(*q) < 0 ? -1 : 1;
+    return ua_wait_hand(*q) < 0 ? -1 : 1;
 }
 
 int ua_waitq_wake_all(WaitObject **q)
 {
     int rc = 0;
     while (*q)
-        if (hand(*q) < 0)
+        if (ua_wait_hand(*q) < 0)
             rc = -1;
     return rc;
 }
@@ -97,8 +99,8 @@ PyObject *ua_wait_park(WaitObject *w, WaitObject **q)
     if (q)
         ua_waitq_push(q, w);
     w->handed = 0;
-    w->task = cur;
-    cur->waiting = w;
+    Py_XSETREF(w->task, (TaskObject *)Py_NewRef(cur));
+    ua_task_set_waiting(cur, w);
     Py_RETURN_FALSE;   /* the loop parks the task */
 }
 
@@ -141,14 +143,71 @@ WaitObject *ua_wait_new(int kind, PyObject *target)
 }
 
 /* The task stops waiting on w (resumed, or thrown into). */
-static void release_task(WaitObject *w)
+void ua_wait_release(WaitObject *w)
 {
     ua_waitq_unlink(w);
-    if (w->task) {
-        if (w->task->waiting == w)
-            w->task->waiting = NULL;
+    TaskObject *t = w->task;
+    if (t) {
         w->task = NULL;
+        if (ua_task_waiting(t) == w)
+            ua_task_set_waiting(t, NULL);
+        Py_DECREF(t);
     }
+}
+
+#define release_task ua_wait_release
+
+/* ---- a task's doneq ---------------------------------------------------------- */
+
+#define WQ_FOR(w, head) for (WaitObject *w = (head); w; w = w->next == (head) ? NULL : w->next)
+
+int ua_doneq_add(TaskObject *t, int kind, PyObject *target, PyObject *value)
+{
+    WaitObject *w = ua_wait_new(kind, target);
+    if (!w)
+        return -1;
+    w->value = Py_XNewRef(value);
+    ua_waitq_push(&t->doneq, w);   /* the queue keeps the reference */
+    return 0;
+}
+
+void ua_doneq_remove(WaitObject *w)
+{
+    ua_waitq_unlink(w);
+    Py_DECREF(w);
+}
+
+void ua_doneq_clear_owned(TaskObject *t)
+{
+    int again = 1;
+    while (again) {   /* a removal may run code that changes the queue: start over */
+        again = 0;
+        WQ_FOR(w, t->doneq) {
+            if (w->kind == W_GATHER_CHILD || w->kind == W_CALLBACK) {
+                ua_doneq_remove(w);
+                again = 1;
+                break;
+            }
+        }
+    }
+}
+
+WaitObject *ua_task_gather(TaskObject *t)
+{
+    WQ_FOR(w, t->doneq) {
+        if (w->kind == W_GATHER_CHILD)
+            return (WaitObject *)w->target;
+    }
+    return NULL;
+}
+
+int ua_task_awaited(TaskObject *t)
+{
+    WQ_FOR(w, t->doneq) {
+        if (w->kind == W_TASK || w->kind == W_WAITFOR)
+            return 1;
+    }
+    return 0;
 }
 
 static PyObject *wait_next(WaitObject *w)
@@ -191,6 +250,7 @@ static PyObject *wait_close(WaitObject *w, PyObject *unused)
 
 static int wait_traverse(WaitObject *w, visitproc visit, void *arg)
 {
+    Py_VISIT(w->task);
     Py_VISIT(w->target);
     Py_VISIT(w->value);
     return 0;
@@ -220,7 +280,7 @@ static PyObject *wait_repr(WaitObject *w)
 {
     static const char *names[W_NKINDS] = {"task", "wait_for", "gather", "Event.wait", "acquire",
                                          "Queue.get", "Queue.put", "Queue.join", "ThreadSafeFlag.wait",
-                                         "done"};
+                                         "done", "gather entry", "done callback"};
     return PyUnicode_FromFormat("<Wait %s %R>", names[w->kind], w->target ? w->target : Py_None);
 }
 
@@ -265,7 +325,7 @@ static PyObject *task_wait_next(WaitObject *w)
         w->state = 0xff;
         return ua_wait_done(ua_v3_outcome(t));
     }
-    if (t->gather) {
+    if (ua_task_gather(t)) {
         PyErr_SetString(PyExc_RuntimeError, "can't wait");   /* it belongs to a gather */
         return NULL;
     }
@@ -274,7 +334,7 @@ static PyObject *task_wait_next(WaitObject *w)
         return NULL;
     }
     w->state = 1;
-    return ua_wait_park(w, &t->awaiters);
+    return ua_wait_park(w, &t->doneq);
 }
 
 static PyObject *none_next(WaitObject *w)
@@ -282,10 +342,18 @@ static PyObject *none_next(WaitObject *w)
     return NULL;   /* ends at once, with None */
 }
 
+static PyObject *entry_next(WaitObject *w)
+{
+    PyErr_SetString(PyExc_RuntimeError, "a task's done entry cannot be awaited");
+    return NULL;
+}
+
 int ua_v3_wait_ready(PyObject *m)
 {
     ua_wait_kinds[W_TASK].next = task_wait_next;
     ua_wait_kinds[W_NONE].next = none_next;
+    ua_wait_kinds[W_GATHER_CHILD].next = entry_next;
+    ua_wait_kinds[W_CALLBACK].next = entry_next;
     if (PyType_Ready(&Wait_Type) < 0)
         return -1;
     return PyModule_AddObjectRef(m, "Wait", (PyObject *)&Wait_Type);
