@@ -624,3 +624,66 @@ def test_virtual_clock_runs_ready_tasks_first(aio):
     loop.run_until_complete(main())
     loop.close()
     assert out == [("spin", 0), ("spin", 0), ("spin", 0), ("slept", 10000)]
+
+
+# ---- bad input ---------------------------------------------------------------------
+
+def test_create_task_on_a_closed_loop_raises(aio):
+    loop = aio.new_event_loop()
+    loop.close()
+
+    async def f():
+        pass
+    c = f()
+    with pytest.raises(RuntimeError):
+        loop.create_task(c)
+    c.close()
+
+
+def test_a_wait_cannot_be_awaited_twice(aio):
+    async def main():
+        t = aio.create_task(aio.sleep(0))
+        w = t.__await__()
+        await w
+        with pytest.raises(RuntimeError):
+            await w
+        return 1
+    assert aio.run(main()) == 1
+
+
+def test_generator_coroutines_await_v3_primitives(aio):
+    def gen(ev, q):
+        yield from ev.wait()
+        item = yield from q.get()
+        return item
+
+    async def main():
+        ev, q = aio.Event(), aio.Queue()
+        t = aio.create_task(gen(ev, q))
+        await aio.sleep(0)
+        ev.set()
+        q.put_nowait("item")
+        return await t
+    assert aio.run(main()) == "item"
+
+
+def test_v3_waits_outside_a_v3_task_raise(loop):
+    """A v3 wait awaited in a 2.0 task is a clear error, not a hang."""
+    async def main():
+        with pytest.raises(RuntimeError):
+            await v3.Event().wait()
+        return 1
+    assert loop.run_until_complete(main()) == 1
+
+
+def test_task_repr(aio):
+    async def f():
+        return 1
+
+    async def main():
+        t = aio.create_task(f())
+        r1 = repr(t)
+        await t
+        return r1, repr(t)
+    r1, r2 = aio.run(main())
+    assert r1.startswith("<Task pending") and r2.startswith("<Task done")
