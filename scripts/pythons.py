@@ -3,7 +3,8 @@
 with the extension built by it (scripts/build_ext.py: setuptools, or its own
 sysconfig flags when it has none; a copy, because pyenv's 3.11 and Debian's
 would otherwise share one in-place file name) and runs them on it
-(UA_PKG_DIR, as make asan does).
+(UA_PKG_DIR, as make asan does). Each build is made with -Werror: no
+version may warn (deprecated API included).
 
     /usr/bin/python3 scripts/pythons.py             build and test on each, say which ran
     /usr/bin/python3 scripts/pythons.py --list      the interpreters found
@@ -129,8 +130,9 @@ def main():
         pkg = os.path.join("build", "pythons", name)
         copy_package(pkg)
         print("-- CPython %s (%s): build, core tests" % (name, exe), flush=True)
+        # -Werror: the build must stay warning-free on every version.
         r = subprocess.run([exe, "scripts/build_ext.py", "--build-lib", pkg, "--build-temp", pkg + "-tmp"],
-                           cwd=ROOT, env=env)
+                           cwd=ROOT, env=dict(env, UA_CFLAGS=(env.get("UA_CFLAGS", "") + " -Werror").strip()))
         if r.returncode == 0:
             r = subprocess.run([exe, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"] + PYTEST_WARNINGS
                                + tests, cwd=ROOT, env=dict(env, UA_PKG_DIR=pkg), stdout=subprocess.PIPE,
