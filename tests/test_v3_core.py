@@ -687,3 +687,20 @@ def test_task_repr(aio):
         return r1, repr(t)
     r1, r2 = aio.run(main())
     assert r1.startswith("<Task pending") and r2.startswith("<Task done")
+
+
+def test_one_wait_awaited_by_two_tasks_raises(aio):
+    async def main():
+        ev = aio.Event()
+        w = ev.wait()
+
+        async def waiter():
+            return await w
+        a = aio.create_task(waiter())
+        b = aio.create_task(waiter())
+        await aio.sleep(0)
+        with pytest.raises(RuntimeError):
+            await b
+        ev.set()
+        return await a
+    assert aio.run(main()) is True

@@ -281,3 +281,33 @@ def test_flag_waits_forever_without_busy_looping(aio):
 def test_v2_loop_has_call_soon_threadsafe_and_v3_loop_too(aio):
     assert callable(aio.get_event_loop().call_soon_threadsafe)
     assert callable(uasyncio.get_event_loop().call_soon_threadsafe)
+
+
+def test_call_soon_threadsafe_from_a_thread_sets_an_event(aio):
+    async def main():
+        loop = aio.get_event_loop()
+        ev = aio.Event()
+        threading.Timer(0.02, loop.call_soon_threadsafe, (ev.set,)).start()
+        return await aio.wait_for(ev.wait(), 10)
+    assert aio.run(main()) is True
+
+
+def test_pending_tasks_are_finalized_at_exit(tmp_path):
+    import subprocess
+    import sys
+    prog = tmp_path / "prog.py"
+    prog.write_text(
+        "import uasyncio.v3 as v3\n"
+        "async def f():\n"
+        "    try:\n"
+        "        await v3.sleep(100)\n"
+        "    finally:\n"
+        "        print('finally ran')\n"
+        "async def main():\n"
+        "    v3.create_task(f())\n"
+        "    await v3.sleep(0)\n"
+        "v3.run(main())\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, str(prog)], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "finally ran\n"

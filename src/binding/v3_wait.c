@@ -212,6 +212,10 @@ int ua_task_awaited(TaskObject *t)
 
 static PyObject *wait_next(WaitObject *w)
 {
+    if (w->task && w->task != ua_v3_current()) {
+        PyErr_SetString(PyExc_RuntimeError, "this wait is already awaited by another task");
+        return NULL;
+    }
     release_task(w);
     return ua_wait_kinds[w->kind].next(w);
 }
