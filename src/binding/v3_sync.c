@@ -156,7 +156,7 @@ static PyObject *sem_acquire(SemObject *self, PyObject *unused)
 static PyObject *lock_wait_next(WaitObject *w)
 {
     SemObject *s = (SemObject *)w->target;
-    if (w->handed || (w->state == 0 && s->value > 0)) {
+    if (w->handed || s->value > 0) {   /* a count left means nobody queues before it */
         if (!w->handed)
             s->value--;
         w->handed = 0;

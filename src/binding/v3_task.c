@@ -6,6 +6,7 @@
  * does: the exception goes to the loop's exception handler only if no task
  * awaited it in the meantime. */
 #include "v3.h"
+#include "compat.h"
 
 PyObject *ua_v3_CancelledError, *ua_v3_TimeoutError;
 static PyObject *InvalidStateError;
@@ -172,7 +173,7 @@ static int run_doneq(LoopObject *loop, TaskObject *t)
 int ua_v3_task_end(LoopObject *loop, ua_task *r, PySendResult sr, PyObject *result, PyObject **ret)
 {
     TaskObject *t = TASK_OF(r);
-    PyObject *type = NULL, *value = NULL, *tb = NULL;
+    PyObject *value = NULL;
     int rc = 0, escape = 0, awaited = 0;
     r->state = ST_NEW;
     r->kind = TASK_V3_DONE;
@@ -180,13 +181,11 @@ int ua_v3_task_end(LoopObject *loop, ua_task *r, PySendResult sr, PyObject *resu
     if (sr == PYGEN_RETURN) {
         r->aux = result;
     } else {
-        PyErr_Fetch(&type, &value, &tb);
-        PyErr_NormalizeException(&type, &value, &tb);
-        if (!value) {
-            value = Py_NewRef(Py_None);
-        } else if (tb) {
-            PyException_SetTraceback(value, tb);
-        }
+        value = ua_err_fetch();
+        if (!value)
+            value = PyObject_CallFunction(PyExc_SystemError, "s", "a task ended with no exception set");
+        if (!value)
+            value = ua_err_fetch();
         r->aux = Py_NewRef(value);
         r->flags |= TF_EXC;
         if (PyErr_GivenExceptionMatches(value, ua_v3_CancelledError))
@@ -221,13 +220,11 @@ int ua_v3_task_end(LoopObject *loop, ua_task *r, PySendResult sr, PyObject *resu
     if (escape) {
         if (rc == 1)
             Py_CLEAR(*ret);
-        PyErr_Restore(type, value, tb);
-        type = value = tb = NULL;
+        ua_err_restore(value);
+        value = NULL;
         rc = -1;
     }
-    Py_XDECREF(type);
     Py_XDECREF(value);
-    Py_XDECREF(tb);
     Py_DECREF(t);
     return rc;
 }

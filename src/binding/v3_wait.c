@@ -9,6 +9,7 @@
  * the kind undo what it was handed (a lock, an item). A free list makes a
  * wait cost no allocation in steady state. */
 #include "v3.h"
+#include "compat.h"
 
 ua_wait_ops ua_wait_kinds[W_NKINDS];
 
@@ -229,12 +230,11 @@ static void undo(WaitObject *w)
 {
     release_task(w);
     if (ua_wait_kinds[w->kind].thrown) {
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
+        PyObject *exc = ua_err_fetch();
         ua_wait_kinds[w->kind].thrown(w);
         if (PyErr_Occurred())
             PyErr_WriteUnraisable((PyObject *)w);
-        PyErr_Restore(type, value, tb);
+        ua_err_restore(exc);
     }
     w->state = 0xff;   /* finished: a later next() is an error */
 }
