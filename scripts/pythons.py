@@ -15,7 +15,8 @@ they borrow Debian's: its pytest, hypothesis and their dependencies are pure
 Python, and a folder of links to just those (build/testpath) goes on
 PYTHONPATH; nothing else of Debian's site-packages is seen. The core files:
 scheduling, streams, and for each subpackage of uasyncio the test file named
-after it (tests/test_<name>.py, or the first tests/test_<name>_*.py)."""
+after it (tests/test_<name>.py, else tests/test_<name>_core.py, else the first
+tests/test_<name>_*.py)."""
 import argparse
 import glob
 import os
@@ -98,6 +99,7 @@ def core_tests():
                    and not os.path.basename(p).startswith("_")} - {"core"})
     for name in subs:
         match = (glob.glob(os.path.join(ROOT, "tests", "test_%s.py" % name))
+                 or glob.glob(os.path.join(ROOT, "tests", "test_%s_core.py" % name))
                  or sorted(glob.glob(os.path.join(ROOT, "tests", "test_%s_*.py" % name))))
         if not match:
             sys.exit("no test file for the subpackage uasyncio.%s (tests/test_%s.py)" % (name, name))
