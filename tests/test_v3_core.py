@@ -40,6 +40,15 @@ def test_loop_is_reusable_after_an_exception(aio):
     assert aio.get_event_loop().run_until_complete(good()) == "ok"
 
 
+def test_module_run_until_complete(aio):
+    async def f():
+        await aio.sleep_ms(1)
+        return "r"
+    assert aio.run_until_complete(f()) == "r"
+    t = aio.create_task(f())
+    assert aio.run_until_complete(t) == "r"
+
+
 def test_create_task_returns_a_task_that_runs(both):
     async def child(out, n):
         out.append(n)

@@ -236,6 +236,16 @@ static PyObject *mod_run(PyObject *m, PyObject *coro)
     return r;
 }
 
+static PyObject *mod_run_until_complete(PyObject *m, PyObject *aw)
+{
+    LoopObject *loop = default_loop();
+    if (!loop)
+        return NULL;
+    PyObject *r = run_until_complete(loop, aw);
+    Py_DECREF(loop);
+    return r;
+}
+
 static PyObject *mod_create_task(PyObject *m, PyObject *coro)
 {
     LoopObject *loop = ua_v3_loop();
@@ -308,6 +318,8 @@ static PyObject *mod_close_default_loop(PyObject *m, PyObject *unused)
 
 static PyMethodDef v3_functions[] = {
     {"run", mod_run, METH_O, "run(coro): run coro as a task on the loop until it ends; returns its value."},
+    {"run_until_complete", mod_run_until_complete, METH_O,
+     "run_until_complete(aw): run the default loop until the task (or coroutine) ends; returns its value."},
     {"create_task", mod_create_task, METH_O, "create_task(coro): schedule coro; returns its Task."},
     {"current_task", mod_current_task, METH_NOARGS, "The Task running now."},
     {"sleep", mod_sleep, METH_O, "sleep(secs): awaitable."},

@@ -13,6 +13,7 @@ InvalidStateError = _v3.InvalidStateError
 Task = _v3.Task
 Loop = _v3.Loop
 run = _v3.run
+run_until_complete = _v3.run_until_complete
 create_task = _v3.create_task
 current_task = _v3.current_task
 sleep = _v3.sleep
