@@ -305,3 +305,47 @@ def test_gather_of_gathers(both):
         g2 = both.gather(value_after(both, 0, 3))
         return await both.gather(g1, g2)
     assert both.run(main()) == [[1, 2], [3]]
+
+
+def test_wait_for_cancelled_after_the_task_ended_returns_its_value(both):
+    """The inner task ended (its end woke the waiter) and the waiter is
+    cancelled before it runs: the value is returned, not lost."""
+    async def quick():
+        await both.sleep(0)
+        return "value"
+
+    async def waiter():
+        return await both.wait_for(quick(), 5)
+
+    async def main():
+        t = both.create_task(waiter())
+        await both.sleep(0)
+        await both.sleep(0)
+        t.cancel()
+        return await t
+    assert both.run(main()) == "value"
+
+
+def test_cancel_reaches_a_gathers_tasks_before_they_run_again(both):
+    out = []
+
+    async def child(n):
+        out.append(("start", n))
+        await both.sleep(0)
+        out.append(("end", n))
+
+    async def gatherer():
+        try:
+            await both.gather(child(1), child(2))
+        except both.CancelledError:
+            out.append("gather cancelled")
+            raise
+
+    async def main():
+        t = both.create_task(gatherer())
+        await both.sleep(0)
+        await both.sleep(0)
+        t.cancel()
+        await both.sleep(0.01)
+        return out
+    assert both.run(main()) == [("start", 1), ("start", 2), "gather cancelled"]

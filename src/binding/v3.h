@@ -150,5 +150,6 @@ int ua_v3_queue_ready(PyObject *module);
 int ua_v3_loop_ready(PyObject *module);
 void ua_v3_gather_child_done(WaitObject *g, TaskObject *child);
 void ua_v3_gather_forget(WaitObject *g);
+void ua_v3_gather_cancel(WaitObject *g);   /* cancel the tasks it still waits for */
 
 #endif

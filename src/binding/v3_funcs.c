@@ -182,7 +182,7 @@ static PyObject *gather_next(WaitObject *g)
 }
 
 /* The gathering task was cancelled: so are the tasks still running. */
-static void gather_thrown(WaitObject *g)
+void ua_v3_gather_cancel(WaitObject *g)
 {
     PyObject *tasks = g->target;
     if (!tasks || !PyTuple_Check(tasks))
@@ -282,6 +282,6 @@ int ua_v3_funcs_ready(PyObject *m)
     ua_wait_kinds[W_WAITFOR].next = waitfor_next;
     ua_wait_kinds[W_WAITFOR].thrown = waitfor_thrown;
     ua_wait_kinds[W_GATHER].next = gather_next;
-    ua_wait_kinds[W_GATHER].thrown = gather_thrown;
+    ua_wait_kinds[W_GATHER].thrown = ua_v3_gather_cancel;
     return PyModule_AddFunctions(m, funcs);
 }

@@ -278,6 +278,8 @@ int ua_v3_cancel(TaskObject *t)
     WaitObject *w = ua_task_waiting(t);
     if (w)
         ua_waitq_unlink(w);   /* its Wait undoes the rest when thrown into */
+    if (w && w->kind == W_GATHER)
+        ua_v3_gather_cancel(w);   /* its tasks at once, before they run again (as CPython) */
     PyObject *exc = PyObject_CallNoArgs(ua_v3_CancelledError);
     if (!exc)
         return -1;

@@ -239,8 +239,29 @@ static void undo(WaitObject *w)
     w->state = 0xff;   /* finished: a later next() is an error */
 }
 
+/* wait_for cancelled when the task it waits for has already ended (the
+ * end woke it, the cancel came before it ran): its outcome is given, not
+ * lost (as CPython's wait_for and MicroPython's since #8717). */
+static int ended_under_wait_for(WaitObject *w, PyObject *args)
+{
+    if (w->kind != W_WAITFOR || (w->state != 1 && w->state != 2) || !PyTuple_GET_SIZE(args))
+        return 0;
+    TaskObject *t = (TaskObject *)w->target;
+    if (!Py_IS_TYPE(t, &Task_Type) || !TASK_DONE(t) || (t->rec.flags & TF_CANCELLED))
+        return 0;
+    PyObject *typ = PyTuple_GET_ITEM(args, 0);
+    return PyExceptionInstance_Check(typ) ? PyErr_GivenExceptionMatches(typ, ua_v3_CancelledError)
+                                          : PyExceptionClass_Check(typ) &&
+                                                PyErr_GivenExceptionMatches(typ, ua_v3_CancelledError);
+}
+
 static PyObject *wait_throw(WaitObject *w, PyObject *args)
 {
+    if (ended_under_wait_for(w, args)) {
+        release_task(w);
+        w->state = 0xff;
+        return ua_wait_done(ua_v3_outcome((TaskObject *)w->target));
+    }
     undo(w);
     return ua_raise_thrown(args);
 }
