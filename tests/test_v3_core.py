@@ -713,3 +713,33 @@ def test_one_wait_awaited_by_two_tasks_raises(aio):
         ev.set()
         return await a
     assert aio.run(main()) is True
+
+
+def test_stop_twice_stops_once(both):
+    """stop() called again before the loop stopped does nothing: the next
+    run_forever() runs (MicroPython's and asyncio's behaviour)."""
+    out = []
+    loop = both.new_event_loop()
+    if both.__name__ == "asyncio":
+        both.set_event_loop(loop)
+
+    async def task():
+        out.append("task")
+
+    async def main():
+        loop.stop()
+        loop.stop()
+        await both.sleep(0)
+        loop.stop()
+        loop.create_task(task())
+        await both.sleep(0)
+        out.append("end")
+        loop.stop()
+    loop.create_task(main())
+    for i in range(3):
+        out.append(i)
+        loop.run_forever()
+    loop.close()
+    if both.__name__ == "asyncio":
+        both.set_event_loop(None)
+    assert out == [0, 1, 2, "task", "end"]

@@ -10,6 +10,7 @@
 
 static LoopObject *v3_default;
 static PyObject *str_message, *str_exception, *str_future, *print_exception;
+static PyObject *base_stop;   /* EventLoop.stop */
 
 /* ---- loops -------------------------------------------------------------------- */
 
@@ -192,6 +193,16 @@ static PyObject *run_until_complete(LoopObject *self, PyObject *aw)
     return r;
 }
 
+/* stop(): a second call before the loop stopped does nothing (as
+ * MicroPython), so the next run_forever() is not stopped at once. */
+static PyObject *v3loop_stop(LoopObject *self, PyObject *unused)
+{
+    for (size_t i = 0; i < self->runq.len; i++)
+        if (((ua_task *)ua_runq_at(&self->runq, i))->kind == TASK_STOP)
+            Py_RETURN_NONE;
+    return PyObject_CallOneArg(base_stop, (PyObject *)self);
+}
+
 static int v3loop_init(LoopObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"virtual_clock", NULL};
@@ -205,6 +216,8 @@ static int v3loop_init(LoopObject *self, PyObject *args, PyObject *kwds)
 
 static PyMethodDef v3loop_methods[] = {
     {"create_task", (PyCFunction)v3loop_create_task, METH_O, "create_task(coro): schedule it; returns its Task."},
+    {"stop", (PyCFunction)v3loop_stop, METH_NOARGS,
+     "Make run_forever() return after the entries queued before; a second call before then does nothing."},
     {"run_until_complete", (PyCFunction)run_until_complete, METH_O,
      "run_until_complete(aw): run until the task (or coroutine) ends; returns its value."},
     {NULL},
@@ -357,6 +370,8 @@ int ua_v3_loop_ready(PyObject *m)
             return -1;
     }
     PyType_Modified(&Loop_Type);
+    if (!(base_stop = PyObject_GetAttrString((PyObject *)&Loop_Type, "stop")))
+        return -1;
     if (PyType_Ready(&V3Loop_Type) < 0 || PyModule_AddObjectRef(m, "Loop", (PyObject *)&V3Loop_Type) < 0)
         return -1;
     return PyModule_AddFunctions(m, v3_functions);
