@@ -128,14 +128,16 @@ enum { OP_READ, OP_READLINE, OP_READEXACTLY, OP_WRITE, OP_WRITEITER, OP_CLOSE_RE
 typedef struct {
     PyObject_HEAD
     PyObject *stream;       /* the ReaderObject or WriterObject */
-    PyObject *acc;          /* readexactly: the bytes being filled; writeiter: the iterator */
+    PyObject *acc;          /* writeiter: the iterator */
     Py_buffer view;         /* write: the caller's buffer, held while writing */
-    Py_ssize_t n;           /* read: size asked; readexactly: bytes filled so far */
-    Py_ssize_t off, sz;     /* write: what is left to write */
+    Py_ssize_t n;           /* read: size asked */
+    Py_ssize_t off, sz;     /* write: what is left to write; readexactly: sz, the size asked */
     uint8_t kind;
     uint8_t waited;         /* IO_PY: the wait before the call is done */
     uint8_t has_view;
     uint8_t done;
+    uint8_t ended;          /* IO_PY: the object's read gave b"" */
+    uint8_t said_done;      /* IOReadDone yielded at the end of the stream */
 } OpObject;
 
 static PyObject *op_new(PyObject *stream, int kind)
@@ -147,7 +149,7 @@ static PyObject *op_new(PyObject *stream, int kind)
     op->acc = NULL;
     op->n = op->off = op->sz = 0;
     op->kind = (uint8_t)kind;
-    op->waited = op->has_view = op->done = 0;
+    op->waited = op->has_view = op->done = op->ended = op->said_done = 0;
     PyObject_GC_Track(op);
     return (PyObject *)op;
 }
@@ -186,6 +188,42 @@ static void op_dealloc(OpObject *op)
 
 /* ---- reading -------------------------------------------------------------------- */
 
+PyObject *ua_LimitOverrunError;
+
+/* Reader buffers live inside bytes objects (ua_linebuf_mem's contract, on
+ * PyObject_Realloc: large blocks grow by remapping, not copying), so a long
+ * line or a large readexactly() is returned by handing its object over. On
+ * failure the old block is gone too (as _PyBytes_Resize does): the read
+ * then fails with MemoryError and what was buffered is lost. */
+static PyObject *block_owner(void *p)
+{
+    return (PyObject *)((char *)p - offsetof(PyBytesObject, ob_sval));
+}
+
+static void *bytes_resize(void *p, size_t n)
+{
+    PyObject *obj = p ? block_owner(p) : NULL;
+    if (!n || n > (size_t)PY_SSIZE_T_MAX - sizeof(PyBytesObject)) {
+        Py_XDECREF(obj);
+        return NULL;
+    }
+    if (!obj)
+        obj = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    else if (_PyBytes_Resize(&obj, (Py_ssize_t)n) < 0)
+        obj = NULL;
+    if (!obj) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return PyBytes_AS_STRING(obj);
+}
+
+void ua_pybuf_init(ua_linebuf *b)
+{
+    ua_linebuf_init(b);
+    b->mem = bytes_resize;
+}
+
 static int append(ReaderObject *r, const void *p, size_t n)
 {
     if (ua_linebuf_append(&r->buf, p, n) < 0) {
@@ -195,9 +233,67 @@ static int append(ReaderObject *r, const void *p, size_t n)
     return 0;
 }
 
-/* With nothing buffered, a read or a readline is often answered by one
- * recv() alone: build the result from the scratch buffer, and keep only the
- * rest. Returns 1 with *result set, 0 if it is not answered yet. */
+/* Results at least this long, that are most of what is buffered, are the
+ * buffer's own bytes object handed over (the rest copied out of it); a
+ * copy would make a moment with both in memory. Shorter ones are copied. */
+#define HANDOVER_MIN (256 * 1024)
+
+PyObject *ua_pybuf_take(ua_linebuf *b, size_t n)
+{
+    size_t len = ua_linebuf_len(b);
+    if (!n)
+        return PyBytes_FromStringAndSize(NULL, 0);
+    if (n >= HANDOVER_MIN && len - n <= n / 4 && b->mem == bytes_resize) {
+        size_t cap;
+        char *block = ua_linebuf_detach(b, n, &cap);
+        if (!block)
+            return PyErr_NoMemory();
+        PyObject *obj = block_owner(block);
+        if (cap != n && _PyBytes_Resize(&obj, (Py_ssize_t)n) < 0)
+            return NULL;
+        return obj;
+    }
+    PyObject *obj = PyBytes_FromStringAndSize(ua_linebuf_peek(b), (Py_ssize_t)n);
+    if (obj)
+        ua_linebuf_consume(b, n);
+    return obj;
+}
+
+PyObject *ua_reader_take(ReaderObject *r, size_t n)
+{
+    return ua_pybuf_take(&r->buf, n);
+}
+
+/* Drop the first n buffered bytes (an over-long line) and raise
+ * LimitOverrunError, with the limit as its .limit. */
+static void overrun(ReaderObject *r, size_t drop)
+{
+    ua_linebuf_consume(&r->buf, drop);
+    PyObject *exc = PyObject_CallFunction(ua_LimitOverrunError, "N",
+                                          PyUnicode_FromFormat("readline(): line longer than the stream's limit "
+                                                               "of %zu bytes (%zu bytes of it dropped)",
+                                                               r->limit, drop));
+    PyObject *lim = exc ? PyLong_FromSize_t(r->limit) : NULL;
+    if (lim && PyObject_SetAttrString(exc, "limit", lim) == 0)
+        PyErr_SetObject(ua_LimitOverrunError, exc);
+    Py_XDECREF(lim);
+    Py_XDECREF(exc);
+}
+
+ssize_t ua_reader_find_line(ReaderObject *r)
+{
+    ssize_t line = ua_linebuf_find_line(&r->buf);
+    if (line >= 0 ? (size_t)line > r->limit : ua_linebuf_len(&r->buf) > r->limit) {
+        overrun(r, line >= 0 ? (size_t)line : ua_linebuf_len(&r->buf));
+        return -2;
+    }
+    return line;
+}
+
+/* With nothing buffered, a read, a readline or a readexactly is often
+ * answered by one recv() alone: build the result from the scratch buffer,
+ * and keep only the rest. Returns 1 with *result set, 0 if it is not
+ * answered yet. */
 static int answer_from_scratch(OpObject *op, ReaderObject *r, size_t k, PyObject **result)
 {
     size_t n;
@@ -208,6 +304,10 @@ static int answer_from_scratch(OpObject *op, ReaderObject *r, size_t k, PyObject
         if (!nl)
             return 0;
         n = (size_t)(nl - scratch) + 1;
+        if (n > r->limit)
+            return 0;   /* the buffered path raises */
+    } else if (op->kind == OP_READEXACTLY && (size_t)op->sz <= k) {
+        n = (size_t)op->sz;
     } else {
         return 0;
     }
@@ -284,54 +384,56 @@ int ua_reader_fill(ReaderObject *r, PyObject **wait)
     return fill(r, wait, NULL, NULL);
 }
 
-/* Take n buffered bytes as a bytes object. */
-static PyObject *take(ReaderObject *r, size_t n)
+/* Has the buffer what op asks for? 1 with *result set (or -1 on error,
+ * e.g. a line over the limit), 0 if not yet. Every byte a read takes stays
+ * in r->buf until the read returns, so a read timed out or cancelled part
+ * way leaves them all for the next one. */
+static int answer_from_buffer(OpObject *op, ReaderObject *r, PyObject **result)
 {
-    PyObject *b = PyBytes_FromStringAndSize(ua_linebuf_peek(&r->buf), (Py_ssize_t)n);
-    if (b)
-        ua_linebuf_consume(&r->buf, n);
-    return b;
+    size_t have = ua_linebuf_len(&r->buf), n;
+    if (op->kind == OP_READ) {
+        if (!have && (op->n != 0 || r->kind == IO_PY))   /* IO_PY: read(0) asks the object */
+            return 0;
+        n = op->n < 0 || (size_t)op->n > have ? have : (size_t)op->n;
+    } else if (op->kind == OP_READLINE) {
+        ssize_t line = ua_reader_find_line(r);
+        if (line == -2)
+            return -1;
+        if (line < 0)
+            return 0;
+        n = (size_t)line;
+    } else {
+        if (have < (size_t)op->sz)
+            return 0;
+        n = (size_t)op->sz;
+    }
+    *result = ua_reader_take(r, n);
+    return *result ? 1 : -1;
+}
+
+/* The stream has ended: as uasyncio 2.0, yield IOReadDone(polls) (the loop
+ * forgets the object), then return what is left: b"", or the partial line
+ * or bytes. */
+static PySendResult at_end(OpObject *op, ReaderObject *r, PyObject **result)
+{
+    if (!op->said_done) {
+        op->said_done = 1;
+        *result = ua_syscall_new(&IOReadDone_Type, r->polls);
+        return *result ? PYGEN_NEXT : PYGEN_ERROR;
+    }
+    *result = ua_reader_take(r, ua_linebuf_len(&r->buf));
+    return *result ? PYGEN_RETURN : PYGEN_ERROR;
 }
 
 /* One step of a read on the buffered kinds (IO_FD, IO_TRYFIRST). */
 static PySendResult read_buffered(OpObject *op, ReaderObject *r, PyObject **result)
 {
     for (;;) {
-        size_t have = ua_linebuf_len(&r->buf);
-        switch (op->kind) {
-        case OP_READ:
-            if (have || r->eof || op->n == 0) {
-                size_t n = op->n < 0 || (size_t)op->n > have ? have : (size_t)op->n;
-                *result = take(r, n);
-                return *result ? PYGEN_RETURN : PYGEN_ERROR;
-            }
-            break;
-        case OP_READLINE: {
-            ssize_t line = ua_linebuf_find_line(&r->buf);
-            if (line >= 0 || r->eof) {
-                *result = take(r, line >= 0 ? (size_t)line : have);
-                return *result ? PYGEN_RETURN : PYGEN_ERROR;
-            }
-            break;
-        }
-        case OP_READEXACTLY: {
-            size_t want = (size_t)(op->sz - op->n);
-            size_t k = have < want ? have : want;
-            if (k) {
-                memcpy(PyBytes_AS_STRING(op->acc) + op->n, ua_linebuf_peek(&r->buf), k);
-                ua_linebuf_consume(&r->buf, k);
-            }
-            op->n += (Py_ssize_t)k;
-            if (op->n == op->sz || r->eof) {
-                if (op->n < op->sz && _PyBytes_Resize(&op->acc, op->n) < 0)
-                    return PYGEN_ERROR;
-                *result = op->acc;
-                op->acc = NULL;
-                return PYGEN_RETURN;
-            }
-            break;
-        }
-        }
+        int rc = answer_from_buffer(op, r, result);
+        if (rc)
+            return rc < 0 ? PYGEN_ERROR : PYGEN_RETURN;
+        if (r->eof)
+            return at_end(op, r, result);
         if (!r->budget) {
             /* A connection that always has data must not starve the others. */
             r->budget = READ_BUDGET;
@@ -339,7 +441,7 @@ static PySendResult read_buffered(OpObject *op, ReaderObject *r, PyObject **resu
             return PYGEN_NEXT;
         }
         PyObject *wait = NULL;
-        int rc = fill(r, &wait, op, result);
+        rc = fill(r, &wait, op, result);
         if (rc < 0)
             return PYGEN_ERROR;
         if (rc == 2) {
@@ -356,10 +458,16 @@ static PySendResult read_buffered(OpObject *op, ReaderObject *r, PyObject **resu
 }
 
 /* One step of a read on IO_PY: as uasyncio 2.0, wait for readability, then
- * call ios.read(n) / ios.readline(). */
+ * call ios.read(n) / ios.readline(); what an interrupted read left in the
+ * buffer comes first. */
 static PySendResult read_generic(OpObject *op, ReaderObject *r, PyObject **result)
 {
     for (;;) {
+        int rc = answer_from_buffer(op, r, result);
+        if (rc)
+            return rc < 0 ? PYGEN_ERROR : PYGEN_RETURN;
+        if (op->ended)
+            return at_end(op, r, result);
         if (!op->waited) {
             op->waited = 1;
             *result = ua_syscall_new(&IORead_Type, r->polls);
@@ -370,35 +478,30 @@ static PySendResult read_generic(OpObject *op, ReaderObject *r, PyObject **resul
         if (op->kind == OP_READLINE)
             res = PyObject_CallMethodNoArgs(r->ios, str_readline);
         else
-            res = PyObject_CallMethod(r->ios, "read", "n", op->kind == OP_READ ? op->n : op->sz - op->n);
+            res = PyObject_CallMethod(r->ios, "read", "n",
+                                      op->kind == OP_READ ? op->n : op->sz - (Py_ssize_t)ua_linebuf_len(&r->buf));
         if (!res)
             return PYGEN_ERROR;
         if (res == Py_None) {   /* nothing yet (a wrapper stream): wait again */
             Py_DECREF(res);
             continue;
         }
-        if (op->kind == OP_READ) {
-            *result = res;
-            return PYGEN_RETURN;
-        }
         Py_buffer v;
         if (PyObject_GetBuffer(res, &v, PyBUF_SIMPLE) < 0) {
             Py_DECREF(res);
             return PYGEN_ERROR;
         }
-        int end = v.len == 0;
-        int rc = append(r, v.buf, (size_t)v.len);
-        op->n += v.len;
+        if (op->kind == OP_READ && v.len) {   /* as it came, no copy */
+            PyBuffer_Release(&v);
+            *result = res;
+            return PYGEN_RETURN;
+        }
+        op->ended = v.len == 0;
+        rc = append(r, v.buf, (size_t)v.len);
         PyBuffer_Release(&v);
         Py_DECREF(res);
         if (rc < 0)
             return PYGEN_ERROR;
-        size_t have = ua_linebuf_len(&r->buf);
-        if (end || (op->kind == OP_READLINE && ua_linebuf_peek(&r->buf)[have - 1] == '\n') ||
-            (op->kind == OP_READEXACTLY && op->n >= op->sz)) {
-            *result = take(r, have);
-            return *result ? PYGEN_RETURN : PYGEN_ERROR;
-        }
     }
 }
 
@@ -645,37 +748,88 @@ PyTypeObject StreamOp_Type = {
 
 /* ---- StreamReader -------------------------------------------------------------------- */
 
+static void reader_init(ReaderObject *r, PyObject *polls, PyObject *ios)
+{
+    r->polls = Py_NewRef(polls);
+    r->ios = Py_NewRef(ios ? ios : polls);
+    ua_pybuf_init(&r->buf);
+    r->kind = (uint8_t)io_kind(r->polls, r->ios);
+    r->eof = 0;
+    r->budget = READ_BUDGET;
+    r->limit = UA_NO_LIMIT;
+}
+
 PyObject *ua_reader_new(PyObject *polls, PyObject *ios)
 {
     ReaderObject *r = PyObject_GC_New(ReaderObject, &Reader_Type);
     if (!r)
         return NULL;
-    r->polls = Py_NewRef(polls);
-    r->ios = Py_NewRef(ios ? ios : polls);
-    ua_linebuf_init(&r->buf);
-    r->kind = (uint8_t)io_kind(r->polls, r->ios);
-    r->eof = 0;
-    r->budget = READ_BUDGET;
+    reader_init(r, polls, ios);
     PyObject_GC_Track(r);
     return (PyObject *)r;
 }
 
+int ua_limit_arg(PyObject *limit, size_t *out)
+{
+    if (limit == Py_None) {
+        *out = UA_NO_LIMIT;
+        return 0;
+    }
+    if (!PyLong_Check(limit)) {
+        PyErr_Format(PyExc_TypeError, "limit must be None or an int, not %.100s", Py_TYPE(limit)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(limit);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    if (n <= 0) {
+        PyErr_Format(PyExc_ValueError, "limit must be None or > 0, not %zd", n);
+        return -1;
+    }
+    *out = (size_t)n;
+    return 0;
+}
+
+int ua_reader_set_limit(ReaderObject *r, PyObject *limit)
+{
+    return ua_limit_arg(limit, &r->limit);
+}
+
 static PyObject *reader_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"polls", "ios", NULL};
-    PyObject *polls, *ios = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:StreamReader", kwlist, &polls, &ios))
+    static char *kwlist[] = {"polls", "ios", "limit", NULL};
+    PyObject *polls, *ios = Py_None, *limit = Py_None;
+    size_t lim;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:StreamReader", kwlist, &polls, &ios, &limit) ||
+        ua_limit_arg(limit, &lim) < 0)
         return NULL;
     ReaderObject *r = (ReaderObject *)type->tp_alloc(type, 0);
     if (!r)
         return NULL;
-    r->polls = Py_NewRef(polls);
-    r->ios = Py_NewRef(ios == Py_None ? polls : ios);
-    ua_linebuf_init(&r->buf);
-    r->kind = (uint8_t)io_kind(r->polls, r->ios);
-    r->budget = READ_BUDGET;
+    reader_init(r, polls, ios == Py_None ? NULL : ios);
+    r->limit = lim;
     return (PyObject *)r;
 }
+
+static PyObject *reader_get_limit(ReaderObject *r, void *unused)
+{
+    return r->limit == UA_NO_LIMIT ? Py_NewRef(Py_None) : PyLong_FromSize_t(r->limit);
+}
+
+static int reader_set_limit_attr(ReaderObject *r, PyObject *v, void *unused)
+{
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete limit");
+        return -1;
+    }
+    return ua_reader_set_limit(r, v);
+}
+
+static PyGetSetDef reader_getset[] = {
+    {"limit", (getter)reader_get_limit, (setter)reader_set_limit_attr,
+     "the longest line readline() returns (None: no limit); longer raises LimitOverrunError", NULL},
+    {NULL},
+};
 
 static PyObject *reader_read(ReaderObject *r, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -724,11 +878,7 @@ static PyObject *reader_readexactly(ReaderObject *r, PyObject *arg)
     OpObject *op = (OpObject *)op_new((PyObject *)r, OP_READEXACTLY);
     if (!op)
         return NULL;
-    op->sz = n;
-    if (r->kind != IO_PY && !(op->acc = PyBytes_FromStringAndSize(NULL, n))) {
-        Py_DECREF(op);
-        return NULL;
-    }
+    op->sz = n;   /* nothing reserved: the bytes gather in the buffer as they come */
     return (PyObject *)op;
 }
 
@@ -768,9 +918,11 @@ static PyMethodDef reader_methods[] = {
     {"read", (PyCFunction)(void (*)(void))reader_read, METH_FASTCALL,
      "read(n=-1): awaitable; one read of up to n bytes (-1: what is available), b'' at EOF."},
     {"readline", (PyCFunction)reader_readline, METH_NOARGS,
-     "readline(): awaitable; a line with its b'\\n'; at EOF the partial line, then b''."},
+     "readline(): awaitable; a line with its b'\\n'; at EOF the partial line, then b''.\n"
+     "A line longer than the reader's limit raises LimitOverrunError (a ValueError) and is dropped."},
     {"readexactly", (PyCFunction)reader_readexactly, METH_O,
-     "readexactly(n): awaitable; n bytes, or fewer if the stream ends first."},
+     "readexactly(n): awaitable; n bytes, or fewer if the stream ends first. Nothing is reserved\n"
+     "up front: memory is taken as the bytes arrive."},
     {"aclose", (PyCFunction)reader_aclose, METH_NOARGS, "aclose(): awaitable; unregister and close."},
     {NULL},
 };
@@ -786,7 +938,8 @@ PyTypeObject Reader_Type = {
     .tp_name = "uasyncio.StreamReader",
     .tp_basicsize = sizeof(ReaderObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "StreamReader(polls, ios=None): reads a socket (in C) or any object with read/readline.",
+    .tp_doc = "StreamReader(polls, ios=None, limit=None): reads a socket (in C) or any object with\n"
+              "read/readline. limit: the longest line readline() returns (None: no limit).",
     .tp_new = reader_tp_new,
     .tp_dealloc = (destructor)reader_dealloc,
     .tp_traverse = (traverseproc)reader_traverse,
@@ -794,6 +947,7 @@ PyTypeObject Reader_Type = {
     .tp_repr = (reprfunc)reader_repr,
     .tp_methods = reader_methods,
     .tp_members = reader_members,
+    .tp_getset = reader_getset,
 };
 
 /* ---- StreamWriter ----------------------------------------------------------------------- */
@@ -974,6 +1128,13 @@ int ua_streams_ready(PyObject *module)
     sock_close_c = base ? PyObject_GetAttrString(base, "close") : NULL;
     Py_XDECREF(base);
     if (!sock_close_c)
+        return -1;
+    ua_LimitOverrunError = PyErr_NewExceptionWithDoc(
+        "uasyncio.LimitOverrunError",
+        "readline() met a line longer than the stream's limit (a ValueError; .limit is the limit).\n"
+        "The bytes of that line that were buffered are dropped.",
+        PyExc_ValueError, NULL);
+    if (!ua_LimitOverrunError || PyModule_AddObjectRef(module, "LimitOverrunError", ua_LimitOverrunError) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "StreamReader", (PyObject *)&Reader_Type) < 0 ||
         PyModule_AddObjectRef(module, "StreamWriter", (PyObject *)&Writer_Type) < 0)

@@ -3,6 +3,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FIRST_CAP 4096
+
+static void *resize(const ua_linebuf *b, void *p, size_t n)
+{
+    if (b->mem)
+        return b->mem(p, n);
+    if (!n) {
+        free(p);
+        return NULL;
+    }
+    return realloc(p, n);
+}
+
 void ua_linebuf_init(ua_linebuf *b)
 {
     memset(b, 0, sizeof(*b));
@@ -10,8 +23,22 @@ void ua_linebuf_init(ua_linebuf *b)
 
 void ua_linebuf_free(ua_linebuf *b)
 {
-    free(b->data);
-    ua_linebuf_init(b);
+    if (b->data)
+        resize(b, b->data, 0);
+    b->data = NULL;
+    b->start = b->end = b->cap = b->scanned = 0;
+}
+
+/* The smallest doubling of from (FIRST_CAP if 0) that holds need, or 0. */
+static size_t grown(size_t from, size_t need)
+{
+    size_t cap = from ? from : FIRST_CAP;
+    while (cap < need) {
+        if (cap > (size_t)-1 / 2)
+            return 0;
+        cap *= 2;
+    }
+    return cap;
 }
 
 char *ua_linebuf_space(ua_linebuf *b, size_t want, size_t *room)
@@ -20,27 +47,25 @@ char *ua_linebuf_space(ua_linebuf *b, size_t want, size_t *room)
         want = 1;
     if (b->cap - b->end < want) {
         size_t len = b->end - b->start;
-        if (b->start && b->cap - len >= want && len <= b->cap / 2) {
-            /* Enough room once the consumed front is reclaimed. */
+        if (want > (size_t)-1 - len)
+            return NULL;
+        size_t cap = b->cap - len >= want ? b->cap : grown(b->cap, len + want);
+        if (!cap)
+            return NULL;
+        if (b->start) {
+            /* Reclaim the consumed front first: realloc then moves (or
+             * remaps) only live bytes. */
             memmove(b->data, b->data + b->start, len);
-        } else {
-            size_t cap = b->cap ? b->cap : 4096;
-            while (cap - len < want) {
-                if (cap > (size_t)-1 / 2)
-                    return NULL;
-                cap *= 2;
-            }
-            char *data = malloc(cap);
+            b->start = 0;
+            b->end = len;
+        }
+        if (cap != b->cap) {
+            char *data = resize(b, b->data, cap);
             if (!data)
                 return NULL;
-            if (len)
-                memcpy(data, b->data + b->start, len);
-            free(b->data);
             b->data = data;
             b->cap = cap;
         }
-        b->end = len;
-        b->start = 0;
     }
     *room = b->cap - b->end;
     return b->data + b->end;
@@ -68,12 +93,8 @@ void ua_linebuf_consume(ua_linebuf *b, size_t n)
 {
     b->start += n;
     b->scanned = b->scanned > n ? b->scanned - n : 0;
-    if (b->start == b->end) {
-        /* Idle connections hold no buffer. */
-        free(b->data);
-        b->data = NULL;
-        b->start = b->end = b->cap = b->scanned = 0;
-    }
+    if (b->start == b->end)
+        ua_linebuf_free(b);   /* idle connections hold no buffer */
 }
 
 ssize_t ua_linebuf_find_line(ua_linebuf *b)
@@ -88,4 +109,28 @@ ssize_t ua_linebuf_find_line(ua_linebuf *b)
         return -1;
     }
     return (ssize_t)(nl - (b->data + b->start)) + 1;
+}
+
+char *ua_linebuf_detach(ua_linebuf *b, size_t n, size_t *cap)
+{
+    size_t rest = b->end - b->start - n;
+    char *fresh = NULL;
+    size_t fresh_cap = 0;
+    if (rest) {
+        fresh_cap = grown(0, rest);
+        fresh = fresh_cap ? resize(b, NULL, fresh_cap) : NULL;
+        if (!fresh)
+            return NULL;
+        memcpy(fresh, b->data + b->start + n, rest);
+    }
+    char *out = b->data;
+    if (b->start && n)
+        memmove(out, out + b->start, n);
+    *cap = b->cap;
+    b->scanned = b->scanned > n ? b->scanned - n : 0;
+    b->data = fresh;
+    b->cap = fresh_cap;
+    b->start = 0;
+    b->end = rest;
+    return out;
 }
