@@ -13,10 +13,11 @@ import socket as _socket
 from uasyncio.core import *  # noqa: F401,F403
 from uasyncio.core import __all__ as _core_all
 from uasyncio.core import IORead, IOReadDone, IOWrite, IOWriteDone, coroutine as _coroutine
-from uasyncio._uasyncio import PollEventLoop, StreamReader, StreamWriter  # noqa: F401
+from uasyncio._uasyncio import LimitOverrunError, PollEventLoop, StreamReader, StreamWriter  # noqa: F401
 from uasyncio._uasyncio import start_server as _start_server
 
-__all__ = _core_all + ["PollEventLoop", "StreamReader", "StreamWriter", "open_connection", "start_server"]
+__all__ = _core_all + ["PollEventLoop", "StreamReader", "StreamWriter", "LimitOverrunError", "open_connection",
+                       "start_server"]
 
 
 def _tls_wrap(sock, ssl, server_side, server_hostname=None):
@@ -45,9 +46,11 @@ def _tls_wrap(sock, ssl, server_side, server_hostname=None):
 
 
 @_coroutine
-def open_connection(host, port, ssl=False, server_hostname=None):
+def open_connection(host, port, ssl=False, server_hostname=None, limit=None):
     """Connect without blocking; returns (StreamReader, StreamWriter).
-    A refused or failed connect raises OSError. ssl: True or an SSLContext."""
+    A refused or failed connect raises OSError. ssl: True or an SSLContext.
+    limit: the reader's line limit (None: no limit)."""
+    StreamReader(None, limit=limit)   # a bad limit fails before connecting
     family, type_, proto, _, addr = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)[0]
     s = _socket.socket(family, type_, proto)
     try:
@@ -66,14 +69,15 @@ def open_connection(host, port, ssl=False, server_hostname=None):
     except BaseException:
         s.close()
         raise
-    return StreamReader(s), StreamWriter(s, {"peername": addr})
+    return StreamReader(s, limit=limit), StreamWriter(s, {"peername": addr})
 
 
-def start_server(client_coro, host, port, backlog=10, ssl=None):
+def start_server(client_coro, host, port, backlog=10, ssl=None, limit=None):
     """A task to schedule: listens, and runs client_coro(reader, writer) for
-    each connection. ssl: an SSLContext for a TLS server."""
+    each connection. ssl: an SSLContext for a TLS server. limit: each
+    reader's line limit (None: no limit)."""
     if ssl is None:
-        return _start_server(client_coro, host, port, backlog)
+        return _start_server(client_coro, host, port, backlog, limit)
 
     @_coroutine
     def tls_client(reader, writer):
@@ -81,6 +85,6 @@ def start_server(client_coro, host, port, backlog=10, ssl=None):
             s = yield from _tls_wrap(reader.ios, ssl, True)
         except (OSError, ValueError):
             return   # a failed handshake ends that connection only (_tls_wrap closed it)
-        yield from client_coro(StreamReader(s), StreamWriter(s, writer.extra))
+        yield from client_coro(StreamReader(s, limit=limit), StreamWriter(s, writer.extra))
 
-    return _start_server(tls_client, host, port, backlog)
+    return _start_server(tls_client, host, port, backlog, limit)

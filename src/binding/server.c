@@ -25,6 +25,7 @@ typedef struct {
     LoopObject *loop;      /* the loop it runs on, once started */
     int backlog;
     int closed;
+    size_t limit;          /* each reader's line limit (UA_NO_LIMIT: none) */
 } ServerObject;
 
 extern PyTypeObject Server_Type;
@@ -133,6 +134,8 @@ static int serve_connection(ServerObject *self, int fd, const struct sockaddr_st
     PyObject *peer = sockaddr_to_py(ss);
     PyObject *extra = peer ? Py_BuildValue("{s:O}", "peername", peer) : NULL;
     PyObject *reader = extra ? ua_reader_new(sock, NULL) : NULL;
+    if (reader)
+        ((ReaderObject *)reader)->limit = self->limit;
     PyObject *writer = reader ? ua_writer_new(sock, extra) : NULL;
     PyObject *coro = writer ? PyObject_CallFunctionObjArgs(self->client_coro, reader, writer, NULL) : NULL;
     LoopObject *loop = ua_running_loop_get();
@@ -326,11 +329,13 @@ PyTypeObject Server_Type = {
 
 static PyObject *mod_start_server(PyObject *m, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"client_coro", "host", "port", "backlog", NULL};
-    PyObject *client_coro, *host, *port;
+    static char *kwlist[] = {"client_coro", "host", "port", "backlog", "limit", NULL};
+    PyObject *client_coro, *host, *port, *limit = Py_None;
     int backlog = 10;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|i:start_server", kwlist, &client_coro, &host, &port,
-                                     &backlog))
+    size_t lim;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|iO:start_server", kwlist, &client_coro, &host, &port,
+                                     &backlog, &limit) ||
+        ua_limit_arg(limit, &lim) < 0)
         return NULL;
     if (!PyCallable_Check(client_coro)) {
         PyErr_Format(PyExc_TypeError, "start_server(): client_coro must be callable, not %.100s",
@@ -347,13 +352,15 @@ static PyObject *mod_start_server(PyObject *m, PyObject *args, PyObject *kwds)
     self->loop = NULL;
     self->backlog = backlog;
     self->closed = 0;
+    self->limit = lim;
     PyObject_GC_Track(self);
     return (PyObject *)self;
 }
 
 static PyMethodDef server_module_methods[] = {
     {"start_server", (PyCFunction)(void (*)(void))mod_start_server, METH_VARARGS | METH_KEYWORDS,
-     "start_server(client_coro, host, port, backlog=10): schedule what it returns as a task."},
+     "start_server(client_coro, host, port, backlog=10, limit=None): schedule what it returns as a\n"
+     "task. limit: each connection's StreamReader line limit (None: no limit)."},
     {NULL},
 };
 

@@ -351,6 +351,10 @@ static int fill(ReaderObject *r, PyObject **wait, OpObject *op, PyObject **resul
             return -1;
         }
     }
+    if (r->kind == IO_WS) {
+        PyErr_SetString(PyExc_TypeError, "a WebSocket's payloads are read by its own methods");
+        return -1;
+    }
 /* IO_TRYFIRST: a non-blocking object that raises SSLWant*Error. */
     PyObject *data = PyObject_CallMethod(r->ios, "recv", "i", CHUNK);
     if (!data) {

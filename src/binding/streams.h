@@ -12,6 +12,7 @@ enum {
     IO_FD,        /* a plain socket: recv()/send() on its fd, in C */
     IO_TRYFIRST,  /* a non-blocking Python object (an SSL socket): call it first, wait when it says so */
     IO_PY,        /* any object with read/readline/write: wait, then call it (as uasyncio 2.0) */
+    IO_WS,        /* a WebSocket's payloads (ws.c reads them; no fill() here) */
 };
 
 typedef struct {

@@ -17,15 +17,18 @@
 
 #define FILL_BUDGET 16
 
+/* A StreamReader (its base) over the payloads of the messages: base.buf
+ * holds payload bytes received and not yet returned, base.polls the socket,
+ * base.ios the StreamReader the frames come from. */
 typedef struct {
-    PyObject_HEAD
+    ReaderObject base;
     PyObject *reader;       /* a ReaderObject over a socket or TLS socket */
     PyObject *writer;       /* a StreamWriter */
     ua_ws_conn conn;
     ua_linebuf msg;         /* the data message being put together */
-    PyObject *ready;        /* a whole message not yet (fully) read, or NULL */
-    Py_ssize_t ready_off;
-    uint8_t ready_text;
+    size_t front_len;       /* bytes of base.buf that are the rest of the message being read */
+    uint8_t front_text;     /* that message is text */
+    uint8_t got_empty;      /* an empty message came (recv() returns it) */
     uint8_t eof;            /* no more messages: read() gives b"" */
     uint8_t sock_closed;
     PyObject *outq;         /* frames (bytes) waiting to be written */
@@ -34,13 +37,13 @@ typedef struct {
     int close_code;         /* the peer's close status, or ours on error; 1006 if none */
 } WSConnObject;
 
-enum { WS_READ, WS_RECV, WS_SEND, WS_CLOSE };
+enum { WS_READ, WS_RECV, WS_SEND, WS_CLOSE, WS_READLINE, WS_READEXACTLY };
 
 typedef struct {
     PyObject_HEAD
     WSConnObject *ws;
     PyObject *frame;        /* WS_SEND/WS_CLOSE: the frame to queue */
-    Py_ssize_t n;           /* WS_READ: at most n bytes (-1: the whole message) */
+    Py_ssize_t n;           /* WS_READ: at most n bytes (-1: the whole message); WS_READEXACTLY: n */
     uint8_t kind;
     uint8_t queued;         /* the frame is in outq */
     uint8_t flushing;       /* this op drives ws->sending */
@@ -237,13 +240,40 @@ static int on_control(WSConnObject *ws, int opcode, const uint8_t *p, size_t n)
     return queue_close(ws, code, NULL, 0);
 }
 
-/* Read frames until a message is whole (ws->ready) or the stream ends
- * (ws->eof). PYGEN_RETURN then, PYGEN_NEXT to wait, PYGEN_ERROR. */
+/* A whole message: its payload joins base.buf (the message's storage
+ * itself when base.buf is empty, so no copy). */
+static int deliver(WSConnObject *ws, int text)
+{
+    ua_linebuf *pb = &ws->base.buf;
+    size_t mlen = ua_linebuf_len(&ws->msg);
+    if (!ua_linebuf_len(pb)) {
+        ua_linebuf_free(pb);
+        *pb = ws->msg;
+        ua_pybuf_init(&ws->msg);
+        ws->front_len = mlen;
+    } else {
+        /* Only a readline() or readexactly() asks for a message while
+         * payload is buffered: from then on the rest counts as one. */
+        if (ua_linebuf_append(pb, ua_linebuf_peek(&ws->msg), mlen) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ua_linebuf_consume(&ws->msg, mlen);
+        ws->front_len = ua_linebuf_len(pb);
+    }
+    ws->front_text = (uint8_t)text;
+    ws->got_empty = mlen == 0;
+    return 0;
+}
+
+/* Read frames until a message is whole (it is then in base.buf) or the
+ * stream ends (ws->eof). PYGEN_RETURN then, PYGEN_NEXT to wait, PYGEN_ERROR. */
 static PySendResult read_message(WSOpObject *op, PyObject **result)
 {
     WSConnObject *ws = op->ws;
     ReaderObject *r = (ReaderObject *)ws->reader;
-    while (!ws->ready && !ws->eof) {
+    int whole = 0;
+    while (!whole && !ws->eof) {
         size_t have = ua_linebuf_len(&r->buf);
         ua_ws_header h;
         int n = have ? ua_ws_parse_header((const uint8_t *)ua_linebuf_peek(&r->buf), have, &h,
@@ -307,13 +337,9 @@ static PySendResult read_message(WSOpObject *op, PyObject **result)
             break;
         }
         if (end == UA_WS_MESSAGE_DONE) {
-            size_t mlen = ua_linebuf_len(&ws->msg);
-            ws->ready = PyBytes_FromStringAndSize(mlen ? ua_linebuf_peek(&ws->msg) : "", (Py_ssize_t)mlen);
-            if (!ws->ready)
+            if (deliver(ws, text) < 0)
                 return PYGEN_ERROR;
-            ua_linebuf_consume(&ws->msg, mlen);
-            ws->ready_off = 0;
-            ws->ready_text = (uint8_t)text;
+            whole = 1;
         } else if (end == UA_WS_CONTROL_DONE) {
             if (on_control(ws, h.opcode, control, len) < 0)
                 return PYGEN_ERROR;
@@ -327,6 +353,66 @@ static PySendResult read_message(WSOpObject *op, PyObject **result)
 }
 
 /* ---- the op's steps ------------------------------------------------------------------- */
+
+static PyObject *take_payload(WSConnObject *ws, size_t n)
+{
+    PyObject *b = ua_pybuf_take(&ws->base.buf, n);
+    if (b)
+        ws->front_len = n < ws->front_len ? ws->front_len - n : ua_linebuf_len(&ws->base.buf);
+    return b;
+}
+
+/* Does the payload read so far answer the read op? 1 with *result set, 0
+ * if not yet, -1 on error. Bytes leave base.buf only in an answer, so a
+ * read timed out or cancelled part way loses none. */
+static int answer_from_payload(WSOpObject *op, PyObject **result)
+{
+    WSConnObject *ws = op->ws;
+    size_t have = ua_linebuf_len(&ws->base.buf), n;
+    switch (op->kind) {
+    case WS_RECV:
+        if (!have) {
+            if (!ws->got_empty)
+                return 0;
+            ws->got_empty = 0;
+            *result = ws->front_text ? PyUnicode_FromStringAndSize("", 0) : PyBytes_FromStringAndSize("", 0);
+            return *result ? 1 : -1;
+        }
+        n = ws->front_len ? ws->front_len : have;
+        if (ws->front_text) {
+            PyObject *b = take_payload(ws, n);
+            *result = b ? PyUnicode_FromEncodedObject(b, "utf-8", "strict") : NULL;
+            Py_XDECREF(b);
+        } else {
+            *result = take_payload(ws, n);
+        }
+        return *result ? 1 : -1;
+    case WS_READ:
+        ws->got_empty = 0;   /* b"" means the end: empty messages are skipped */
+        if (!have)
+            return 0;
+        n = ws->front_len ? ws->front_len : have;
+        if (op->n >= 0 && (size_t)op->n < n)
+            n = (size_t)op->n;
+        break;
+    case WS_READLINE: {
+        ws->got_empty = 0;
+        ssize_t line = ua_reader_find_line(&ws->base);
+        if (line < 0)
+            return line == -2 ? -1 : 0;
+        n = (size_t)line;
+        break;
+    }
+    default:   /* WS_READEXACTLY */
+        ws->got_empty = 0;
+        if (have < (size_t)op->n)
+            return 0;
+        n = (size_t)op->n;
+        break;
+    }
+    *result = take_payload(ws, n);
+    return *result ? 1 : -1;
+}
 
 static PySendResult ws_step(WSOpObject *op, PyObject **result)
 {
@@ -358,30 +444,18 @@ static PySendResult ws_step(WSOpObject *op, PyObject **result)
             if (sr != PYGEN_RETURN)
                 return sr;
         }
-        if (ws->ready) {
-            Py_ssize_t size = PyBytes_GET_SIZE(ws->ready) - ws->ready_off;
-            if (op->kind == WS_RECV) {
-                *result = ws->ready_text ? PyUnicode_DecodeUTF8(PyBytes_AS_STRING(ws->ready), size, NULL)
-                                         : Py_NewRef(ws->ready);
-                Py_CLEAR(ws->ready);
-                return *result ? PYGEN_RETURN : PYGEN_ERROR;
-            }
-            Py_ssize_t k = op->n < 0 || op->n > size ? size : op->n;
-            if (ws->ready_off == 0 && k == size)
-                *result = Py_NewRef(ws->ready);
-            else
-                *result = PyBytes_FromStringAndSize(PyBytes_AS_STRING(ws->ready) + ws->ready_off, k);
-            ws->ready_off += k;
-            if (ws->ready_off == PyBytes_GET_SIZE(ws->ready))
-                Py_CLEAR(ws->ready);
-            return *result ? PYGEN_RETURN : PYGEN_ERROR;
-        }
+        int rc = answer_from_payload(op, result);
+        if (rc)
+            return rc < 0 ? PYGEN_ERROR : PYGEN_RETURN;
         if (ws->eof) {
             if (PyList_GET_SIZE(ws->outq) || ws->sending)
                 continue;   /* the close answer first */
             if (close_socket(ws) < 0)
                 return PYGEN_ERROR;
-            *result = op->kind == WS_RECV ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize("", 0);
+            if (op->kind == WS_RECV)
+                *result = Py_NewRef(Py_None);
+            else   /* b"", or the partial line or bytes */
+                *result = take_payload(ws, ua_linebuf_len(&ws->base.buf));
             return *result ? PYGEN_RETURN : PYGEN_ERROR;
         }
         sr = read_message(op, result);
@@ -536,18 +610,25 @@ static PyObject *wsconn_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     unsigned long long max_message = 16ull << 20;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|K:WSConn", kwlist, &reader, &writer, &max_message))
         return NULL;
-    if (!PyObject_TypeCheck(reader, &Reader_Type) || ((ReaderObject *)reader)->kind == IO_PY) {
+    if (!PyObject_TypeCheck(reader, &Reader_Type) || ((ReaderObject *)reader)->kind == IO_PY ||
+        ((ReaderObject *)reader)->kind == IO_WS) {
         PyErr_SetString(PyExc_TypeError, "WSConn(): reader must be a StreamReader over a socket");
         return NULL;
     }
     WSConnObject *ws = (WSConnObject *)type->tp_alloc(type, 0);
     if (!ws)
         return NULL;
+    ReaderObject *inner = (ReaderObject *)reader;
+    ws->base.polls = Py_NewRef(inner->polls);
+    ws->base.ios = Py_NewRef(reader);
+    ua_pybuf_init(&ws->base.buf);
+    ws->base.kind = IO_WS;
+    ws->base.limit = inner->limit;
     ws->reader = Py_NewRef(reader);
     ws->writer = Py_NewRef(writer);
     ua_ws_limits lim = {.max_message = max_message, .masked = 1};
     ua_ws_conn_init(&ws->conn, &lim);
-    ua_linebuf_init(&ws->msg);
+    ua_pybuf_init(&ws->msg);
     ws->close_code = UA_WS_STATUS_ABNORMAL;
     ws->outq = PyList_New(0);
     ws->blocked = PyList_New(0);
@@ -572,6 +653,30 @@ static PyObject *wsconn_read(WSConnObject *ws, PyObject *args)
 static PyObject *wsconn_recv(WSConnObject *ws, PyObject *unused)
 {
     return wsop_new(ws, WS_RECV, NULL);
+}
+
+static PyObject *wsconn_readline(WSConnObject *ws, PyObject *unused)
+{
+    return wsop_new(ws, WS_READLINE, NULL);
+}
+
+static PyObject *wsconn_readexactly(WSConnObject *ws, PyObject *arg)
+{
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "readexactly(): n must be an int, not %.100s", Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "readexactly(): n must be >= 0");
+        return NULL;
+    }
+    WSOpObject *op = (WSOpObject *)wsop_new(ws, WS_READEXACTLY, NULL);
+    if (op)
+        op->n = n;
+    return (PyObject *)op;
 }
 
 /* A frame for data: str is text; bytes-like is binary if asked, else text
@@ -664,9 +769,10 @@ static PyObject *wsconn_repr(WSConnObject *ws)
 
 static int wsconn_traverse(WSConnObject *ws, visitproc visit, void *arg)
 {
+    Py_VISIT(ws->base.polls);
+    Py_VISIT(ws->base.ios);
     Py_VISIT(ws->reader);
     Py_VISIT(ws->writer);
-    Py_VISIT(ws->ready);
     Py_VISIT(ws->outq);
     Py_VISIT(ws->sending);
     Py_VISIT(ws->blocked);
@@ -675,9 +781,10 @@ static int wsconn_traverse(WSConnObject *ws, visitproc visit, void *arg)
 
 static int wsconn_clear(WSConnObject *ws)
 {
+    Py_CLEAR(ws->base.polls);
+    Py_CLEAR(ws->base.ios);
     Py_CLEAR(ws->reader);
     Py_CLEAR(ws->writer);
-    Py_CLEAR(ws->ready);
     Py_CLEAR(ws->outq);
     Py_CLEAR(ws->sending);
     Py_CLEAR(ws->blocked);
@@ -689,12 +796,19 @@ static void wsconn_dealloc(WSConnObject *ws)
     PyObject_GC_UnTrack(ws);
     wsconn_clear(ws);
     ua_linebuf_free(&ws->msg);
+    ua_linebuf_free(&ws->base.buf);
     Py_TYPE(ws)->tp_free((PyObject *)ws);
 }
 
 static PyMethodDef wsconn_methods[] = {
     {"read", (PyCFunction)wsconn_read, METH_VARARGS,
-     "read(n=-1): awaitable; the next message's bytes (at most n of them), b'' once closed."},
+     "read(n=-1): awaitable; the next message's bytes (at most n of them; the rest of a message\n"
+     "read in part comes first), b'' once closed."},
+    {"readline", (PyCFunction)wsconn_readline, METH_NOARGS,
+     "readline(): awaitable; payload bytes up to and with the next b'\\n', across messages; at the\n"
+     "end the partial line, then b''. Over the limit: LimitOverrunError."},
+    {"readexactly", (PyCFunction)wsconn_readexactly, METH_O,
+     "readexactly(n): awaitable; the next n payload bytes, across messages (fewer at the end)."},
     {"recv", (PyCFunction)wsconn_recv, METH_NOARGS,
      "recv(): awaitable; the next message, str (text) or bytes (binary); None once closed."},
     {"awrite", (PyCFunction)(void (*)(void))wsconn_awrite, METH_VARARGS | METH_KEYWORDS,
@@ -716,7 +830,8 @@ PyTypeObject WSConn_Type = {
     .tp_name = "uasyncio.websocket.server.WSConn",
     .tp_basicsize = sizeof(WSConnObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "WSConn(reader, writer, max_message=16 MiB): a server-side WebSocket on a stream.",
+    .tp_doc = "WSConn(reader, writer, max_message=16 MiB): a server-side WebSocket on a stream; a\n"
+              "StreamReader over the messages' payloads (limit: the reader's).",
     .tp_new = wsconn_new,
     .tp_dealloc = (destructor)wsconn_dealloc,
     .tp_traverse = (traverseproc)wsconn_traverse,
@@ -744,6 +859,7 @@ static PyMethodDef ws_module_methods[] = {
 
 int ua_ws_ready(PyObject *module)
 {
+    WSConn_Type.tp_base = &Reader_Type;
     if (PyType_Ready(&WSOp_Type) < 0 || PyType_Ready(&WSConn_Type) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "WSConn", (PyObject *)&WSConn_Type) < 0)
