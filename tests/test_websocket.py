@@ -1014,3 +1014,189 @@ def test_wsconn_over_a_non_socket_reader_is_a_type_error(loop, tmp_path):
     finally:
         a.close()
         b.close()
+
+
+# ---- the StreamReader over the payloads ---------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_wsreader_returns_a_streamreader_over_the_payloads(loop):
+    """As uasyncio 2.0: WSReader() gives a StreamReader; readline() and
+    readexactly(n) run across messages, read(n) takes part of a message and
+    the next read the rest of it, and aclose() ends the connection."""
+    seen = {}
+
+    async def body(ws):
+        seen["is_reader"] = isinstance(ws, uasyncio.StreamReader)
+        seen["polls_socket"] = isinstance(ws.polls, socket.socket)
+        seen["line1"] = await ws.readline()          # "ab" + "c\nd": across two messages
+        seen["line2"] = await ws.readline()          # the rest of that message, then "e\n"
+        seen["exact"] = await ws.readexactly(7)      # "fgh" + "ijkl"
+        seen["part"] = await ws.read(2)              # "mn" of "mnop"
+        seen["rest"] = await ws.read()               # "op": the rest of that message
+        seen["recv"] = await ws.recv()               # the message API stays
+        await ws.aclose()
+
+    server = EchoServer(loop, body=body)
+
+    def client(port):
+        with Client(port) as c:
+            c.open()
+            for m in [b"ab", b"c\nd", b"e\n", b"fgh", b"ijkl", b"mnop"]:
+                c.send(frame(BINARY, m))
+            c.send(frame(TEXT, "\u00e9t\u00e9".encode()))
+            c.expect_close(1000)
+
+    server.run_clients(client)
+    assert seen == {"is_reader": True, "polls_socket": True, "line1": b"abc\n", "line2": b"de\n",
+                    "exact": b"fghijkl", "part": b"mn", "rest": b"op", "recv": "\u00e9t\u00e9"}
+
+
+@pytest.mark.timeout(30)
+def test_websocket_readline_and_readexactly_at_the_end_give_what_is_left(loop):
+    seen = {}
+
+    async def body(ws):
+        seen["line"] = await ws.readline()
+        seen["exact"] = await ws.readexactly(100)
+        seen["after"] = await ws.read()
+
+    server = EchoServer(loop, body=body)
+
+    def client(port):
+        with Client(port) as c:
+            c.open()
+            c.send(frame(TEXT, b"one\ntwo"))
+            c.send(frame(CLOSE, close_payload(1000)))
+            c.expect_close(1000)
+
+    server.run_clients(client)
+    assert seen == {"line": b"one\n", "exact": b"two", "after": b""}
+
+
+@pytest.mark.timeout(30)
+def test_websocket_readline_over_the_readers_limit_raises_limitoverrunerror(loop):
+    seen = {}
+
+    async def handler(reader, writer):
+        await reader.readline()
+        ws = await WSReader(reader, writer)
+        seen["errors"] = []
+        while True:   # each time limit bytes pile up without a newline: an error
+            try:
+                seen["next"] = await ws.readline()
+                break
+            except uasyncio.LimitOverrunError as e:
+                seen["errors"].append(e)
+        await ws.aclose()
+
+    async def main(port):
+        done = []
+
+        def client():
+            with Client(port) as c:
+                c.open()
+                for _ in range(10):
+                    c.send(frame(BINARY, b"x" * 30))   # 300 bytes, no newline
+                c.send(frame(BINARY, b"ok\n"))
+                c.expect_close(1000)
+            done.append(1)
+
+        th = threading.Thread(target=client, daemon=True)
+        th.start()
+        await until(lambda: done or not th.is_alive())
+        th.join(CLIENT_TIMEOUT)
+
+    srv = uasyncio.start_server(handler, HOST, 0, limit=100)
+    loop.create_task(srv)
+    loop.run_until_complete(uasyncio.sleep_ms(1))
+    try:
+        run(loop, main(srv.socket.getsockname()[1]))
+    finally:
+        uasyncio.cancel(srv)
+        loop.run_until_complete(uasyncio.sleep_ms(20))
+    assert seen["errors"] and all(isinstance(e, ValueError) and e.limit == 100 for e in seen["errors"])
+    assert "limit of 100 bytes" in str(seen["errors"][0])
+    # The bytes of the long line buffered when it went over were dropped;
+    # what came after is read as usual.
+    assert seen["next"].endswith(b"ok\n") and len(seen["next"]) <= 100
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("declared", [2 ** 63 - 1, 2 ** 63], ids=["2**63-1", "2**63"])
+def test_a_frame_declaring_2_63_bytes_is_refused_before_any_allocation(loop, declared):
+    """The header's length is judged before a byte of payload is buffered:
+    2**63 - 1 is over max_message (1009), 2**63 is not a valid length (1002).
+    Python's allocator (which holds the stream buffers) never grows much."""
+    import tracemalloc
+    server = EchoServer(loop)
+
+    def client(port):
+        with Client(port) as c:
+            c.open()
+            c.send(bytes([0x82, 0x80 | 127]) + struct.pack(">Q", declared) + os.urandom(4) + b"0123456789")
+            c.expect_close(1009 if declared < 2 ** 63 else 1002)
+
+    tracemalloc.start()
+    try:
+        server.run_clients(client)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert server.closes == [1009 if declared < 2 ** 63 else 1002]
+    assert peak < 4 << 20, peak
+
+
+@pytest.mark.timeout(30)
+def test_fragments_count_as_one_message_against_max_message(loop):
+    """Ten fragments of 200 bytes are each under max_message=1024, the
+    message is not: 1009 once the fragment that crosses it starts."""
+    server = EchoServer(loop, max_message=1024)
+
+    def client(port):
+        with Client(port) as c:
+            c.open()
+            c.send(frame(BINARY, b"a" * 200, fin=False))
+            for _ in range(8):
+                c.send(frame(CONT, b"b" * 200, fin=False))
+            c.send(frame(CONT, b"c" * 200))
+            c.expect_close(1009)
+        good_client(port)
+
+    server.run_clients(client)
+    assert server.closes == [1009, 1000]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", ["readexactly", "readline", "read"])
+def test_a_timed_out_websocket_read_leaves_its_bytes_for_the_next(loop, how):
+    seen = {}
+    sent = threading.Event()
+
+    async def body(ws):
+        op = {"readexactly": lambda: ws.readexactly(10), "readline": ws.readline, "read": ws.read}[how]
+        try:
+            # A first message of 5 bytes arrives; read() returns it at once,
+            # the others wait for more and time out.
+            seen["first"] = await uasyncio.wait_for_ms(op(), 300)
+        except uasyncio.TimeoutError:
+            seen["first"] = "timeout"
+        sent.set()
+        seen["second"] = await op()
+        await ws.aclose()
+
+    server = EchoServer(loop, body=body)
+
+    def client(port):
+        with Client(port) as c:
+            c.open()
+            c.send(frame(BINARY, b"12345"))
+            assert sent.wait(CLIENT_TIMEOUT)
+            c.send(frame(BINARY, b"6789\n"))
+            c.expect_close(1000)
+
+    server.run_clients(client)
+    if how == "read":
+        assert seen == {"first": b"12345", "second": b"6789\n"}
+    else:
+        assert seen == {"first": "timeout", "second": b"123456789\n"[:10]}
