@@ -1,12 +1,14 @@
 """StreamReader against a model, with generated input (hypothesis): a byte
 stream cut into random chunks, sent over a socket pair with random pauses,
-read by a random sequence of read(n), read(), readline() and readexactly(n).
+read by a random sequence of read(n), read(), readline() and readexactly(n),
+some of them timed out (wait_for) or cancelled after a random few ms.
 
 Whatever the chunking, every result must be what the model says: readline()
 the bytes up to and including the next newline (the rest at EOF),
 readexactly(n) the next n bytes (fewer only at EOF), read(n) between 1 and n
 next bytes and read() one or more (b"" only at EOF). Nothing is lost,
-duplicated or reordered. Lines range from empty to larger than the reader's
+duplicated or reordered; a read that was interrupted part way took nothing
+(what it had received is all there for the next read). Lines range from empty to larger than the reader's
 buffer, so the buffer's growth, compaction and release are all exercised
 (under `make asan` with the sanitizers)."""
 import os
@@ -28,7 +30,10 @@ op = st.one_of(
     st.tuples(st.just("read"), st.none()),
     st.tuples(st.just("readexactly"), st.integers(0, 100000)),
 )
-ops = st.lists(op, min_size=1, max_size=30)
+# Mostly plain reads; some are timed out or cancelled after 0-3 ms.
+interrupt = st.one_of(st.none(), st.none(), st.none(),
+                      st.tuples(st.sampled_from(["timeout", "cancel"]), st.integers(0, 3)))
+ops = st.lists(st.tuples(op, interrupt), min_size=1, max_size=30)
 
 
 def make_stream(spec):
@@ -85,6 +90,32 @@ async def send_all(sock, data, cuts, waits):
     sock.shutdown(socket.SHUT_WR)
 
 
+async def interrupted(loop, how, ms, aw):
+    """aw, timed out (wait_for_ms) or its task cancelled after ms: what it
+    gave, or None if it was interrupted first."""
+    if how == "timeout":
+        try:
+            return await uasyncio.wait_for_ms(aw, ms)
+        except uasyncio.TimeoutError:
+            return None
+    box = {}
+
+    async def task():
+        try:
+            box["got"] = await aw
+        except uasyncio.CancelledError:
+            box["got"] = None
+
+    t = task()
+    loop.create_task(t)
+    await uasyncio.sleep_ms(ms)
+    if "got" not in box:
+        uasyncio.cancel(t)
+    while "got" not in box:
+        await uasyncio.sleep_ms(0)
+    return box["got"]
+
+
 def run_case(data, cuts, waits, plan):
     before = open_fds()
     loop = uasyncio.PollEventLoop()
@@ -97,10 +128,12 @@ def run_case(data, cuts, waits, plan):
 
         async def main():
             loop.create_task(send_all(b, data, cuts, waits))
-            for name, arg in plan:
+            for (name, arg), intr in plan:
                 method = getattr(reader, name)
-                got = await (method() if arg is None else method(arg))
-                model.check(name, arg, got)
+                aw = method() if arg is None else method(arg)
+                got = await aw if intr is None else await interrupted(loop, intr[0], intr[1], aw)
+                if got is not None:   # an interrupted read must have taken nothing
+                    model.check(name, arg, got)
             while True:   # the rest, up to EOF
                 got = await reader.read()
                 model.check("read", None, got)

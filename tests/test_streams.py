@@ -760,3 +760,116 @@ def test_a_connection_reusing_a_closed_connections_fd_is_woken_by_later_data(loo
         return replies
 
     assert run(loop, main(), 20) == [b"round 0\n", b"round 1\n", b"round 2\n"]
+
+
+# ---- the end of the stream: IOReadDone, as uasyncio 2.0 -------------------------------
+
+
+def drive(aw, steps=10):
+    """Step an awaitable by hand, resuming with None: (what it yielded, its
+    result); after steps yields, (what it yielded, "pending")."""
+    it = aw.__await__()
+    yielded = []
+    try:
+        while len(yielded) < steps:
+            yielded.append(it.send(None))
+    except StopIteration as e:
+        return yielded, e.value
+    return yielded, "pending"
+
+
+@pytest.mark.parametrize("name, sent, want", [
+    ("read", b"", b""),
+    ("readline", b"partial", b"partial"),
+    ("readexactly", b"short", b"short"),
+])
+def test_at_the_end_of_a_socket_stream_reads_yield_iorreaddone_first(name, sent, want):
+    """At the end of the stream, read(), readline() and readexactly() yield
+    IOReadDone(polls) (the loop forgets the object) before returning what is
+    left; the next read does the same and gives b""."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.sendall(sent)
+    b.close()
+    try:
+        reader = uasyncio.StreamReader(a)
+        op = {"read": lambda: reader.read(), "readline": reader.readline,
+              "readexactly": lambda: reader.readexactly(100)}[name]
+        yielded, got = drive(op())
+        assert got == want
+        assert [type(y) for y in yielded] == [uasyncio.IOReadDone]
+        assert yielded[0].arg is a
+        yielded, got = drive(op())
+        assert got == b"" and [type(y) for y in yielded] == [uasyncio.IOReadDone]
+    finally:
+        a.close()
+
+
+def test_reads_that_do_not_reach_the_end_yield_no_ioreaddone():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.sendall(b"line\nmore")
+    try:
+        reader = uasyncio.StreamReader(a)
+        assert drive(reader.readline()) == ([], b"line\n")
+        assert drive(reader.read(2)) == ([], b"mo")
+        assert drive(reader.readexactly(2)) == ([], b"re")
+        yielded, got = drive(reader.read(), steps=3)    # nothing yet: it waits
+        assert got == "pending" and [type(y) for y in yielded] == [uasyncio.IORead] * 3
+    finally:
+        a.close()
+        b.close()
+
+
+def test_at_the_end_of_an_object_stream_reads_yield_ioread_then_ioreaddone():
+    """Over an object with read/readline, as 2.0: IORead(polls), the read
+    that gives b"", then IOReadDone(polls)."""
+    polls = object()
+    for name in ("read", "readline", "readexactly"):
+        reader = uasyncio.StreamReader(polls, MockStream(b""))
+        op = {"read": lambda: reader.read(), "readline": reader.readline,
+              "readexactly": lambda: reader.readexactly(5)}[name]
+        yielded, got = drive(op())
+        assert got == b""
+        assert [type(y) for y in yielded] == [uasyncio.IORead, uasyncio.IOReadDone], name
+        assert all(y.arg is polls for y in yielded)
+
+
+@pytest.mark.timeout(30)
+def test_a_task_watching_its_syscalls_sees_ioreaddone_at_the_end(loop):
+    """In a running loop: a generator between the task and the read
+    records every syscall the read yields; the loop acts on them."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    log = []
+
+    def watch(aw):
+        it = aw.__await__()
+        while True:
+            try:
+                y = it.send(None)
+            except StopIteration as e:
+                return e.value
+            log.append(type(y).__name__)
+            yield y
+
+    def main():
+        reader = uasyncio.StreamReader(a)
+        first = yield from watch(reader.readline())
+        rest = yield from watch(reader.readline())
+        end = yield from watch(reader.read())
+        return first, rest, end
+
+    async def sender():
+        await uasyncio.sleep_ms(20)
+        b.sendall(b"one\ntw")
+        b.shutdown(socket.SHUT_WR)
+
+    try:
+        loop.create_task(sender())
+        got = loop.run_until_complete(main())
+    finally:
+        a.close()
+        b.close()
+    assert got == (b"one\n", b"tw", b"")
+    assert log == ["IORead", "IOReadDone", "IOReadDone"]
