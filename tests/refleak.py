@@ -398,10 +398,108 @@ def v3_scenario():
     loop.close()
 
 
+def interrupted_reads_scenario():
+    """Reads timed out and cancelled part way (socket, object, WebSocket,
+    datagram), then read again; a line over the limit; the end of a stream."""
+    import struct
+    from uasyncio import udp
+    from uasyncio.websocket.server import WSReader
+    loop = uasyncio.PollEventLoop()
+    log = []
+
+    class Trickle:   # a wrapper stream: its chunks, then None (nothing yet)
+        def __init__(self, chunks):
+            self.chunks = chunks
+
+        def readline(self):
+            return self.chunks.pop(0) if self.chunks else None
+
+        read = readline
+
+    def frame(payload):
+        return bytes([0x82, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+    async def cancelled(aw):
+        async def task():
+            try:
+                await aw
+            except uasyncio.CancelledError:
+                log.append("cancelled")
+        t = task()
+        loop.create_task(t)
+        await uasyncio.sleep_ms(2)
+        uasyncio.cancel(t)
+        await uasyncio.sleep_ms(1)
+
+    async def timed_out(aw):
+        try:
+            await uasyncio.wait_for_ms(aw, 2)
+        except uasyncio.TimeoutError:
+            log.append("timeout")
+
+    async def ws_reads(reader, writer):
+        await reader.readline()
+        ws = await WSReader(reader, writer)
+        await timed_out(ws.readexactly(10))
+        await cancelled(ws.readline())
+        log.append(await ws.readline())
+        await ws.aclose()
+
+    async def main():
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        reader = uasyncio.StreamReader(a, limit=100)
+        b.sendall(b"12345")
+        await timed_out(reader.readexactly(10))
+        await cancelled(reader.readline())
+        b.sendall(b"6789\n" + b"x" * 300 + b"\n")
+        log.append(await reader.readexactly(10))
+        try:
+            await reader.readline()
+        except uasyncio.LimitOverrunError as e:
+            log.append(e.limit)
+        b.close()
+        log.append(await reader.read())
+        a.close()
+        polled, other = socket.socketpair()
+        other.send(b"!")
+        obj = uasyncio.StreamReader(polled, Trickle([b"half"]))
+        await timed_out(obj.readline())
+        log.append(await obj.read())
+        polled.close()
+        other.close()
+        s = udp.socket()
+        s.bind(("127.0.0.1", 0))
+        await timed_out(udp.recv(s, 10))
+        await cancelled(udp.recvfrom(s, 10))
+        await udp.close(s)
+        srv = uasyncio.start_server(ws_reads, "127.0.0.1", 0)
+        loop.create_task(srv)
+        await uasyncio.sleep_ms(1)
+        r, w = await uasyncio.open_connection("127.0.0.1", srv.socket.getsockname()[1])
+        await w.awrite(b"GET / HTTP/1.1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        while await r.readline() != b"\r\n":
+            pass
+        await w.awrite(frame(b"abc"))
+        await uasyncio.sleep_ms(10)
+        await w.awrite(frame(b"de\n") + struct.pack(">BB", 0x88, 0x82) + b"\0\0\0\0\x03\xe8")
+        await r.read()
+        await w.aclose()
+        uasyncio.cancel(srv)
+        await uasyncio.sleep_ms(5)
+
+    loop.run_until_complete(main())
+    loop.close()
+    return log
+
+
 def rounds():
     for _ in range(20):
         scenario()
         io_scenario()
+        got = interrupted_reads_scenario()
+        assert got.count("timeout") == 4 and got.count("cancelled") == 3, got
+        assert b"123456789\n" in got and 100 in got and b"half" in got and b"abcde\n" in got, got
         log = fault_scenario()
         # The error paths were taken: a timeout, the refusal, the resets.
         assert "timeout" in log and sum(isinstance(e, OSError) for e in log) >= 2, log

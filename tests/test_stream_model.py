@@ -23,7 +23,7 @@ from conftest import open_fds
 line_len = st.one_of(st.integers(0, 40), st.integers(0, 3000), st.integers(60000, 200000))
 lines = st.lists(st.tuples(line_len, st.booleans()), min_size=0, max_size=12)
 chunk_cuts = st.lists(st.integers(1, 70000), min_size=1, max_size=8)
-pauses = st.lists(st.sampled_from([None, 0, 1]), min_size=1, max_size=8)
+pauses = st.lists(st.sampled_from([None, 0, 1, 4]), min_size=1, max_size=8)
 op = st.one_of(
     st.tuples(st.just("readline"), st.none()),
     st.tuples(st.just("read"), st.integers(1, 100000)),
