@@ -9,11 +9,10 @@ static void *resize(const ua_linebuf *b, void *p, size_t n)
 {
     if (b->mem)
         return b->mem(p, n);
-    if (!n) {
-        free(p);
-        return NULL;
-    }
-    return realloc(p, n);
+    void *q = n ? realloc(p, n) : NULL;
+    if (!q)
+        free(p);   /* the same contract as a custom allocator's */
+    return q;
 }
 
 void ua_linebuf_init(ua_linebuf *b)
@@ -61,8 +60,12 @@ char *ua_linebuf_space(ua_linebuf *b, size_t want, size_t *room)
         }
         if (cap != b->cap) {
             char *data = resize(b, b->data, cap);
-            if (!data)
+            if (!data) {
+                /* The block went with the failure: what was buffered is lost. */
+                b->data = NULL;
+                b->start = b->end = b->cap = b->scanned = 0;
                 return NULL;
+            }
             b->data = data;
             b->cap = cap;
         }

@@ -14,8 +14,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* realloc's contract: p NULL allocates, n 0 frees (and returns NULL);
- * NULL on failure with p untouched. */
+/* Like realloc: p NULL allocates, n 0 frees (and returns NULL). Unlike it,
+ * a failure releases p too (as _PyBytes_Resize does): a buffer that cannot
+ * grow loses what it held and is left empty. */
 typedef void *(*ua_linebuf_resize)(void *p, size_t n);
 
 typedef struct ua_linebuf {
@@ -37,8 +38,8 @@ static inline const char *ua_linebuf_peek(const ua_linebuf *b) { return b->data 
 
 /* Room for at least want more bytes at the end (moving the data to the
  * front, or growing the storage); returns where to write and the room in
- * *room, or NULL on no memory (or a size that cannot be; then nothing
- * changed). */
+ * *room, or NULL: for a size that cannot be, with nothing changed; on no
+ * memory, with the buffer emptied (see ua_linebuf_resize). */
 char *ua_linebuf_space(ua_linebuf *b, size_t want, size_t *room);
 
 /* Copy n bytes to the end: 0, or -1 on no memory (nothing appended). */

@@ -264,8 +264,84 @@ static void test_random_ops_match_reference(void)
     free(chunk);
 }
 
+/* An allocator that counts its live blocks and can be made to fail. */
+static int live_blocks, fail_next;
+
+static void *counting_resize(void *p, size_t n)
+{
+    if (!n) {
+        if (p)
+            live_blocks--;
+        free(p);
+        return NULL;
+    }
+    if (fail_next) {
+        fail_next = 0;
+        if (p)
+            live_blocks--;
+        free(p);   /* the contract: a failed resize releases the block */
+        return NULL;
+    }
+    if (!p)
+        live_blocks++;
+    return realloc(p, n);
+}
+
+static void test_detach_hands_the_storage_over_and_keeps_the_rest(void)
+{
+    ua_linebuf b;
+    ua_linebuf_init(&b);
+    b.mem = counting_resize;
+    CHECK(append(&b, "xxhello\nworld", 13));
+    ua_linebuf_consume(&b, 2);                 /* the data no longer starts at the front */
+    CHECK_EQ(ua_linebuf_find_line(&b), 6);
+    size_t cap = 0;
+    char *block = ua_linebuf_detach(&b, 6, &cap);
+    CHECK(block != NULL);
+    CHECK(memcmp(block, "hello\n", 6) == 0);  /* moved to the block's start */
+    CHECK(cap >= 13);
+    CHECK(holds(&b, "world"));                 /* the rest, in a block of its own */
+    CHECK(b.data != block);
+    CHECK_EQ(live_blocks, 2);
+    CHECK_EQ(ua_linebuf_find_line(&b), -1);
+    counting_resize(block, 0);
+    /* Everything detached: the buffer holds no block at all. */
+    CHECK(append(&b, "\n", 1));
+    block = ua_linebuf_detach(&b, ua_linebuf_len(&b), &cap);
+    CHECK(block != NULL && memcmp(block, "world\n", 6) == 0);
+    CHECK(b.data == NULL && b.cap == 0 && ua_linebuf_len(&b) == 0);
+    counting_resize(block, 0);
+    ua_linebuf_free(&b);
+    CHECK_EQ(live_blocks, 0);
+}
+
+static void test_growth_goes_through_the_buffers_allocator(void)
+{
+    ua_linebuf b;
+    ua_linebuf_init(&b);
+    b.mem = counting_resize;
+    char chunk[1000];
+    memset(chunk, 'a', sizeof(chunk));
+    for (int i = 0; i < 100; i++)
+        CHECK(append(&b, chunk, sizeof(chunk)));
+    CHECK_EQ(live_blocks, 1);                  /* grown in place: one block all along */
+    CHECK(b.cap >= 100000);
+    /* A resize that fails releases the block: the buffer is left empty and usable. */
+    fail_next = 1;
+    size_t room;
+    CHECK(ua_linebuf_space(&b, b.cap, &room) == NULL);
+    CHECK_EQ(live_blocks, 0);
+    CHECK(append(&b, "ok\n", 3));
+    CHECK(holds(&b, "ok\n"));
+    ua_linebuf_free(&b);
+    CHECK_EQ(live_blocks, 0);
+    CHECK(b.mem == counting_resize);           /* free keeps the allocator */
+}
+
 int main(void)
 {
+    RUN(test_detach_hands_the_storage_over_and_keeps_the_rest);
+    RUN(test_growth_goes_through_the_buffers_allocator);
     RUN(test_empty_buffer);
     RUN(test_lines_in_one_chunk);
     RUN(test_newline_first_and_empty_lines);
