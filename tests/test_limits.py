@@ -384,3 +384,82 @@ def test_an_idle_timeout_drops_a_slow_loris_while_50_clients_are_served(loop):
     assert len(served) == 150
     # Dropped after about IDLE seconds, having sent a byte every 100 ms.
     assert loris["sent"] >= 5 and loris["secs"] < 25, loris
+
+
+CHILD_WS = r'''
+import json, socket, sys, threading
+sys.path.insert(0, sys.argv[1])
+import uasyncio
+from uasyncio.websocket.server import WSReader
+
+SIZE = int(sys.argv[2])
+
+def rss(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+
+# One binary frame of SIZE zero bytes, masked with a zero key (so the
+# payload is the data as it is), built in place before the baseline is taken
+# (no large temporary freed: that would move glibc's mmap threshold).
+frame = bytearray(14 + SIZE)
+frame[:14] = bytes([0x82, 0xFF]) + SIZE.to_bytes(8, "big") + b"\0\0\0\0"
+out = {}
+
+async def handler(reader, writer):
+    await reader.readline()
+    ws = await WSReader(reader, writer, max_message=2 * SIZE)
+    msg = await ws.read()
+    out["ok"] = len(msg) == SIZE and msg.count(0) == SIZE
+    del msg
+    await ws.aclose()
+
+def client(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET / HTTP/1.1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    s.sendall(frame)
+    while s.recv(65536):
+        pass
+    s.close()
+
+async def main():
+    srv = uasyncio.start_server(handler, "127.0.0.1", 0)
+    loop.create_task(srv)
+    await uasyncio.sleep_ms(1)
+    th = threading.Thread(target=client, args=(srv.socket.getsockname()[1],))
+    th.start()
+    while "ok" not in out:
+        await uasyncio.sleep_ms(5)
+    while th.is_alive():
+        await uasyncio.sleep_ms(5)
+
+loop = uasyncio.get_event_loop()
+out["baseline"] = rss("VmRSS")
+try:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+except OSError:
+    pass
+loop.run_until_complete(uasyncio.wait_for(main(), 120))
+out["peak"] = rss("VmHWM")
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.timeout(300)
+def test_a_30mb_websocket_message_in_one_frame_costs_about_its_own_size():
+    """The frame buffered by the reader becomes the message, then the bytes
+    read() returns: no copy of it is ever made."""
+    mb = 1 << 20
+    size = 30 * mb
+    proc = subprocess.run([sys.executable, "-c", CHILD_WS, PKG_DIR, str(size)],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    print("WebSocket message %d MB: baseline %.1f MB, peak %.1f MB (+%.1f MB)%s" % (
+        size // mb, out["baseline"] / mb, out["peak"] / mb, (out["peak"] - out["baseline"]) / mb,
+        "" if JUDGE_RSS else " (not judged on this build)"))
+    assert out["ok"]
+    if JUDGE_RSS:
+        assert out["peak"] - out["baseline"] < 1.2 * size, out

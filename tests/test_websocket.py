@@ -1200,3 +1200,4 @@ def test_a_timed_out_websocket_read_leaves_its_bytes_for_the_next(loop, how):
         assert seen == {"first": b"12345", "second": b"6789\n"}
     else:
         assert seen == {"first": "timeout", "second": b"123456789\n"[:10]}
+

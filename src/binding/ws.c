@@ -16,6 +16,7 @@
 #include "wsproto.h"
 
 #define FILL_BUDGET 16
+#define BIG_FRAME (256 * 1024)   /* a frame's payload at least this long is handed over, not copied */
 
 /* A StreamReader (its base) over the payloads of the messages: base.buf
  * holds payload bytes received and not yet returned, base.polls the socket,
@@ -321,15 +322,29 @@ static PySendResult read_message(WSOpObject *op, PyObject **result)
         int rc = ua_ws_on_data(&ws->conn, payload, len);
         uint8_t control[UA_WS_MAX_CONTROL];
         int text = ws->conn.opcode == UA_WS_TEXT;
-        if (rc == 0 && act == UA_WS_DATA_FRAME) {
-            if (ua_linebuf_append(&ws->msg, payload, len) < 0) {
+        size_t frame_len = (size_t)n + len;
+        if (rc == 0 && act == UA_WS_DATA_FRAME && h.fin && !ua_linebuf_len(&ws->msg) && len >= BIG_FRAME &&
+            ua_linebuf_len(&r->buf) - frame_len <= len / 4) {
+            /* A large message in one frame: the reader's storage becomes the
+             * message's (its header skipped), so it is never in memory twice. */
+            size_t cap;
+            char *block = ua_linebuf_detach(&r->buf, frame_len, &cap);
+            if (!block) {
                 PyErr_NoMemory();
                 return PYGEN_ERROR;
             }
-        } else if (act == UA_WS_CONTROL_FRAME) {
-            memcpy(control, payload, len);
+            ua_linebuf_adopt(&ws->msg, block, cap, (size_t)n, frame_len);
+        } else {
+            if (rc == 0 && act == UA_WS_DATA_FRAME) {
+                if (ua_linebuf_append(&ws->msg, payload, len) < 0) {
+                    PyErr_NoMemory();
+                    return PYGEN_ERROR;
+                }
+            } else if (act == UA_WS_CONTROL_FRAME) {
+                memcpy(control, payload, len);
+            }
+            ua_linebuf_consume(&r->buf, frame_len);
         }
-        ua_linebuf_consume(&r->buf, (size_t)n + len);
         int end = rc < 0 ? rc : ua_ws_on_frame_end(&ws->conn, &h);
         if (end < 0) {
             if (fail(ws, -end) < 0)

@@ -137,3 +137,12 @@ char *ua_linebuf_detach(ua_linebuf *b, size_t n, size_t *cap)
     b->end = rest;
     return out;
 }
+
+void ua_linebuf_adopt(ua_linebuf *b, char *block, size_t cap, size_t start, size_t end)
+{
+    ua_linebuf_free(b);
+    b->data = block;
+    b->cap = cap;
+    b->start = start;
+    b->end = end;
+}

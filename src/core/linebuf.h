@@ -63,4 +63,9 @@ ssize_t ua_linebuf_find_line(ua_linebuf *b);
  * the front. NULL on no memory, with nothing changed. *cap: the block's size. */
 char *ua_linebuf_detach(ua_linebuf *b, size_t n, size_t *cap);
 
+/* Takes a block (from ua_linebuf_detach of a buffer with the same
+ * allocator) as the storage, holding the bytes [start, end) of its cap;
+ * what the buffer held is released. O(1). */
+void ua_linebuf_adopt(ua_linebuf *b, char *block, size_t cap, size_t start, size_t end);
+
 #endif
