@@ -230,3 +230,38 @@ def test_plain_client_against_a_tls_server_does_not_end_the_server(loop, cert):
         return line
 
     assert run(loop, main(), 30) == b"still serving\n"
+
+
+@pytest.mark.timeout(30)
+def test_tls_streams_take_the_line_limit_of_start_server_and_open_connection(loop, cert):
+    seen = {}
+
+    async def handler(reader, writer):
+        seen["server_limit"] = reader.limit
+        try:
+            await reader.readline()
+        except uasyncio.LimitOverrunError as e:
+            seen["server_error"] = e.limit
+        seen["after"] = await reader.readline()
+        await writer.awrite(b"y" * 500 + b"\n")
+        await writer.aclose()
+
+    srv = uasyncio.start_server(handler, HOST, 0, ssl=server_context(cert), limit=100)
+    loop.create_task(srv)
+    loop.run_until_complete(uasyncio.sleep_ms(1))
+    port = srv.socket.getsockname()[1]
+
+    async def main():
+        reader, writer = await connect(port, ssl=client_context(cert, False), limit=200)
+        seen["client_limit"] = reader.limit
+        await writer.awrite(b"x" * 1000 + b"\nshort\n")
+        try:
+            await reader.readline()
+        except uasyncio.LimitOverrunError as e:
+            seen["client_error"] = e.limit
+        await writer.aclose()
+        await stop(srv)
+
+    run(loop, main())
+    assert seen == {"server_limit": 100, "client_limit": 200, "server_error": 100, "after": b"short\n",
+                    "client_error": 200}
