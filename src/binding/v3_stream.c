@@ -768,10 +768,11 @@ static int acceptor_serve(AcceptorObject *a, int fd, const struct sockaddr_stora
     }
     PyObject *task = coro ? PyObject_CallOneArg(a->spawn, coro) : NULL;
     if (!task) {
+        /* The connection is dropped; the first error is the one reported. */
+        PyObject *exc = ua_err_fetch();
         PyObject *r = PyObject_CallMethodNoArgs(sock, str_close);
-        if (!r)
-            PyErr_Clear();   /* the first error is the one reported */
         Py_XDECREF(r);
+        ua_err_restore(exc);
     }
     Py_XDECREF(task);
     Py_XDECREF(coro);

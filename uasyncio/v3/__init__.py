@@ -33,4 +33,6 @@ Wait = _v3.Wait
 QueueEmpty = _v3.QueueEmpty
 QueueFull = _v3.QueueFull
 
+from uasyncio.v3.stream import *  # noqa: E402,F401,F403  Stream, Server, open_connection, start_server
+
 __version__ = (3, 0, 0)

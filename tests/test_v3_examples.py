@@ -1,0 +1,95 @@
+"""The programs in examples/v3, each run through python3 -m uasyncio.v3 as
+one runs them for real, with what they print checked."""
+import http.server
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import ROOT
+
+PKG = os.path.join(ROOT, os.environ.get("UA_PKG_DIR", ""))
+EXAMPLES = os.path.join(ROOT, "examples", "v3")
+
+
+def start(name, *args):
+    env = dict(os.environ, PYTHONPATH=PKG)
+    return subprocess.Popen([sys.executable, "-m", "uasyncio.v3", os.path.join(EXAMPLES, name), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def finish(proc, timeout=60):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail("%s did not end in %d s; stdout: %r stderr: %r" % (proc.args, timeout, out, err))
+    assert proc.returncode == 0, err
+    return out
+
+
+def test_blink_leds_event_and_thread_safe_flag():
+    out = finish(start("blink.py"))
+    lines = out.splitlines()
+    assert sorted(lines[:4]) == ["button pressed", "interrupt 0", "interrupt 1", "interrupt 2"]
+    assert lines[4:] == ["red blinked yes", "green blinked yes", "done"]
+
+
+def test_echo_server_with_start_server_write_and_drain():
+    proc = start("echo_server.py", "0", "3")
+    try:
+        first = proc.stdout.readline()
+        m = re.match(r"listening on (\d+)$", first.strip())
+        assert m, first + proc.stderr.read()
+        port = int(m.group(1))
+        for i in range(3):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                f = s.makefile("rwb")
+                for j in range(5):
+                    f.write(b"client %d line %d\n" % (i, j))
+                    f.flush()
+                    assert f.readline() == b"client %d line %d\n" % (i, j)
+                f.close()
+    except BaseException:
+        proc.kill()
+        raise
+    out = finish(proc)
+    assert out.splitlines() == ["served 1 127.0.0.1", "served 2 127.0.0.1", "served 3 127.0.0.1", "stopped"]
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"hello from %s\n" % self.path.encode() + b"x" * 100000
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_http_client_with_open_connection():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    t = threading.Thread(target=httpd.serve_forever)
+    t.start()
+    try:
+        out = finish(start("http_client.py", "127.0.0.1", str(httpd.server_address[1]), "/index"))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        t.join(10)
+    assert out.splitlines() == ["HTTP/1.0 200 OK", "content-type: text/plain", "body: 100018 bytes",
+                                "hello from /index"]
+
+
+def test_gather_with_timeouts():
+    out = finish(start("gather_timeouts.py"))
+    assert out.splitlines() == ["temperature 21.5", "humidity 48", "pressure timeout",
+                                "('light', 300)", "ValueError", "gather timed out"]

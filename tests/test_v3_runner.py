@@ -1,0 +1,138 @@
+"""python3 -m uasyncio.v3 prog.py: a MicroPython program runs unchanged, with
+asyncio/uasyncio bound to uasyncio.v3 and MicroPython's time and micropython
+helpers available."""
+import os
+import subprocess
+import sys
+import textwrap
+
+from conftest import ROOT
+
+PKG = os.path.join(ROOT, os.environ.get("UA_PKG_DIR", ""))
+
+
+def run_prog(tmp_path, source, *args, timeout=60):
+    """Run source through the runner; returns the CompletedProcess."""
+    prog = tmp_path / "prog.py"
+    prog.write_text(textwrap.dedent(source))
+    env = dict(os.environ, PYTHONPATH=PKG)
+    return subprocess.run([sys.executable, "-m", "uasyncio.v3", str(prog), *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=str(tmp_path))
+
+
+def test_asyncio_and_uasyncio_are_uasyncio_v3(tmp_path):
+    p = run_prog(tmp_path, """
+        import asyncio, uasyncio, sys
+        from asyncio import Event
+        print(asyncio is uasyncio, asyncio.__name__, asyncio.__version__)
+        print(Event is asyncio.Event)
+        async def main():
+            await asyncio.sleep_ms(1)
+            return 7
+        print(asyncio.run(main()))
+        """)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n")[:3] == ["True uasyncio.v3 (3, 0, 0)", "True", "7"]
+
+
+def test_argv_and_program_directory(tmp_path):
+    (tmp_path / "helper.py").write_text("VALUE = 'from beside the program'\n")
+    p = run_prog(tmp_path, """
+        import sys, helper
+        print(sys.argv[1:], helper.VALUE)
+        print(__name__)
+        """, "a", "b c")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "['a', 'b c'] from beside the program\n__main__\n"
+
+
+def test_time_ticks_and_sleeps(tmp_path):
+    p = run_prog(tmp_path, """
+        import time, utime
+        t0, u0 = time.ticks_ms(), time.ticks_us()
+        time.sleep_ms(20)
+        time.sleep_us(1000)
+        print(time.ticks_diff(time.ticks_ms(), t0) >= 20, time.ticks_diff(time.ticks_us(), u0) >= 21000)
+        print(time.ticks_add(2**30 - 1, 2), time.ticks_diff(1, 2**30 - 1))
+        print(utime is time, 0 <= time.ticks_cpu() < 2**30)
+        """)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "True True\n1 2\nTrue True\n"
+
+
+def test_micropython_module(tmp_path):
+    p = run_prog(tmp_path, """
+        import micropython
+        from micropython import const
+        X = const(5)
+
+        @micropython.native
+        def f(): return 1
+
+        @micropython.viper
+        def g(): return 2
+
+        micropython.alloc_emergency_exception_buf(100)
+        print(X, f(), g())
+        """)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "5 1 2\n"
+
+
+def test_schedule_from_a_thread_and_from_a_signal_handler(tmp_path):
+    p = run_prog(tmp_path, """
+        import _thread, os, signal, threading
+        import asyncio, micropython
+
+        got = []
+        ev = asyncio.ThreadSafeFlag()
+
+        def on_loop(arg):
+            got.append((arg, threading.current_thread() is threading.main_thread()))
+            if len(got) == 2:
+                ev.set()
+
+        def handler(signum, frame):
+            micropython.schedule(on_loop, "signal")
+
+        signal.signal(signal.SIGUSR1, handler)
+
+        async def main():
+            _thread.start_new_thread(micropython.schedule, (on_loop, "thread"))
+            await asyncio.sleep_ms(50)
+            os.kill(os.getpid(), signal.SIGUSR1)
+            await asyncio.wait_for(ev.wait(), 10)
+            print(sorted(got))
+
+        asyncio.run(main())
+        """)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "[('signal', True), ('thread', True)]\n"
+
+
+def test_u_names_of_standard_modules(tmp_path):
+    p = run_prog(tmp_path, """
+        import usocket, ustruct, ujson, uerrno, uselect
+        import socket, struct, json
+        print(usocket is socket, ustruct is struct, ujson.dumps([1]))
+        """)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "True True [1]\n"
+
+
+def test_an_uncaught_exception_exits_non_zero_with_its_traceback(tmp_path):
+    p = run_prog(tmp_path, """
+        import asyncio
+        async def main():
+            raise ValueError("boom")
+        asyncio.run(main())
+        """)
+    assert p.returncode == 1
+    assert "ValueError: boom" in p.stderr
+
+
+def test_usage_without_a_program():
+    env = dict(os.environ, PYTHONPATH=PKG)
+    p = subprocess.run([sys.executable, "-m", "uasyncio.v3"], capture_output=True, text=True, timeout=60,
+                       env=env)
+    assert p.returncode == 2 and "usage" in p.stderr

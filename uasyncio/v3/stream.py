@@ -1,0 +1,146 @@
+"""uasyncio.v3 streams: open_connection, start_server, Server.
+
+Stream (also StreamReader and StreamWriter) and the accept loop are C
+(uasyncio._uasyncio.Stream, .Acceptor); this file only connects, listens,
+runs the TLS handshakes (through Python's ssl module) and holds the Server
+object's glue.
+"""
+import errno as _errno
+import socket as _socket
+
+from uasyncio import _tls_wrap
+from uasyncio._uasyncio import Acceptor as _Acceptor
+from uasyncio._uasyncio import IOWrite as _IOWrite
+from uasyncio._uasyncio import IOWriteDone as _IOWriteDone
+from uasyncio._uasyncio import Stream
+from uasyncio._uasyncio import _v3 as _core
+from uasyncio.core import coroutine as _coroutine
+
+_tls_wrap = _coroutine(_tls_wrap)   # awaitable from async def too
+
+StreamReader = Stream
+StreamWriter = Stream
+
+__all__ = ["Stream", "StreamReader", "StreamWriter", "Server", "open_connection", "start_server"]
+
+
+def _context(ssl):
+    if ssl is True:
+        import ssl as _ssl
+        return _ssl.create_default_context()
+    return ssl
+
+
+@_coroutine
+def open_connection(host, port, ssl=None, server_hostname=None):
+    """Connect without blocking; returns (stream, stream). A refused or
+    failed connect raises OSError. ssl: True or an ssl.SSLContext."""
+    family, type_, proto, _, addr = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)[0]
+    s = _socket.socket(family, type_, proto)
+    try:
+        s.setblocking(False)
+        if family in (_socket.AF_INET, _socket.AF_INET6):
+            s.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        err = s.connect_ex(addr)
+        if err == _errno.EINPROGRESS:
+            yield _IOWrite(s)
+            err = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
+            yield _IOWriteDone(s)
+        if err:
+            raise OSError(err, _errno.errorcode.get(err, str(err)))
+        if ssl:
+            s = yield from _tls_wrap(s, _context(ssl), False, server_hostname or host)
+    except BaseException:
+        s.close()
+        raise
+    st = Stream(s, {"peername": addr})
+    return st, st
+
+
+class Server:
+    """What start_server() gives: close(), await wait_closed(), async with."""
+
+    def __init__(self, acceptor):
+        self._acceptor = acceptor
+        self.state = False   # True once close() was called
+        self.task = None
+
+    async def __aenter__(self):
+        """async with server: ... (closed, and waited for, on the way out)."""
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb):
+        """Close the server and wait until it has ended."""
+        self.close()
+        await self.wait_closed()
+
+    def close(self):
+        """Stop listening: the listening socket is closed, the server's task ends."""
+        self.state = True
+        self._acceptor.close()
+        self.task.cancel()
+
+    async def wait_closed(self):
+        """Wait until the server's task has ended."""
+        await self.task
+
+    async def _serve(self):
+        try:
+            await self._acceptor
+        except _core.CancelledError:
+            # Closed on purpose: the server just ends. Otherwise (its parent
+            # was cancelled, say) the cancellation goes on.
+            if not self.state:
+                raise
+
+    @property
+    def socket(self):
+        """The listening socket (beyond MicroPython: to learn the port of port 0)."""
+        return self._acceptor.sock
+
+    @property
+    def sockets(self):
+        """As CPython's Server.sockets: the listening sockets."""
+        return [self._acceptor.sock]
+
+    def __repr__(self):
+        return "<Server %r%s>" % (self._acceptor.sock, " closed" if self.state else "")
+
+
+def _tls_handler(cb, ctx):
+    async def client(sock, peer):
+        try:
+            s = await _tls_wrap(sock, ctx, True)
+        except (OSError, ValueError):
+            return   # a failed handshake ends that connection only (_tls_wrap closed it)
+        st = Stream(s, {"peername": peer})
+        await cb(st, st)
+    return client
+
+
+async def start_server(cb, host, port, backlog=5, ssl=None):
+    """Listen on (host, port) and run cb(reader, writer) as a task for each
+    connection; returns the started Server. ssl: an ssl.SSLContext."""
+    family, _, _, _, addr = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)[0]
+    s = _socket.socket(family, _socket.SOCK_STREAM)
+    try:
+        s.setblocking(False)
+        s.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        s.bind(addr)
+        s.listen(backlog)
+    except BaseException:
+        s.close()
+        raise
+    if ssl:
+        acceptor = _Acceptor(s, _tls_handler(cb, ssl), _core.create_task, True)
+    else:
+        acceptor = _Acceptor(s, cb, _core.create_task)
+    srv = Server(acceptor)
+    srv.task = _core.create_task(srv._serve())
+    try:
+        # Let the server's task start, so that it is there to be cancelled.
+        await _core.sleep_ms(0)
+    except _core.CancelledError:
+        srv.close()
+        raise
+    return srv
