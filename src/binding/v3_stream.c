@@ -207,15 +207,12 @@ static void op_dealloc(OpObject *op)
     PyObject_GC_Del(op);
 }
 
-/* Take n buffered bytes as a bytes object. */
+/* Take n buffered bytes as a bytes object (a long one without a copy). */
 static PyObject *take(ReaderObject *rd, size_t n)
 {
     if (!n)
         return Py_NewRef(empty_bytes);
-    PyObject *b = PyBytes_FromStringAndSize(ua_linebuf_peek(&rd->buf), (Py_ssize_t)n);
-    if (b)
-        ua_linebuf_consume(&rd->buf, n);
-    return b;
+    return ua_reader_take(rd, n);
 }
 
 /* readinto() with nothing buffered, on a plain socket: recv() straight into
@@ -280,7 +277,9 @@ static int read_answer(OpObject *op, ReaderObject *rd, PyObject **result)
         }
         break;
     default: {   /* OP_READLINE */
-        ssize_t line = ua_linebuf_find_line(&rd->buf);
+        ssize_t line = ua_reader_find_line(rd);   /* a Stream has no limit */
+        if (line == -2)
+            return -1;
         if (line < 0 && !rd->eof)
             return 0;
         *result = take(rd, line >= 0 ? (size_t)line : have);
