@@ -398,6 +398,73 @@ def v3_scenario():
     loop.close()
 
 
+def v3_stream_scenario():
+    """uasyncio.v3 streams: echo, read to the end, readexactly's EOFError,
+    readinto, a read cancelled and a drain timed out part way, a handler that
+    raises, a server closed."""
+    import socket
+    import uasyncio.v3 as v3
+    loop = v3.new_event_loop()
+    loop.set_exception_handler(lambda loop, ctx: None)
+    log = []
+
+    async def handler(reader, writer):
+        try:
+            line = await reader.readline()
+            if line == b"fail\n":
+                raise ValueError("handler failed")
+            writer.write(line)
+            await writer.drain()
+            await writer.awrite(b"0123456789")
+        finally:
+            await writer.wait_closed()
+
+    async def main():
+        srv = await v3.start_server(handler, "127.0.0.1", 0)
+        port = srv.socket.getsockname()[1]
+        r, w = await v3.open_connection("127.0.0.1", port)
+        w.write(b"hello\n")
+        await w.drain()
+        log.append(await r.readline())
+        buf = bytearray(4)
+        log.append(await r.readinto(buf))
+        log.append(await r.read(-1))
+        try:
+            await r.readexactly(1)
+        except EOFError:
+            log.append("eof")
+        await w.wait_closed()
+        r, w = await v3.open_connection("127.0.0.1", port)
+        t = v3.create_task(r.readline())
+        await v3.sleep_ms(1)
+        t.cancel()
+        try:
+            await t
+        except v3.CancelledError:
+            log.append("cancelled")
+        w.write(b"fail\n")
+        await w.drain()
+        log.append(await r.read())
+        await w.wait_closed()
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(1)
+        r, w = await v3.open_connection("127.0.0.1", lsock.getsockname()[1])
+        w.write(b"x" * (8 << 20))
+        try:
+            await v3.wait_for(w.drain(), 0.05)
+        except v3.TimeoutError:
+            log.append("timeout")
+        await w.wait_closed()
+        lsock.close()
+        srv.close()
+        await srv.wait_closed()
+
+    loop.run_until_complete(main())
+    loop.close()
+    return log
+
+
 def interrupted_reads_scenario():
     """Reads timed out and cancelled part way (socket, object, WebSocket,
     datagram), then read again; a line over the limit; the end of a stream."""
@@ -506,6 +573,8 @@ def rounds():
         thread_scenario()
         signal_scenario()
         v3_scenario()
+        got = v3_stream_scenario()
+        assert got == [b"hello\n", 4, b"456789", "eof", "cancelled", b"", "timeout"], got
 
 
 def main():
