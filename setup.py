@@ -3,15 +3,14 @@ binding in src/binding) and the packages: every package under uasyncio/,
 found, with the type stubs (.pyi) and py.typed beside its modules. The
 metadata is in pyproject.toml. Sources and flags come from
 scripts/build_ext.py, which also builds without setuptools."""
-import importlib.util
 import os
+import sys
 
-from setuptools import Extension, find_packages, setup
+# First, so that an interpreter too old is told so (build_ext checks).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts"))
+import build_ext as ext  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location(
-    "build_ext", os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "build_ext.py"))
-ext = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ext)
+from setuptools import Extension, find_packages, setup  # noqa: E402
 
 setup(
     packages=find_packages(include=["uasyncio", "uasyncio.*"]),

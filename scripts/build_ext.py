@@ -12,13 +12,21 @@ compiled with the interpreter's own sysconfig: its CC, CFLAGS, CCSHARED,
 include directory, LDSHARED and EXT_SUFFIX, objects in build/temp-<tag>/,
 only what changed rebuilt. Any failure exits non-zero with the compiler's
 message. UA_CFLAGS and UA_LDFLAGS add flags (make asan uses them)."""
+from __future__ import print_function   # so that Python 2 reaches the check below
+
+import sys
+
+# Older interpreters stop here with a clear word, before anything they lack.
+if sys.version_info < (3, 10):
+    sys.exit("uasyncio needs CPython 3.10 or newer; %s is %s"
+             % (sys.executable, sys.version.split()[0]))
+
 import argparse
 import glob
 import importlib.util
 import os
 import shlex
 import subprocess
-import sys
 import sysconfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -72,22 +72,32 @@ def pyenv_root():
 
 
 def version(exe):
-    r = subprocess.run([exe, "-c", "import sys; print(sys.implementation.name, *sys.version_info[:3])"],
+    # Written so that Python 2 answers too.
+    r = subprocess.run([exe, "-c", "import platform, sys; sys.stdout.write('%s %d %d %d' % "
+                        "((platform.python_implementation(),) + tuple(sys.version_info[:3])))"],
                        capture_output=True, text=True)
     if r.returncode:
         return None
     impl, *v = r.stdout.split()
-    return tuple(int(x) for x in v) if impl == "cpython" else None
+    return tuple(int(x) for x in v) if impl == "CPython" else None
 
 
-def interpreters():
-    """pyenv's CPythons >= 3.10, oldest first, as (path, version)."""
+def interpreters(supported=True):
+    """pyenv's CPythons, oldest first, as (path, version): those >= 3.10,
+    or (supported=False) the older ones."""
     found = []
-    for exe in glob.glob(os.path.join(pyenv_root(), "versions", "*", "bin", "python3")):
+    for exe in glob.glob(os.path.join(pyenv_root(), "versions", "*", "bin", "python")):
         v = version(exe)
-        if v and v >= (3, 10):
+        if v and (v >= (3, 10)) == supported:
             found.append((v, exe))
     return [(exe, v) for v, exe in sorted(found)]
+
+
+def refused(exe):
+    """An interpreter older than 3.10 must be told so by the build, plainly."""
+    r = subprocess.run([exe, "scripts/build_ext.py", "--build-lib", os.path.join("build", "too-old")],
+                       cwd=ROOT, capture_output=True, text=True)
+    return r.returncode != 0 and "needs CPython 3.10 or newer" in r.stderr
 
 
 def core_tests():
@@ -147,8 +157,13 @@ def main():
         failed += r.returncode != 0
         results.append("  CPython %-8s %s  %s (%.0f s)" % (name, "ok    " if r.returncode == 0 else "FAILED",
                                                            summary.strip("= "), time.monotonic() - t0))
-    print("core tests ran on:")
-    print("\n".join(results) if results else "  (no other CPython >= 3.10 found)")
+    for exe, v in interpreters(supported=False):
+        ok = refused(exe)
+        failed += not ok
+        results.append("  CPython %-8s %s  the build refuses it with a clear message" % (
+            "%d.%d.%d" % v, "ok    " if ok else "FAILED"))
+    print("core tests ran on (and older CPythons were refused):")
+    print("\n".join(results) if results else "  (no other CPython found)")
     return 1 if failed else 0
 
 
