@@ -2,14 +2,12 @@
 scenarios that touch every part of the loop and fails if the total reference
 count keeps growing."""
 import gc
-import os
 import socket
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, os.environ.get("UA_PKG_DIR", "")))
-import uasyncio  # noqa: E402
-from uasyncio import IORead, IOReadDone, IOWrite, StopLoop  # noqa: E402
+from conftest import sigint_raises  # first: puts the package under test first on the path
+import uasyncio  # noqa: I100
+from uasyncio import IORead, IOReadDone, IOWrite, StopLoop
 
 
 def scenario():
@@ -283,18 +281,9 @@ def thread_scenario():
 def signal_scenario():
     """A signal caught while C code runs interrupts the loop; the loop is
     used again, then closed with a task pending."""
-    import ctypes
-    import functools
-    import signal
-
     class Interrupted(Exception):
         pass
 
-    def handler(signum, frame):
-        raise Interrupted()
-
-    kill = functools.partial(ctypes.CDLL(None).kill, os.getpid(), signal.SIGINT)
-    old = signal.signal(signal.SIGINT, handler)
     loop = uasyncio.PollEventLoop()
     log = []
 
@@ -304,7 +293,7 @@ def signal_scenario():
         finally:
             log.append("finally")
 
-    try:
+    with sigint_raises(Interrupted) as kill:
         loop.create_task(pending())
         loop.call_soon(kill)
         try:
@@ -313,8 +302,6 @@ def signal_scenario():
             log.append("interrupted")
         loop.run_until_complete(uasyncio.sleep_ms(1))
         loop.close()
-    finally:
-        signal.signal(signal.SIGINT, old)
     assert log == ["interrupted", "finally"], log
 
 

@@ -2,10 +2,6 @@
 loop still holds: every one is reached, and finalized (its finally blocks
 run) or freed; none is left behind."""
 import gc
-import os
-import subprocess
-import sys
-import textwrap
 import weakref
 
 import pytest
@@ -13,6 +9,7 @@ import pytest
 import uasyncio
 from uasyncio.queues import Queue
 from uasyncio.synchro import Lock
+from conftest import run_program
 
 
 def make_main(kind, log, loop):
@@ -133,10 +130,7 @@ def test_close_finalizes_pending_tasks_that_something_else_holds(loop):
 
 
 def test_pending_tasks_of_the_default_loop_are_finalized_at_exit(tmp_path):
-    prog = tmp_path / "prog.py"
-    prog.write_text(textwrap.dedent("""
-        import sys
-        sys.path.insert(0, sys.argv[1])
+    out = run_program(tmp_path, """
         import uasyncio
 
         async def worker(name):
@@ -152,11 +146,7 @@ def test_pending_tasks_of_the_default_loop_are_finalized_at_exit(tmp_path):
         loop = uasyncio.get_event_loop()
         loop.run_until_complete(main())
         print("end")
-    """))
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    pkg = os.path.join(root, os.environ.get("UA_PKG_DIR", ""))
-    out = subprocess.run([sys.executable, str(prog), pkg], capture_output=True, text=True,
-                         timeout=30)
+    """, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["end", "finally sleeping"]
 

@@ -20,10 +20,8 @@ import tracemalloc
 import pytest
 
 import uasyncio
-from conftest import ROOT, run, until
-from netutil import HOST, connect, raw_connect, serve, stop
-
-PKG_DIR = os.path.join(ROOT, os.environ.get("UA_PKG_DIR", ""))
+from conftest import PKG_DIR, run, until
+from netutil import HOST, connect, serve, stop
 # RSS is the allocator's business: judged only on the regular build.
 JUDGE_RSS = not os.environ.get("UA_SANITIZE") and not hasattr(sys, "gettotalrefcount")
 
@@ -193,12 +191,13 @@ def test_readexactly_with_a_huge_n_reserves_nothing_up_front(loop):
 
 # ---- RSS in a child process -----------------------------------------------------------------
 
-CHILD = r'''
-import json, os, socket, sys
+# A child program is RSS_PRELUDE + its own text (defining `out` and main())
+# + RSS_EPILOGUE: main() runs between a baseline RSS and the peak read after,
+# both put in `out`, printed as JSON; argv: the package folder, then its own.
+RSS_PRELUDE = r'''
+import json, sys
 sys.path.insert(0, sys.argv[1])
 import uasyncio
-
-LINE, LIMIT, OTHERS = int(sys.argv[2]), (None if sys.argv[3] == "none" else int(sys.argv[3])), int(sys.argv[4])
 
 def rss(key):
     with open("/proc/self/status") as f:
@@ -207,6 +206,33 @@ def rss(key):
                 return int(line.split()[1]) * 1024
 
 loop = uasyncio.get_event_loop()
+'''
+
+RSS_EPILOGUE = r'''
+out["baseline"] = rss("VmRSS")
+try:   # start the peak from here (Linux >= 4.0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+except OSError:
+    pass
+loop.run_until_complete(uasyncio.wait_for(main(), 120))
+out["peak"] = rss("VmHWM")
+print(json.dumps(out))
+'''
+
+
+def rss_child(program, *args):
+    """Run a child program (see RSS_PRELUDE) with args; returns its `out`."""
+    proc = subprocess.run([sys.executable, "-c", RSS_PRELUDE + program + RSS_EPILOGUE, PKG_DIR]
+                          + [str(a) for a in args], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+CHILD = r'''
+import os, socket
+
+LINE, LIMIT, OTHERS = int(sys.argv[2]), (None if sys.argv[3] == "none" else int(sys.argv[3])), int(sys.argv[4])
 out = {"errors": 0, "others": 0, "sent": 0}
 CHUNK = b"x" * 65536
 
@@ -263,24 +289,11 @@ async def main():
         if out["sent"] >= LINE - 6 and out["others"] >= OTHERS:
             out["done"] = 1
     await uasyncio.sleep_ms(50)
-
-out["baseline"] = rss("VmRSS")
-try:   # start the peak from here (Linux >= 4.0)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-except OSError:
-    pass
-loop.run_until_complete(uasyncio.wait_for(main(), 120))
-out["peak"] = rss("VmHWM")
-print(json.dumps(out))
 '''
 
 
 def run_child(line, limit, others):
-    proc = subprocess.run([sys.executable, "-c", CHILD, PKG_DIR, str(line), str(limit), str(others)],
-                          capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = rss_child(CHILD, line, limit, others)
     mb = 1 << 20
     print("line %d MB, limit %s: baseline %.1f MB, peak %.1f MB (+%.1f MB)%s" % (
         line // mb, limit, out["baseline"] / mb, out["peak"] / mb, (out["peak"] - out["baseline"]) / mb,
@@ -387,18 +400,10 @@ def test_an_idle_timeout_drops_a_slow_loris_while_50_clients_are_served(loop):
 
 
 CHILD_WS = r'''
-import json, socket, sys, threading
-sys.path.insert(0, sys.argv[1])
-import uasyncio
+import socket, threading
 from uasyncio.websocket.server import WSReader
 
 SIZE = int(sys.argv[2])
-
-def rss(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
 
 # One binary frame of SIZE zero bytes, masked with a zero key (so the
 # payload is the data as it is), built in place before the baseline is taken
@@ -433,17 +438,6 @@ async def main():
         await uasyncio.sleep_ms(5)
     while th.is_alive():
         await uasyncio.sleep_ms(5)
-
-loop = uasyncio.get_event_loop()
-out["baseline"] = rss("VmRSS")
-try:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-except OSError:
-    pass
-loop.run_until_complete(uasyncio.wait_for(main(), 120))
-out["peak"] = rss("VmHWM")
-print(json.dumps(out))
 '''
 
 
@@ -453,10 +447,7 @@ def test_a_30mb_websocket_message_in_one_frame_costs_about_its_own_size():
     read() returns: no copy of it is ever made."""
     mb = 1 << 20
     size = 30 * mb
-    proc = subprocess.run([sys.executable, "-c", CHILD_WS, PKG_DIR, str(size)],
-                          capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = rss_child(CHILD_WS, size)
     print("WebSocket message %d MB: baseline %.1f MB, peak %.1f MB (+%.1f MB)%s" % (
         size // mb, out["baseline"] / mb, out["peak"] / mb, (out["peak"] - out["baseline"]) / mb,
         "" if JUDGE_RSS else " (not judged on this build)"))

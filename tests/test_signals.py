@@ -1,24 +1,16 @@
 """Signals (Ctrl-C) reach a running loop at once, whatever it is doing, and
 leave it usable."""
-import ctypes
-import functools
 import itertools
 import os
 import signal
 import socket
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
 import pytest
 
 import uasyncio
-
-# kill() through ctypes: the signal arrives while C code runs, with no
-# bytecode after it that would act on it (os.kill checks for signals itself).
-libc_kill = ctypes.CDLL(None, use_errno=True).kill
+from conftest import run_program, sigint_raises
 
 
 class Interrupted(Exception):
@@ -29,15 +21,8 @@ class Interrupted(Exception):
 def sigint():
     """SIGINT raises Interrupted (as Ctrl-C raises KeyboardInterrupt) while
     the test runs; the sender is returned."""
-    def handler(signum, frame):
-        raise Interrupted()
-
-    old = signal.signal(signal.SIGINT, handler)
-    try:
-        # partial: no bytecode runs between the kill and the loop.
-        yield functools.partial(libc_kill, os.getpid(), signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGINT, old)
+    with sigint_raises(Interrupted) as send:
+        yield send
 
 
 def fallback(loop, secs=20):
@@ -150,12 +135,13 @@ def test_ctrl_c_in_a_program(tmp_path):
     # The real thing, in a program of its own: the default SIGINT handler,
     # KeyboardInterrupt out of run_until_complete(), the loop used again,
     # and close() running the finally blocks of what is left.
-    prog = tmp_path / "prog.py"
-    prog.write_text(textwrap.dedent("""
-        import ctypes, os, signal, sys
-        sys.path.insert(0, sys.argv[1])
+    out = run_program(tmp_path, """
+        import ctypes, os, signal
         import uasyncio
         kill = ctypes.CDLL(None).kill
+        # Python's handler even if started with SIGINT ignored (as a
+        # background job is): the one an interactive program has.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         loop = uasyncio.get_event_loop()
 
         async def worker(name):
@@ -181,11 +167,7 @@ def test_ctrl_c_in_a_program(tmp_path):
         print(loop.run_until_complete(again()))
         loop.close()
         print("closed")
-    """))
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    pkg = os.path.join(root, os.environ.get("UA_PKG_DIR", ""))
-    out = subprocess.run([sys.executable, str(prog), pkg], capture_output=True, text=True,
-                         timeout=30)
+    """, timeout=30)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     # Interrupted while both slept: they are still pending, and close()

@@ -10,14 +10,13 @@ import threading
 
 import pytest
 
-from conftest import ROOT
+from conftest import PKG_DIR, ROOT
 
-PKG = os.path.join(ROOT, os.environ.get("UA_PKG_DIR", ""))
 EXAMPLES = os.path.join(ROOT, "examples", "v3")
 
 
 def start(name, *args):
-    env = dict(os.environ, PYTHONPATH=PKG)
+    env = dict(os.environ, PYTHONPATH=PKG_DIR)
     return subprocess.Popen([sys.executable, "-m", "uasyncio.v3", os.path.join(EXAMPLES, name), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 

@@ -4,20 +4,13 @@ helpers available."""
 import os
 import subprocess
 import sys
-import textwrap
 
-from conftest import ROOT
-
-PKG = os.path.join(ROOT, os.environ.get("UA_PKG_DIR", ""))
+from conftest import PKG_DIR, run_program
 
 
 def run_prog(tmp_path, source, *args, timeout=60):
     """Run source through the runner; returns the CompletedProcess."""
-    prog = tmp_path / "prog.py"
-    prog.write_text(textwrap.dedent(source))
-    env = dict(os.environ, PYTHONPATH=PKG)
-    return subprocess.run([sys.executable, "-m", "uasyncio.v3", str(prog), *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=str(tmp_path))
+    return run_program(tmp_path, source, *args, runner=("-m", "uasyncio.v3"), timeout=timeout)
 
 
 def test_asyncio_and_uasyncio_are_uasyncio_v3(tmp_path):
@@ -132,7 +125,7 @@ def test_an_uncaught_exception_exits_non_zero_with_its_traceback(tmp_path):
 
 
 def test_usage_without_a_program():
-    env = dict(os.environ, PYTHONPATH=PKG)
+    env = dict(os.environ, PYTHONPATH=PKG_DIR)
     p = subprocess.run([sys.executable, "-m", "uasyncio.v3"], capture_output=True, text=True, timeout=60,
                        env=env)
     assert p.returncode == 2 and "usage" in p.stderr

@@ -8,6 +8,7 @@ import time
 import pytest
 
 import uasyncio
+from conftest import run_program
 from v3util import aio, both  # noqa: F401 - fixtures
 
 
@@ -293,21 +294,17 @@ def test_call_soon_threadsafe_from_a_thread_sets_an_event(aio):
 
 
 def test_pending_tasks_are_finalized_at_exit(tmp_path):
-    import subprocess
-    import sys
-    prog = tmp_path / "prog.py"
-    prog.write_text(
-        "import uasyncio.v3 as v3\n"
-        "async def f():\n"
-        "    try:\n"
-        "        await v3.sleep(100)\n"
-        "    finally:\n"
-        "        print('finally ran')\n"
-        "async def main():\n"
-        "    v3.create_task(f())\n"
-        "    await v3.sleep(0)\n"
-        "v3.run(main())\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    out = subprocess.run([sys.executable, str(prog)], capture_output=True, text=True, env=env, timeout=60)
+    out = run_program(tmp_path, """
+        import uasyncio.v3 as v3
+        async def f():
+            try:
+                await v3.sleep(100)
+            finally:
+                print('finally ran')
+        async def main():
+            v3.create_task(f())
+            await v3.sleep(0)
+        v3.run(main())
+        """)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "finally ran\n"
