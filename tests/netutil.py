@@ -1,9 +1,15 @@
 """Helpers for tests on real TCP sockets on 127.0.0.1: a server scheduled
 on the test's loop, clients (in the loop, plain blocking sockets, from a
-thread), resets, and an echo handler."""
+thread), resets, an echo handler, and TLS (a self-signed certificate made
+for the test, server and client contexts)."""
+import shutil
 import socket
+import ssl
 import struct
+import subprocess
 import time
+
+import pytest
 
 import uasyncio
 
@@ -88,3 +94,42 @@ async def echo_lines(reader, writer):
             break
         await writer.awrite(line)
     await writer.aclose()
+
+
+# ---- TLS -------------------------------------------------------------------------
+
+
+def openssl_command():
+    """The openssl binary (scripts/install-deps.sh installs it)."""
+    exe = shutil.which("openssl")
+    if exe:
+        return exe
+    pytest.fail("the `openssl` command is needed to make the test certificate: "
+                "scripts/install-deps.sh installs it (Debian's openssl package)")
+
+
+@pytest.fixture
+def cert(tmp_path):
+    """(cert.pem, key.pem) of a self-signed certificate for localhost / 127.0.0.1."""
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    proc = subprocess.run(
+        [openssl_command(), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", str(keyfile), "-out", str(certfile), "-days", "1",
+         "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, "openssl req failed: " + proc.stderr
+    return str(certfile), str(keyfile)
+
+
+def server_context(cert):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert[0], cert[1])
+    return ctx
+
+
+def client_context(cert, check_hostname):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cert[0])
+    ctx.check_hostname = check_hostname
+    return ctx

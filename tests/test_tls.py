@@ -1,83 +1,20 @@
 """TLS streams: start_server(..., ssl=context) and open_connection(..., ssl=...)
 with a self-signed certificate made for the test by the `openssl` command."""
 import hashlib
-import shutil
-import socket
 import ssl
-import subprocess
 
 import pytest
 
 import uasyncio
 from conftest import run, until  # noqa: F401
+from netutil import cert, client_context, connect, serve, server_context, stop  # noqa: F401 - cert: a fixture
 
 HOST = "127.0.0.1"
 
 
-# ---- certificate -------------------------------------------------------------
-
-
-def openssl_command():
-    """The openssl binary (scripts/install-deps.sh installs it)."""
-    exe = shutil.which("openssl")
-    if exe:
-        return exe
-    pytest.fail("the `openssl` command is needed to make the test certificate: "
-                "scripts/install-deps.sh installs it (Debian's openssl package)")
-
-
-@pytest.fixture
-def cert(tmp_path):
-    """(cert.pem, key.pem) of a self-signed certificate for localhost / 127.0.0.1."""
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    proc = subprocess.run(
-        [openssl_command(), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-         "-keyout", str(keyfile), "-out", str(certfile), "-days", "1",
-         "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, "openssl req failed: " + proc.stderr
-    return str(certfile), str(keyfile)
-
-
-def server_context(cert):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert[0], cert[1])
-    return ctx
-
-
-def client_context(cert, check_hostname):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cert[0])
-    ctx.check_hostname = check_hostname
-    return ctx
-
-
-# ---- helpers ----------------------------------------
-
-
-
-
-async def connect(port, **kw):
-    for _ in range(400):
-        try:
-            return await uasyncio.open_connection(HOST, port, **kw)
-        except ConnectionRefusedError:
-            await uasyncio.sleep_ms(5)
-    raise AssertionError("server on port %d never listened" % port)
-
-
 def serve_tls(loop, handler, cert):
     """A TLS server on a port the kernel picks; returns (server coro, port)."""
-    srv = uasyncio.start_server(handler, HOST, 0, ssl=server_context(cert))
-    loop.create_task(srv)
-    loop.run_until_complete(uasyncio.sleep_ms(1))   # its first step binds
-    return srv, srv.socket.getsockname()[1]
-
-
-async def stop(srv):
-    uasyncio.cancel(srv)
-    await uasyncio.sleep_ms(20)
+    return serve(loop, handler, ssl=server_context(cert))
 
 
 def pattern(n):

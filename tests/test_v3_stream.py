@@ -9,7 +9,8 @@ import threading
 import pytest
 
 import uasyncio.v3 as asyncio
-from conftest import open_fds
+from conftest import no_fd_leaked
+from v3util import echo_lines
 
 HOST = "127.0.0.1"
 
@@ -17,14 +18,12 @@ HOST = "127.0.0.1"
 @pytest.fixture
 def aio():
     """uasyncio.v3 on a new default loop, closed afterwards; no fd may leak."""
-    before = open_fds()
-    loop = asyncio.new_event_loop()
-    yield asyncio
-    loop.close()
-    del loop
-    asyncio.new_event_loop().close()
-    leaked = {fd for fd in open_fds() - before if os.path.exists("/proc/self/fd/" + fd)}
-    assert not leaked, "file descriptors leaked: %s" % sorted(leaked)
+    with no_fd_leaked():
+        loop = asyncio.new_event_loop()
+        yield asyncio
+        loop.close()
+        del loop
+        asyncio.new_event_loop().close()
 
 
 def run(coro, secs=30):
@@ -36,16 +35,6 @@ async def serve(cb, **kw):
     """A started server on a port the kernel picks; returns (server, port)."""
     srv = await asyncio.start_server(cb, HOST, 0, **kw)
     return srv, srv.socket.getsockname()[1]
-
-
-async def echo_lines(reader, writer):
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        writer.write(line)
-        await writer.drain()
-    await writer.wait_closed()
 
 
 async def send_and_close(data):

@@ -6,6 +6,7 @@ import socket
 import pytest
 
 import uasyncio.v3
+from v3util import echo_lines
 
 HOST = "127.0.0.1"
 
@@ -118,16 +119,6 @@ def test_timeouts_and_cancellation_lose_nothing_on_both(aio):
 
 
 async def many_clients(aio, out):
-    async def handler(reader, writer):
-        while True:
-            line = await reader.readline()
-            if not line:
-                break
-            writer.write(line)
-            await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
     async def client(port, i):
         reader, writer = await aio.open_connection(HOST, port)
         got = []
@@ -139,7 +130,7 @@ async def many_clients(aio, out):
         await writer.wait_closed()
         return got == [b"%d %d\n" % (i, r) for r in range(10)]
 
-    srv = await aio.start_server(handler, HOST, 0)
+    srv = await aio.start_server(echo_lines, HOST, 0)
     port = srv.sockets[0].getsockname()[1]
     out.append(await aio.gather(*[client(port, i) for i in range(50)]))
     srv.close()

@@ -5,6 +5,7 @@ import threading
 
 import uasyncio
 from uasyncio._uasyncio import Acceptor, Stream
+from v3util import echo_lines
 
 HOST = "127.0.0.1"
 
@@ -65,13 +66,7 @@ def test_the_accept_loop_in_a_2_0_loop(loop):
     async def handler(reader, writer):
         assert reader is writer
         peers.append(writer.get_extra_info("peername")[0])
-        while True:
-            line = await reader.readline()
-            if not line:
-                break
-            writer.write(line)
-            await writer.drain()
-        await writer.wait_closed()
+        await echo_lines(reader, writer)
 
     acceptor = Acceptor(lsock, handler, loop.create_task)
 

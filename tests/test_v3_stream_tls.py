@@ -1,6 +1,6 @@
 """uasyncio.v3 streams over TLS: start_server(..., ssl=context) and
 open_connection(..., ssl=..., server_hostname=...), with a self-signed
-certificate made for the test (the fixture of test_tls.py)."""
+certificate made for the test (netutil's fixture)."""
 import hashlib
 import os
 import socket
@@ -9,7 +9,7 @@ import ssl
 import pytest
 
 import uasyncio.v3 as asyncio
-from test_tls import cert, client_context, server_context  # noqa: F401
+from netutil import cert, client_context, server_context  # noqa: F401 - cert: a fixture
 from test_v3_stream import aio, run  # noqa: F401
 
 HOST = "127.0.0.1"

@@ -1,6 +1,7 @@
 """Shared helpers of the uasyncio.v3 tests: a fresh default loop per test
-(checked to leave no live Task behind), and a way to run one program on
-uasyncio.v3 and on CPython's asyncio and compare what each printed."""
+(checked to leave no live Task behind), a way to run one program on
+uasyncio.v3 and on CPython's asyncio and compare what each printed, and an
+echo handler for either's streams."""
 import asyncio as cpython_asyncio
 import gc
 
@@ -56,3 +57,16 @@ def run_both(program):
     v3.new_event_loop().close()
     v3.new_event_loop()
     return outs
+
+
+async def echo_lines(reader, writer):
+    """Server handler on the asyncio streams API (uasyncio.v3's or CPython's):
+    echo each line until EOF, then close."""
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        writer.write(line)
+        await writer.drain()
+    writer.close()
+    await writer.wait_closed()
