@@ -41,9 +41,14 @@ int ua_loop_now(LoopObject *self, uint32_t *now)
 
 /* ---- placing a record -------------------------------------------------- */
 
+int ua_loop_in_its_thread(LoopObject *self)
+{
+    return !self->running || self->thread == PyThread_get_thread_ident();
+}
+
 int ua_loop_check_thread(LoopObject *self)
 {
-    if (self->running && self->thread != PyThread_get_thread_ident()) {
+    if (!ua_loop_in_its_thread(self)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "the event loop is running in another thread: from this one, use "
                         "loop.call_soon_threadsafe()");
@@ -58,7 +63,16 @@ static int check_open(LoopObject *self)
         PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
         return -1;
     }
-    return ua_loop_check_thread(self);
+    return 0;
+}
+
+/* What Python code calls (from any thread) checks, once, that the loop is
+ * open and not running in another thread. The loop's own paths below it
+ * (scheduling from a pass, from the task being resumed) run in its thread
+ * by construction and check only that it is open. */
+static int check_caller(LoopObject *self)
+{
+    return check_open(self) < 0 ? -1 : ua_loop_check_thread(self);
 }
 
 int ua_loop_queue(LoopObject *self, ua_task *t)
@@ -188,7 +202,7 @@ static int call_later_ms(LoopObject *self, int32_t ms, PyObject *obj, PyObject *
 }
 
 /* Deliver exc into coro at its next resumption, waking it now. */
-int ua_loop_cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
+static int cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
 {
     if (check_open(self) < 0)
         return -1;
@@ -201,6 +215,11 @@ int ua_loop_cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
     Py_INCREF(exc);
     Py_XSETREF(t->aux, exc);
     return ua_loop_wake(self, t);
+}
+
+int ua_loop_cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
+{
+    return ua_loop_check_thread(self) < 0 ? -1 : cancel_coro(self, coro, exc);
 }
 
 ua_task *ua_loop_find(LoopObject *self, PyObject *coro)
@@ -241,7 +260,7 @@ static int fire_timeout(LoopObject *self, ua_task *t)
     ua_task_free(t);
     UA_DEBUG_LOG("wait_for: timing out %R", target);
     PyObject *exc = PyObject_CallNoArgs(ua_TimeoutError);
-    int rc = exc ? ua_loop_cancel_coro(self, target, exc) : -1;
+    int rc = exc ? cancel_coro(self, target, exc) : -1;
     Py_XDECREF(exc);
     Py_DECREF(target);
     return rc;
@@ -669,7 +688,7 @@ static int call_wait(LoopObject *self, int delay)
 
 PyObject *ua_loop_run_forever(LoopObject *self)
 {
-    if (check_open(self) < 0)
+    if (check_caller(self) < 0)
         return NULL;
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "the event loop is already running");
@@ -747,7 +766,7 @@ static PyObject *loop_run_until_complete(LoopObject *self, PyObject *coro)
                      Py_TYPE(coro)->tp_name);
         return NULL;
     }
-    if (check_open(self) < 0)
+    if (check_caller(self) < 0)
         return NULL;
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "the event loop is already running");
@@ -773,7 +792,7 @@ static PyObject *loop_run_until_complete(LoopObject *self, PyObject *coro)
 
 static PyObject *loop_stop(LoopObject *self, PyObject *unused)
 {
-    if (check_open(self) < 0)
+    if (check_caller(self) < 0)
         return NULL;
     PyObject *zero = PyLong_FromLong(0);   /* what 2.0's run_forever() returns */
     ua_task *t = zero ? ua_task_new(TASK_STOP, zero, NULL) : NULL;
@@ -793,45 +812,44 @@ static PyObject *loop_create_task(LoopObject *self, PyObject *coro)
                      Py_TYPE(coro)->tp_name);
         return NULL;
     }
-    if (ua_loop_call_soon(self, coro, NULL) < 0)
+    if (check_caller(self) < 0 || ua_loop_call_soon(self, coro, NULL) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* call_soon(cb, *args) and call_soon_threadsafe(cb, *args): args packed
+ * as a record keeps them (none for a coroutine). */
+static PyObject *call_soon_common(LoopObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                  int threadsafe)
+{
+    if (nargs < 1) {
+        PyErr_Format(PyExc_TypeError, "%s() takes a callback and its arguments",
+                     threadsafe ? "call_soon_threadsafe" : "call_soon");
+        return NULL;
+    }
+    if (!threadsafe && check_caller(self) < 0)
+        return NULL;
+    PyObject *cbargs = NULL;
+    if (nargs > 1 && !ua_is_coroutine(args[0]) && !(cbargs = PyTuple_New(nargs - 1)))
+        return NULL;
+    for (Py_ssize_t i = 1; cbargs && i < nargs; i++)
+        PyTuple_SET_ITEM(cbargs, i - 1, Py_NewRef(args[i]));
+    int rc = threadsafe ? ua_loop_call_soon_threadsafe(self, args[0], cbargs)
+                        : ua_loop_call_soon(self, args[0], cbargs);
+    Py_XDECREF(cbargs);
+    if (rc < 0)
         return NULL;
     Py_RETURN_NONE;
 }
 
 static PyObject *loop_call_soon(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 1) {
-        PyErr_SetString(PyExc_TypeError, "call_soon() takes a callback and its arguments");
-        return NULL;
-    }
-    PyObject *cbargs = NULL;
-    if (nargs > 1 && !ua_is_coroutine(args[0]) && !(cbargs = PyTuple_New(nargs - 1)))
-        return NULL;
-    for (Py_ssize_t i = 1; cbargs && i < nargs; i++)
-        PyTuple_SET_ITEM(cbargs, i - 1, Py_NewRef(args[i]));
-    int rc = ua_loop_call_soon(self, args[0], cbargs);
-    Py_XDECREF(cbargs);
-    if (rc < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return call_soon_common(self, args, nargs, 0);
 }
 
 static PyObject *loop_call_soon_threadsafe(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 1) {
-        PyErr_SetString(PyExc_TypeError, "call_soon_threadsafe() takes a callback and its arguments");
-        return NULL;
-    }
-    PyObject *cbargs = NULL;
-    if (nargs > 1 && !ua_is_coroutine(args[0]) && !(cbargs = PyTuple_New(nargs - 1)))
-        return NULL;
-    for (Py_ssize_t i = 1; cbargs && i < nargs; i++)
-        PyTuple_SET_ITEM(cbargs, i - 1, Py_NewRef(args[i]));
-    int rc = ua_loop_call_soon_threadsafe(self, args[0], cbargs);
-    Py_XDECREF(cbargs);
-    if (rc < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return call_soon_common(self, args, nargs, 1);
 }
 
 /* call_later(secs, ...) and call_later_ms(ms, ...) */
@@ -843,7 +861,8 @@ static PyObject *call_later_common(LoopObject *self, PyObject *const *args, Py_s
         return NULL;
     }
     int32_t ms;
-    if ((in_secs ? ua_delay_from_secs(args[0], &ms, name) : ua_delay_from_ms(args[0], &ms, name)) < 0)
+    if ((in_secs ? ua_delay_from_secs(args[0], &ms, name) : ua_delay_from_ms(args[0], &ms, name)) < 0 ||
+        check_caller(self) < 0)
         return NULL;
     PyObject *cbargs = PyTuple_New(nargs - 2);
     if (!cbargs)
@@ -883,7 +902,7 @@ static PyObject *loop_call_at_(LoopObject *self, PyObject *args, PyObject *kwds)
     if (PyErr_Occurred())
         return NULL;
     UA_DEBUG_LOG("Scheduling in waitq: %R at %u", cb, (unsigned)deadline);
-    if (schedule(self, cb, cbargs, 1, deadline) < 0)
+    if (check_caller(self) < 0 || schedule(self, cb, cbargs, 1, deadline) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -903,7 +922,7 @@ static PyObject *loop_wait(LoopObject *self, PyObject *arg)
         delay = INT32_MAX;
     if (delay < 0 || overflow < 0)
         delay = -1;
-    if (check_open(self) < 0 || ua_loop_poll(self, (int)delay) < 0)
+    if (check_caller(self) < 0 || ua_loop_poll(self, (int)delay) < 0)
         return NULL;
     Py_RETURN_NONE;
 }

@@ -327,7 +327,7 @@ static PyObject *schedule_on(PyObject *args, PyObject *kwds, const char *fmt, in
     LoopObject *loop = loop_arg(loop_obj);
     if (!loop)
         return NULL;
-    int rc = ua_loop_call_soon(loop, coro, NULL);
+    int rc = ua_loop_check_thread(loop) < 0 ? -1 : ua_loop_call_soon(loop, coro, NULL);
     Py_DECREF(loop);
     if (rc < 0)
         return NULL;

@@ -150,7 +150,12 @@ int ua_loop_unplace(LoopObject *loop, ua_task *t);
 int ua_loop_pend_error(LoopObject *loop, ua_task *t);
 int ua_loop_now(LoopObject *loop, uint32_t *now);
 ua_task *ua_loop_find(LoopObject *loop, PyObject *coro);
+/* call_soon() as the loop's own paths use it (in its thread): the Python
+ * entry points that reach it check ua_loop_check_thread() once first. */
 int ua_loop_call_soon(LoopObject *loop, PyObject *obj, PyObject *args);
+/* Whether the caller may touch the loop: it is not running, or running in
+ * the caller's thread. */
+int ua_loop_in_its_thread(LoopObject *loop);
 /* -1 with RuntimeError if the loop is running in another thread than the
  * caller's (only the thread-safe calls below may be used from there). */
 int ua_loop_check_thread(LoopObject *loop);

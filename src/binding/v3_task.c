@@ -348,7 +348,7 @@ static PyObject *task_add_done_callback(TaskObject *t, PyObject *args, PyObject 
     if (TASK_DONE(t)) {
         LoopObject *loop = ua_v3_loop();
         PyObject *cbargs = loop ? PyTuple_Pack(1, (PyObject *)t) : NULL;
-        int rc = cbargs ? ua_loop_call_soon(loop, fn, cbargs) : -1;
+        int rc = cbargs && ua_loop_check_thread(loop) == 0 ? ua_loop_call_soon(loop, fn, cbargs) : -1;
         Py_XDECREF(cbargs);
         Py_XDECREF(loop);
         if (rc < 0)
