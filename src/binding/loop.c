@@ -339,18 +339,22 @@ static int take_threadsafe(LoopObject *self)
     return 0;
 }
 
-/* While a loop runs in the main thread, signals write to its wake-up pipe
- * (signal.set_wakeup_fd, as asyncio and uvloop do), so a Ctrl-C wakes it
- * however long it would block. Returns the fd to restore, or -2. */
+/* While a loop blocks in the main thread, signals write to its wake-up
+ * pipe (signal.set_wakeup_fd, as asyncio and uvloop do), so a Ctrl-C wakes
+ * it however long it would block. Attached before the first wait that
+ * blocks, so a run that never blocks makes no call; kept until
+ * run_forever() returns. Returns the fd to restore, or SIGNALS_NOT. */
+enum { SIGNALS_NOT = -2, SIGNALS_UNTRIED = -3 };
+
 static int signals_attach(LoopObject *self)
 {
     if (PyThread_get_thread_ident() != main_thread)
-        return -2;
+        return SIGNALS_NOT;
     PyObject *r = PyObject_CallFunction(set_wakeup_fd, "i", self->wakeup.wfd);
     if (!r) {
         /* Not the main interpreter, say: signals then wake it through EINTR. */
         PyErr_Clear();
-        return -2;
+        return SIGNALS_NOT;
     }
     long old = PyLong_AsLong(r);
     Py_DECREF(r);
@@ -361,7 +365,7 @@ static int signals_attach(LoopObject *self)
 
 static void signals_detach(int old)
 {
-    if (old == -2)
+    if (old == SIGNALS_NOT || old == SIGNALS_UNTRIED)
         return;
     PyObject *exc = ua_err_fetch();   /* a KeyboardInterrupt may be in flight */
     PyObject *r = PyObject_CallFunction(set_wakeup_fd, "i", old);
@@ -699,7 +703,8 @@ PyObject *ua_loop_run_forever(LoopObject *self)
     self->running = 1;
     self->thread = PyThread_get_thread_ident();
     Py_INCREF(self);
-    int old_wakeup_fd = signals_attach(self);
+    int old_wakeup_fd = SIGNALS_UNTRIED;
+    unsigned int passes = 0;   /* that did not block, to check signals now and then */
     PyObject *ret = NULL;
     for (;;) {
         /* One load per pass: whether another thread asked for something. */
@@ -725,7 +730,7 @@ PyObject *ua_loop_run_forever(LoopObject *self)
             break;
         /* A loop that never blocks (the poller checks signals before it
          * blocks) still acts on a Ctrl-C caught while C code ran. */
-        if (!delay && !(++self->passes & 255) && PyErr_CheckSignals() < 0)
+        if (!delay && !(++passes & 255) && PyErr_CheckSignals() < 0)
             break;
         if (self->vclock && delay > 0) {
             /* Virtual clock: take the I/O that is ready, then, if still
@@ -735,8 +740,12 @@ PyObject *ua_loop_run_forever(LoopObject *self)
             ua_timer *top = ua_timerheap_peek(&self->timers);
             if (!self->runq.len && top)
                 self->vnow = top->deadline;
-        } else if (call_wait(self, delay) < 0)
-            break;
+        } else {
+            if (delay && old_wakeup_fd == SIGNALS_UNTRIED)
+                old_wakeup_fd = signals_attach(self);
+            if (call_wait(self, delay) < 0)
+                break;
+        }
         if (self->closed) {
             PyErr_SetString(PyExc_RuntimeError, "the event loop was closed while running");
             break;

@@ -84,7 +84,6 @@ typedef struct LoopObject {
     int main_done;
     uint8_t py_time;        /* time() overridden in a Python subclass */
     uint8_t py_wait;        /* wait() overridden in a Python subclass */
-    unsigned int passes;    /* passes that did not block, to check signals now and then */
     unsigned long thread;   /* the thread running it, while running */
     ua_wakeup wakeup;       /* wakes it from other threads and signal handlers */
     ua_runq ts_calls;       /* records from call_soon_threadsafe(), not yet queued */
