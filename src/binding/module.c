@@ -403,14 +403,23 @@ static PyObject *mod_ticks_diff(PyObject *m, PyObject *const *args, Py_ssize_t n
     return PyLong_FromLong(ua_ticks_diff(a, b));
 }
 
-/* At interpreter exit (atexit): the default loop is closed, so the tasks
- * still pending in it are finalized (their finally blocks run) while
- * Python still works, rather than dropped unseen. */
-static PyObject *mod_close_default_loop(PyObject *m, PyObject *unused)
+/* At interpreter exit (atexit): the default loops (2.0's and v3's) are
+ * closed, so the tasks still pending in them are finalized (their finally
+ * blocks run) while Python still works, rather than dropped unseen. */
+static int close_at_exit(LoopObject *loop)
 {
-    if (!default_loop || default_loop->closed || default_loop->running)
-        Py_RETURN_NONE;
-    return PyObject_CallMethod((PyObject *)default_loop, "close", NULL);
+    if (!loop || loop->closed || loop->running)
+        return 0;
+    PyObject *r = PyObject_CallMethod((PyObject *)loop, "close", NULL);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static PyObject *mod_close_default_loops(PyObject *m, PyObject *unused)
+{
+    if (close_at_exit(default_loop) < 0 || close_at_exit(ua_v3_default_loop_borrowed()) < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
@@ -429,8 +438,8 @@ static PyMethodDef module_methods[] = {
     {"Task", (PyCFunction)(void (*)(void))mod_Task, METH_VARARGS | METH_KEYWORDS,
      "Task(coro, loop=None): schedule coro."},
     {"set_debug", mod_set_debug, METH_O, "Log scheduling decisions through logging."},
-    {"_close_default_loop", mod_close_default_loop, METH_NOARGS,
-     "Close the default loop, finalizing its pending tasks (registered with atexit)."},
+    {"_close_default_loops", mod_close_default_loops, METH_NOARGS,
+     "Close the default loops (2.0's and v3's), finalizing their pending tasks (registered with atexit)."},
     {"ticks_ms", mod_ticks_ms, METH_NOARGS, "Milliseconds, wrapping at 2**30."},
     {"ticks_add", (PyCFunction)(void (*)(void))mod_ticks_add, METH_FASTCALL, "ticks_add(t, delta)"},
     {"ticks_diff", (PyCFunction)(void (*)(void))mod_ticks_diff, METH_FASTCALL,
@@ -473,7 +482,7 @@ PyMODINIT_FUNC PyInit__uasyncio(void)
         ua_v3_stream_ready(m) < 0 || ua_v3_ready(m) < 0)
         goto error;
     PyObject *atexit = PyImport_ImportModule("atexit");
-    PyObject *closer = atexit ? PyObject_GetAttrString(m, "_close_default_loop") : NULL;
+    PyObject *closer = atexit ? PyObject_GetAttrString(m, "_close_default_loops") : NULL;
     PyObject *r = closer ? PyObject_CallMethod(atexit, "register", "O", closer) : NULL;
     Py_XDECREF(closer);
     Py_XDECREF(atexit);

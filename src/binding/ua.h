@@ -181,6 +181,7 @@ const char *ua_type_name(PyTypeObject *tp);
 int ua_v3_task_end(LoopObject *loop, ua_task *t, PySendResult sr, PyObject *result, PyObject **ret);
 int ua_v3_task_reap(LoopObject *loop, ua_task *t);
 void ua_v3_release_all(LoopObject *loop, int finalize);   /* finalize: close() closes their coroutines */
+LoopObject *ua_v3_default_loop_borrowed(void);   /* v3's default loop, or NULL */
 int ua_v3_traverse(LoopObject *loop, visitproc visit, void *arg);
 /* An exception escaping a task when a handler is set: 1 handled, 0 no handler, -1 error */
 int ua_loop_handle_exception(LoopObject *loop, const char *message, PyObject *exc, PyObject *future);

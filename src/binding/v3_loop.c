@@ -320,13 +320,10 @@ static PyObject *mod_new_event_loop(PyObject *m, PyObject *args, PyObject *kwds)
     return (PyObject *)l;
 }
 
-/* At interpreter exit (atexit), as the 2.0 default loop: the tasks still
- * pending are finalized (their finally blocks run) while Python works. */
-static PyObject *mod_close_default_loop(PyObject *m, PyObject *unused)
+/* Closed at interpreter exit with 2.0's (module.c). */
+LoopObject *ua_v3_default_loop_borrowed(void)
 {
-    if (!v3_default || v3_default->closed || v3_default->running)
-        Py_RETURN_NONE;
-    return PyObject_CallMethod((PyObject *)v3_default, "close", NULL);
+    return v3_default;
 }
 
 static PyMethodDef v3_functions[] = {
@@ -341,8 +338,6 @@ static PyMethodDef v3_functions[] = {
      "The loop (the running one, else the default one)."},
     {"new_event_loop", (PyCFunction)(void (*)(void))mod_new_event_loop, METH_VARARGS | METH_KEYWORDS,
      "new_event_loop(*, virtual_clock=False): a new loop, which becomes the default one."},
-    {"_close_default_loop", mod_close_default_loop, METH_NOARGS,
-     "Close the default loop, finalizing its pending tasks (registered with atexit)."},
     {NULL},
 };
 
@@ -389,14 +384,6 @@ int ua_v3_ready(PyObject *module)
         Py_DECREF(m);
         return -1;
     }
-    PyObject *atexit = PyImport_ImportModule("atexit");
-    PyObject *closer = atexit ? PyObject_GetAttrString(m, "_close_default_loop") : NULL;
-    PyObject *r = closer ? PyObject_CallMethod(atexit, "register", "O", closer) : NULL;
-    Py_XDECREF(closer);
-    Py_XDECREF(atexit);
     Py_DECREF(m);
-    if (!r)
-        return -1;
-    Py_DECREF(r);
     return 0;
 }
