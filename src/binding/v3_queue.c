@@ -1,7 +1,7 @@
 /* uasyncio.v3's Queue, with CPython's API: maxsize, qsize, empty, full, get,
  * put, get_nowait, put_nowait, task_done, join; QueueEmpty, QueueFull.
  *
- * Items live in a ring buffer of references that doubles when full. A
+ * Items live in a run queue ring (src/core/runq), as 2.0's Queue's do. A
  * getter that waits is handed the next item directly (so no later getter
  * can take it first); a putter that waits on a full queue keeps its item
  * in its Wait until a slot frees, then the item enters the queue and the
@@ -11,8 +11,7 @@
 
 typedef struct {
     PyObject_HEAD
-    PyObject **items;
-    Py_ssize_t head, len, cap;
+    ua_runq items;              /* strong references, oldest first */
     Py_ssize_t maxsize;         /* <= 0: no limit */
     Py_ssize_t unfinished;      /* puts not yet matched by task_done() */
     WaitObject *getters, *putters, *joiners;
@@ -21,53 +20,22 @@ typedef struct {
 static PyTypeObject Queue_Type;
 static PyObject *QueueEmpty, *QueueFull;
 
-/* ---- the ring buffer --------------------------------------------------------- */
+/* ---- the items ---------------------------------------------------------------- */
 
-static int ring_grow(QueueObject *q)
+/* Steals item (at the front: an item given back). */
+static int items_push(QueueObject *q, PyObject *item, int front)
 {
-    Py_ssize_t cap = q->cap ? q->cap * 2 : 8;
-    PyObject **items = PyMem_New(PyObject *, cap);
-    if (!items) {
+    if ((front ? ua_runq_push_front(&q->items, item) : ua_runq_push(&q->items, item)) < 0) {
+        Py_DECREF(item);
         PyErr_NoMemory();
         return -1;
     }
-    for (Py_ssize_t i = 0; i < q->len; i++)
-        items[i] = q->items[(q->head + i) % q->cap];
-    PyMem_Free(q->items);
-    q->items = items;
-    q->head = 0;
-    q->cap = cap;
     return 0;
-}
-
-/* Steals item. */
-static int ring_push(QueueObject *q, PyObject *item, int front)
-{
-    if (q->len == q->cap && ring_grow(q) < 0) {
-        Py_DECREF(item);
-        return -1;
-    }
-    if (front) {
-        q->head = (q->head + q->cap - 1) % q->cap;
-        q->items[q->head] = item;
-    } else {
-        q->items[(q->head + q->len) % q->cap] = item;
-    }
-    q->len++;
-    return 0;
-}
-
-static PyObject *ring_pop(QueueObject *q)
-{
-    PyObject *item = q->items[q->head];
-    q->head = (q->head + 1) % q->cap;
-    q->len--;
-    return item;
 }
 
 static int is_full(QueueObject *q)
 {
-    return q->maxsize > 0 && q->len >= q->maxsize;
+    return q->maxsize > 0 && (Py_ssize_t)q->items.len >= q->maxsize;
 }
 
 /* ---- moving items ---------------------------------------------------------------- */
@@ -80,7 +48,7 @@ static int enter(QueueObject *q, PyObject *item, int front)
         q->getters->value = item;
         return ua_waitq_wake_first(&q->getters) < 0 ? -1 : 0;
     }
-    return ring_push(q, item, front);
+    return items_push(q, item, front);
 }
 
 /* A slot freed: the first waiting putter's item goes in, the putter wakes. */
@@ -101,7 +69,7 @@ static int admit_putter(QueueObject *q)
 
 static PyObject *take(QueueObject *q)
 {
-    PyObject *item = ring_pop(q);
+    PyObject *item = ua_runq_pop(&q->items);
     if (admit_putter(q) < 0) {
         Py_DECREF(item);
         return NULL;
@@ -126,7 +94,7 @@ static PyObject *get_next(WaitObject *w)
         w->state = 0xff;
         return ua_wait_done(item);
     }
-    if (q->len) {
+    if (q->items.len) {
         w->state = 0xff;
         return ua_wait_done(take(q));
     }
@@ -200,7 +168,7 @@ static PyObject *queue_put(QueueObject *self, PyObject *item)
 
 static PyObject *queue_get_nowait(QueueObject *self, PyObject *unused)
 {
-    if (!self->len) {
+    if (!self->items.len) {
         PyErr_SetNone(QueueEmpty);
         return NULL;
     }
@@ -236,12 +204,12 @@ static PyObject *queue_join(QueueObject *self, PyObject *unused)
 
 static PyObject *queue_qsize(QueueObject *self, PyObject *unused)
 {
-    return PyLong_FromSsize_t(self->len);
+    return PyLong_FromSize_t(self->items.len);
 }
 
 static PyObject *queue_empty(QueueObject *self, PyObject *unused)
 {
-    return PyBool_FromLong(!self->len);
+    return PyBool_FromLong(!self->items.len);
 }
 
 static PyObject *queue_full(QueueObject *self, PyObject *unused)
@@ -256,22 +224,22 @@ static PyObject *queue_get_maxsize(QueueObject *self, void *closure)
 
 static PyObject *queue_repr(QueueObject *self)
 {
-    return PyUnicode_FromFormat("<Queue maxsize=%zd qsize=%zd>", self->maxsize, self->len);
+    return PyUnicode_FromFormat("<Queue maxsize=%zd qsize=%zu>", self->maxsize, self->items.len);
 }
 
 /* ---- object life ---------------------------------------------------------------------- */
 
 static int queue_traverse(QueueObject *self, visitproc visit, void *arg)
 {
-    for (Py_ssize_t i = 0; i < self->len; i++)
-        Py_VISIT(self->items[(self->head + i) % self->cap]);
+    for (size_t i = 0; i < self->items.len; i++)
+        Py_VISIT((PyObject *)ua_runq_at(&self->items, i));
     return 0;
 }
 
 static int queue_clear(QueueObject *self)
 {
-    while (self->len)
-        Py_DECREF(ring_pop(self));
+    while (self->items.len)
+        Py_DECREF((PyObject *)ua_runq_pop(&self->items));
     return 0;
 }
 
@@ -282,7 +250,7 @@ static void queue_dealloc(QueueObject *self)
     ua_waitq_detach_all(&self->putters);
     ua_waitq_detach_all(&self->joiners);
     queue_clear(self);
-    PyMem_Free(self->items);
+    ua_runq_free(&self->items);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
