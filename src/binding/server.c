@@ -29,7 +29,7 @@ typedef struct {
 } ServerObject;
 
 extern PyTypeObject Server_Type;
-static PyObject *socket_mod, *sock_type, *str_io_refs, *str_closed, *zero;
+static PyObject *socket_mod, *sock_type, *str_io_refs, *str_closed, *str_close, *zero;
 
 void ua_set_nodelay(int fd)
 {
@@ -85,22 +85,26 @@ static int listen_now(ServerObject *self)
     return r ? 0 : -1;
 }
 
+void ua_listener_close(LoopObject *loop, PyObject *lsock)
+{
+    PyObject *exc = ua_err_fetch();
+    /* Its task, if parked on the socket, is woken and ends at its next step. */
+    if (loop && !loop->closed && ua_loop_io_closing(loop, lsock) < 0)
+        PyErr_Clear();
+    PyObject *r = PyObject_CallMethodNoArgs(lsock, str_close);
+    if (!r)
+        PyErr_Clear();
+    Py_XDECREF(r);
+    ua_err_restore(exc);
+}
+
 static void close_listener(ServerObject *self)
 {
     if (self->closed)
         return;
     self->closed = 1;
-    if (!self->sock)
-        return;   /* never bound: its first step will just end */
-    PyObject *exc = ua_err_fetch();
-    /* Its task, if parked on the socket, is woken and ends at its next step. */
-    if (self->loop && !self->loop->closed && ua_loop_io_closing(self->loop, self->sock) < 0)
-        PyErr_Clear();
-    PyObject *r = PyObject_CallMethod(self->sock, "close", NULL);
-    if (!r)
-        PyErr_Clear();
-    Py_XDECREF(r);
-    ua_err_restore(exc);
+    if (self->sock)   /* else never bound: its first step will just end */
+        ua_listener_close(self->loop, self->sock);
 }
 
 /* A socket.socket for an accepted fd, built as socket.socket(family,
@@ -118,21 +122,15 @@ static PyObject *new_socket(int family, int fd)
     return s;
 }
 
-/* Wrap an accepted fd and schedule client_coro(reader, writer) for it. */
-static int serve_connection(ServerObject *self, int fd, const struct sockaddr_storage *ss)
+/* Schedule client_coro(reader, writer) for a connection. The fd is
+ * O_NONBLOCK from accept4(); the socket object is not told (setblocking()
+ * costs two fcntl calls per connection): its recv() raises BlockingIOError
+ * rather than blocking, as a non-blocking socket's does. TLS sets it
+ * properly before the handshake. */
+static int serve_connection(PyObject *owner, PyObject *sock, PyObject *peer)
 {
-    ua_set_nodelay(fd);
-    PyObject *sock = new_socket(ss->ss_family, fd);
-    if (!sock) {
-        close(fd);
-        return -1;
-    }
-    /* The fd is O_NONBLOCK from accept4(); the socket object is not told
-     * (setblocking() costs two fcntl calls per connection): its recv()
-     * raises BlockingIOError rather than blocking, as a non-blocking
-     * socket's does. TLS sets it properly before the handshake. */
-    PyObject *peer = sockaddr_to_py(ss);
-    PyObject *extra = peer ? Py_BuildValue("{s:O}", "peername", peer) : NULL;
+    ServerObject *self = (ServerObject *)owner;
+    PyObject *extra = Py_BuildValue("{s:O}", "peername", peer);
     PyObject *reader = extra ? ua_reader_new(sock, NULL) : NULL;
     if (reader)
         ((ReaderObject *)reader)->limit = self->limit;
@@ -142,27 +140,103 @@ static int serve_connection(ServerObject *self, int fd, const struct sockaddr_st
     int rc = coro && loop ? ua_loop_call_soon(loop, coro, NULL) : -1;
     if (coro && !loop)
         PyErr_SetString(PyExc_RuntimeError, "start_server() must run as a task of a running loop");
-    if (rc < 0) {
-        PyObject *r = PyObject_CallMethod(sock, "close", NULL);
-        Py_XDECREF(r);
-    }
     Py_XDECREF(coro);
     Py_XDECREF(writer);
     Py_XDECREF(reader);
     Py_XDECREF(extra);
-    Py_XDECREF(peer);
-    Py_DECREF(sock);
     return rc;
 }
 
-PyObject *ua_accepted_socket(int family, int fd)
+/* One connection failing (no memory, a refused client_coro) must not end
+ * the server: it is reported, and the server goes on. */
+static void report_connection(PyObject *owner)
 {
-    return new_socket(family, fd);
+    PyErr_WriteUnraisable(owner);
 }
 
-PyObject *ua_sockaddr_to_py(const struct sockaddr_storage *ss)
+/* An accepted fd as a socket.socket, with its peer address; on failure the
+ * fd is closed. */
+static int wrap_accepted(int fd, const struct sockaddr_storage *ss, PyObject **sock, PyObject **peer)
 {
-    return sockaddr_to_py(ss);
+    ua_set_nodelay(fd);
+    *sock = new_socket(ss->ss_family, fd);
+    if (!*sock) {
+        close(fd);
+        return -1;
+    }
+    *peer = sockaddr_to_py(ss);
+    if (!*peer) {
+        PyObject *exc = ua_err_fetch();
+        PyObject *r = PyObject_CallMethodNoArgs(*sock, str_close);
+        Py_XDECREF(r);
+        ua_err_restore(exc);
+        Py_CLEAR(*sock);
+        return -1;
+    }
+    return 0;
+}
+
+PySendResult ua_accept_step(PyObject *owner, PyObject *lsock, const int *closed, ua_serve_fn serve,
+                            void (*report)(PyObject *owner), PyObject **result)
+{
+    *result = NULL;
+    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+        if (*closed) {   /* close() was called (perhaps by a handler just now): the server ends */
+            *result = Py_NewRef(Py_None);
+            return PYGEN_RETURN;
+        }
+        int lfd = ua_fd_of(lsock);
+        if (lfd < 0)
+            return PYGEN_ERROR;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        memset(&ss, 0, sizeof(ss));
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            switch (errno) {
+            case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+            case EWOULDBLOCK:
+#endif
+                *result = ua_syscall_new(&IORead_Type, lsock);
+                return *result ? PYGEN_NEXT : PYGEN_ERROR;
+            case EBADF:
+            case EFAULT:
+            case EINVAL:
+            case ENOTSOCK:
+            case EOPNOTSUPP:   /* not a listening socket: nothing to serve */
+                PyErr_SetFromErrno(PyExc_OSError);
+                return PYGEN_ERROR;
+            case EMFILE:
+            case ENFILE:
+            case ENOBUFS:
+            case ENOMEM:
+                if (ua_debug)
+                    ua_log("uasyncio", "accept: %s; retrying in %d ms", strerror(errno), NO_FD_PAUSE_MS);
+                *result = ua_sleep_ms_new(NO_FD_PAUSE_MS);
+                return *result ? PYGEN_NEXT : PYGEN_ERROR;
+            default:   /* EINTR, ECONNABORTED, EPROTO, EPERM, a network error passed on (accept(2)) */
+                continue;   /* that connection is gone; the next one may be fine */
+            }
+        }
+        PyObject *sock, *peer;
+        if (wrap_accepted(fd, &ss, &sock, &peer) < 0) {
+            report(owner);
+            continue;
+        }
+        if (serve(owner, sock, peer) < 0) {
+            /* The connection is dropped; the first error is the one reported. */
+            PyObject *exc = ua_err_fetch();
+            PyObject *r = PyObject_CallMethodNoArgs(sock, str_close);
+            Py_XDECREF(r);
+            ua_err_restore(exc);
+            report(owner);
+        }
+        Py_DECREF(peer);
+        Py_DECREF(sock);
+    }
+    *result = Py_NewRef(Py_None);
+    return PYGEN_NEXT;
 }
 
 static PySendResult server_step(ServerObject *self, PyObject **result)
@@ -176,48 +250,8 @@ static PySendResult server_step(ServerObject *self, PyObject **result)
         self->loop = (LoopObject *)Py_NewRef(ua_running_loop_get());
     if (!self->sock && listen_now(self) < 0)
         return PYGEN_ERROR;
-    int lfd = PyObject_AsFileDescriptor(self->sock);
-    if (lfd < 0)
-        return PYGEN_ERROR;
-    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        memset(&ss, 0, sizeof(ss));
-        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            switch (errno) {
-            case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-            case EWOULDBLOCK:
-#endif
-                *result = ua_syscall_new(&IORead_Type, self->sock);
-                return *result ? PYGEN_NEXT : PYGEN_ERROR;
-            case EMFILE:
-            case ENFILE:
-            case ENOBUFS:
-            case ENOMEM:
-                if (ua_debug)
-                    ua_log("uasyncio", "accept: %s; retrying in %d ms", strerror(errno), NO_FD_PAUSE_MS);
-                *result = ua_sleep_ms_new(NO_FD_PAUSE_MS);
-                return *result ? PYGEN_NEXT : PYGEN_ERROR;
-            case EINTR:
-            case ECONNABORTED:
-            case EPROTO:
-            case EPERM:
-                continue;   /* that connection is gone; the next one may be fine */
-            default:
-                PyErr_SetFromErrno(PyExc_OSError);
-                return PYGEN_ERROR;
-            }
-        }
-        if (serve_connection(self, fd, &ss) < 0) {
-            /* One connection failing (no memory, a refused client_coro) must
-             * not end the server: report and go on. */
-            PyErr_WriteUnraisable((PyObject *)self);
-        }
-    }
-    *result = Py_NewRef(Py_None);
-    return PYGEN_NEXT;
+    return ua_accept_step((PyObject *)self, self->sock, &self->closed, serve_connection, report_connection,
+                          result);
 }
 
 /* One step; the listener is closed when the server ends, however it ends. */
@@ -369,7 +403,8 @@ int ua_server_ready(PyObject *module)
     socket_mod = PyImport_ImportModule("socket");
     if (!socket_mod || !(sock_type = PyObject_GetAttrString(socket_mod, "socket")) ||
         !(str_io_refs = PyUnicode_InternFromString("_io_refs")) ||
-        !(str_closed = PyUnicode_InternFromString("_closed")) || !(zero = PyLong_FromLong(0)) ||
+        !(str_closed = PyUnicode_InternFromString("_closed")) ||
+        !(str_close = PyUnicode_InternFromString("close")) || !(zero = PyLong_FromLong(0)) ||
         PyType_Ready(&Server_Type) < 0)
         return -1;
     return PyModule_AddFunctions(module, server_module_methods);

@@ -5,7 +5,8 @@
  * the fd to the loop and tries again once resumed. Over a plain socket the
  * data path is recv()/send() on the fd straight from C; reads go first and
  * the poller is asked only when the kernel has nothing (so a busy connection
- * costs no epoll_ctl at all). */
+ * costs no epoll_ctl at all). uasyncio.v3's Stream (v3_stream.c) reads and
+ * writes through the same functions: ua_read_step(), ua_sock_send(). */
 #include "streams.h"
 #include "awaitable.h"
 
@@ -16,7 +17,8 @@
 #define READ_BUDGET 16   /* reads in a row before yielding to other tasks */
 
 static PyObject *socket_type;       /* socket.socket */
-static PyObject *str_ssl, *str_readline, *str_send, *str_write, *str_close;
+static PyObject *str_ssl, *str_readline, *str_read, *str_recv, *str_send, *str_write, *str_close;
+static PyObject *chunk_size;        /* CHUNK as an int: an SSL socket's recv() argument */
 static char scratch[CHUNK];         /* recv() target; used with the GIL held */
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -46,39 +48,50 @@ int ua_fd_of(PyObject *obj)
     return PyObject_AsFileDescriptor(obj);
 }
 
-/* A yielded IORead/IOWrite of an int fd (the loop's cheapest form). */
-
-
-/* The ssl module if it is imported (no SSL object can exist otherwise). */
-static PyObject *ssl_module(void)
+PyObject *ua_syscall_for(int dir, PyObject *obj)
 {
-    PyObject *m = PyImport_GetModule(str_ssl);
-    if (!m)
-        PyErr_Clear();
-    return m;
+    return ua_syscall_new(dir == UA_POLL_READ ? &IORead_Type : &IOWrite_Type, obj);
 }
 
-/* With an exception set: 1 if it is SSLWantReadError, 2 if
- * SSLWantWriteError (then it is cleared), else 0 (left as it is). */
-static int ssl_want(void)
+/* The ssl module's classes, looked up once it is imported (no SSL object
+ * can exist before): a stream that would block asks at every wait. */
+static PyObject *ssl_socket_type, *ssl_want_read, *ssl_want_write;
+
+static int ssl_known(void)
+{
+    if (ssl_socket_type)
+        return 1;
+    PyObject *ssl = PyImport_GetModule(str_ssl);
+    if (!ssl) {
+        PyErr_Clear();
+        return 0;
+    }
+    ssl_socket_type = PyObject_GetAttrString(ssl, "SSLSocket");
+    ssl_want_read = PyObject_GetAttrString(ssl, "SSLWantReadError");
+    ssl_want_write = PyObject_GetAttrString(ssl, "SSLWantWriteError");
+    Py_DECREF(ssl);
+    if (!ssl_socket_type || !ssl_want_read || !ssl_want_write) {
+        PyErr_Clear();
+        Py_CLEAR(ssl_socket_type);
+        Py_CLEAR(ssl_want_read);
+        Py_CLEAR(ssl_want_write);
+        return 0;
+    }
+    return 1;
+}
+
+int ua_ssl_want(void)
 {
     if (!PyErr_Occurred())
         return 0;
     /* Set the error aside first: looking the module up may clear it. */
     PyObject *exc = ua_err_fetch();
-    PyObject *ssl = ssl_module();
     int r = 0;
-    if (ssl) {
-        PyObject *wr = PyObject_GetAttrString(ssl, "SSLWantReadError");
-        PyObject *ww = wr ? PyObject_GetAttrString(ssl, "SSLWantWriteError") : NULL;
-        PyErr_Clear();
-        if (wr && PyErr_GivenExceptionMatches(exc, wr))
+    if (ssl_known()) {
+        if (PyErr_GivenExceptionMatches(exc, ssl_want_read))
             r = 1;
-        else if (ww && PyErr_GivenExceptionMatches(exc, ww))
+        else if (PyErr_GivenExceptionMatches(exc, ssl_want_write))
             r = 2;
-        Py_XDECREF(wr);
-        Py_XDECREF(ww);
-        Py_DECREF(ssl);
     }
     if (r)
         Py_XDECREF(exc);
@@ -87,20 +100,11 @@ static int ssl_want(void)
     return r;
 }
 
-int ua_ssl_want(void)
-{
-    return ssl_want();
-}
-
 static int is_ssl_socket(PyObject *obj)
 {
-    PyObject *ssl = ssl_module();
-    if (!ssl)
+    if (!ssl_known())
         return 0;
-    PyObject *t = PyObject_GetAttrString(ssl, "SSLSocket");
-    Py_DECREF(ssl);
-    int r = t ? PyObject_IsInstance(obj, t) : 0;
-    Py_XDECREF(t);
+    int r = PyObject_IsInstance(obj, ssl_socket_type);
     if (r < 0)
         PyErr_Clear();
     return r > 0;
@@ -129,15 +133,14 @@ typedef struct {
     PyObject_HEAD
     PyObject *stream;       /* the ReaderObject or WriterObject */
     PyObject *acc;          /* writeiter: the iterator */
+    ua_read rq;             /* a read: what it asks */
     Py_buffer view;         /* write: the caller's buffer, held while writing */
-    Py_ssize_t n;           /* read: size asked */
-    Py_ssize_t off, sz;     /* write: what is left to write; readexactly: sz, the size asked */
+    Py_ssize_t off, sz;     /* write: what is left to write */
     uint8_t kind;
-    uint8_t waited;         /* IO_PY: the wait before the call is done */
+    uint8_t waited;         /* write on IO_PY: the wait before the call is done */
+    uint8_t wrote;          /* write on IO_PY: a write call made */
     uint8_t has_view;
     uint8_t done;
-    uint8_t ended;          /* IO_PY: the object's read gave b"" */
-    uint8_t said_done;      /* IOReadDone yielded at the end of the stream */
 } OpObject;
 
 static PyObject *op_new(PyObject *stream, int kind)
@@ -147,9 +150,11 @@ static PyObject *op_new(PyObject *stream, int kind)
         return NULL;
     op->stream = Py_NewRef(stream);
     op->acc = NULL;
-    op->n = op->off = op->sz = 0;
+    memset(&op->rq, 0, sizeof(op->rq));
+    op->rq.say_done = 1;   /* as 2.0: IOReadDone at the end of the stream */
+    op->off = op->sz = 0;
     op->kind = (uint8_t)kind;
-    op->waited = op->has_view = op->done = op->ended = op->said_done = 0;
+    op->waited = op->wrote = op->has_view = op->done = 0;
     PyObject_GC_Track(op);
     return (PyObject *)op;
 }
@@ -186,7 +191,7 @@ static void op_dealloc(OpObject *op)
     PyObject_GC_Del(op);
 }
 
-/* ---- reading -------------------------------------------------------------------- */
+/* ---- the read buffer ------------------------------------------------------------ */
 
 PyObject *ua_LimitOverrunError;
 
@@ -290,24 +295,26 @@ ssize_t ua_reader_find_line(ReaderObject *r)
     return line;
 }
 
+/* ---- reading: one loop for StreamReader (2.0) and uasyncio.v3's Stream ----------- */
+
 /* With nothing buffered, a read, a readline or a readexactly is often
  * answered by one recv() alone: build the result from the scratch buffer,
- * and keep only the rest. Returns 1 with *result set, 0 if it is not
- * answered yet. */
-static int answer_from_scratch(OpObject *op, ReaderObject *r, size_t k, PyObject **result)
+ * and keep only the rest. 1 with *result set, 0 if it is not answered yet,
+ * -1 on error. */
+static int answer_from_scratch(ReaderObject *r, const ua_read *q, size_t k, PyObject **result)
 {
     size_t n;
-    if (op->kind == OP_READ) {
-        n = op->n < 0 || (size_t)op->n > k ? k : (size_t)op->n;
-    } else if (op->kind == OP_READLINE) {
+    if (q->what == UA_RD_SOME) {
+        n = q->n < 0 || (size_t)q->n > k ? k : (size_t)q->n;
+    } else if (q->what == UA_RD_LINE) {
         const char *nl = memchr(scratch, '\n', k);
         if (!nl)
             return 0;
         n = (size_t)(nl - scratch) + 1;
         if (n > r->limit)
             return 0;   /* the buffered path raises */
-    } else if (op->kind == OP_READEXACTLY && (size_t)op->sz <= k) {
-        n = (size_t)op->sz;
+    } else if (q->what == UA_RD_EXACTLY && (size_t)q->n <= k) {
+        n = (size_t)q->n;
     } else {
         return 0;
     }
@@ -319,19 +326,27 @@ static int answer_from_scratch(OpObject *op, ReaderObject *r, size_t k, PyObject
     return 1;
 }
 
-/* Read more into r->buf. 1: got data or EOF; 2: answered op at once
- * (*result set); 0: would block (*wait set to the syscall to yield); -1: error. */
-static int fill(ReaderObject *r, PyObject **wait, OpObject *op, PyObject **result)
+/* Read more into r->buf. 1: got data or EOF; 2: answered q at once
+ * (*result set); 0: would block (*wait set to the syscall to yield); -1:
+ * error. With q a readinto() and nothing buffered, a plain socket's recv()
+ * goes straight into the caller's buffer. */
+static int fill(ReaderObject *r, PyObject **wait, const ua_read *q, PyObject **result)
 {
     if (r->kind == IO_FD) {
         int fd = ua_fd_of(r->ios);
         if (fd < 0)
             return -1;
+        int direct = q && q->what == UA_RD_INTO && !ua_linebuf_len(&r->buf);
         for (;;) {
-            ssize_t k = recv(fd, scratch, CHUNK, MSG_DONTWAIT);
+            ssize_t k = direct ? recv(fd, q->into->buf, (size_t)q->into->len, MSG_DONTWAIT)
+                               : recv(fd, scratch, CHUNK, MSG_DONTWAIT);
+            if (k > 0 && direct) {
+                *result = PyLong_FromSsize_t(k);
+                return *result ? 2 : -1;
+            }
             if (k > 0) {
-                if (op && !ua_linebuf_len(&r->buf)) {
-                    int rc = answer_from_scratch(op, r, (size_t)k, result);
+                if (q && !ua_linebuf_len(&r->buf)) {
+                    int rc = answer_from_scratch(r, q, (size_t)k, result);
                     if (rc)
                         return rc < 0 ? -1 : 2;
                 }
@@ -356,12 +371,12 @@ static int fill(ReaderObject *r, PyObject **wait, OpObject *op, PyObject **resul
         return -1;
     }
 /* IO_TRYFIRST: a non-blocking object that raises SSLWant*Error. */
-    PyObject *data = PyObject_CallMethod(r->ios, "recv", "i", CHUNK);
+    PyObject *data = PyObject_CallMethodOneArg(r->ios, str_recv, chunk_size);
     if (!data) {
-        int want = ssl_want();
+        int want = ua_ssl_want();
         if (!want)
             return -1;
-        *wait = ua_syscall_new(want == 1 ? &IORead_Type : &IOWrite_Type, r->polls);
+        *wait = ua_syscall_for(want == 1 ? UA_POLL_READ : UA_POLL_WRITE, r->polls);
         return *wait ? 0 : -1;
     }
     Py_buffer v;
@@ -388,56 +403,80 @@ int ua_reader_fill(ReaderObject *r, PyObject **wait)
     return fill(r, wait, NULL, NULL);
 }
 
-/* Has the buffer what op asks for? 1 with *result set (or -1 on error,
+/* Has the buffer what q asks for? 1 with *result set (or -1 on error,
  * e.g. a line over the limit), 0 if not yet. Every byte a read takes stays
  * in r->buf until the read returns, so a read timed out or cancelled part
  * way leaves them all for the next one. */
-static int answer_from_buffer(OpObject *op, ReaderObject *r, PyObject **result)
+static int answer_from_buffer(ReaderObject *r, const ua_read *q, PyObject **result)
 {
     size_t have = ua_linebuf_len(&r->buf), n;
-    if (op->kind == OP_READ) {
-        if (!have && (op->n != 0 || r->kind == IO_PY))   /* IO_PY: read(0) asks the object */
+    switch (q->what) {
+    case UA_RD_SOME:
+        if (!have && (q->n != 0 || r->kind == IO_PY))   /* IO_PY: read(0) asks the object */
             return 0;
-        n = op->n < 0 || (size_t)op->n > have ? have : (size_t)op->n;
-    } else if (op->kind == OP_READLINE) {
+        n = q->n < 0 || (size_t)q->n > have ? have : (size_t)q->n;
+        break;
+    case UA_RD_ALL:
+        return 0;   /* the end decides */
+    case UA_RD_INTO:
+        if (!have && q->into->len)
+            return 0;
+        n = (size_t)q->into->len < have ? (size_t)q->into->len : have;
+        memcpy(q->into->buf, ua_linebuf_peek(&r->buf), n);
+        ua_linebuf_consume(&r->buf, n);
+        *result = PyLong_FromSize_t(n);
+        return *result ? 1 : -1;
+    case UA_RD_LINE: {
         ssize_t line = ua_reader_find_line(r);
         if (line == -2)
             return -1;
         if (line < 0)
             return 0;
         n = (size_t)line;
-    } else {
-        if (have < (size_t)op->sz)
+        break;
+    }
+    default:   /* UA_RD_EXACTLY */
+        if (have < (size_t)q->n)
             return 0;
-        n = (size_t)op->sz;
+        n = (size_t)q->n;
+        break;
     }
     *result = ua_reader_take(r, n);
     return *result ? 1 : -1;
 }
 
-/* The stream has ended: as uasyncio 2.0, yield IOReadDone(polls) (the loop
- * forgets the object), then return what is left: b"", or the partial line
- * or bytes. */
-static PySendResult at_end(OpObject *op, ReaderObject *r, PyObject **result)
+/* The stream has ended: as uasyncio 2.0 (q->say_done), first yield
+ * IOReadDone(polls) (the loop forgets the object); then return what is
+ * left: b"", or the partial line or bytes (a readinto(): 0; a short
+ * readexactly() with short_raises: EOFError). */
+static PySendResult at_end(ReaderObject *r, ua_read *q, PyObject **result)
 {
-    if (!op->said_done) {
-        op->said_done = 1;
+    if (q->say_done) {
+        q->say_done = 0;
         *result = ua_syscall_new(&IOReadDone_Type, r->polls);
         return *result ? PYGEN_NEXT : PYGEN_ERROR;
     }
-    *result = ua_reader_take(r, ua_linebuf_len(&r->buf));
+    if (q->what == UA_RD_INTO) {
+        *result = PyLong_FromLong(0);
+    } else if (q->what == UA_RD_EXACTLY && q->short_raises) {
+        ua_linebuf_consume(&r->buf, ua_linebuf_len(&r->buf));   /* as MicroPython: what came is gone */
+        PyErr_SetNone(PyExc_EOFError);
+        return PYGEN_ERROR;
+    } else {
+        *result = ua_reader_take(r, ua_linebuf_len(&r->buf));
+    }
     return *result ? PYGEN_RETURN : PYGEN_ERROR;
 }
 
 /* One step of a read on the buffered kinds (IO_FD, IO_TRYFIRST). */
-static PySendResult read_buffered(OpObject *op, ReaderObject *r, PyObject **result)
+static PySendResult read_buffered(ReaderObject *r, ua_read *q, PyObject **result)
 {
     for (;;) {
-        int rc = answer_from_buffer(op, r, result);
+        int rc = answer_from_buffer(r, q, result);
         if (rc)
             return rc < 0 ? PYGEN_ERROR : PYGEN_RETURN;
         if (r->eof)
-            return at_end(op, r, result);
+            return at_end(r, q, result);
         if (!r->budget) {
             /* A connection that always has data must not starve the others. */
             r->budget = READ_BUDGET;
@@ -445,7 +484,7 @@ static PySendResult read_buffered(OpObject *op, ReaderObject *r, PyObject **resu
             return PYGEN_NEXT;
         }
         PyObject *wait = NULL;
-        rc = fill(r, &wait, op, result);
+        rc = fill(r, &wait, q, result);
         if (rc < 0)
             return PYGEN_ERROR;
         if (rc == 2) {
@@ -464,26 +503,29 @@ static PySendResult read_buffered(OpObject *op, ReaderObject *r, PyObject **resu
 /* One step of a read on IO_PY: as uasyncio 2.0, wait for readability, then
  * call ios.read(n) / ios.readline(); what an interrupted read left in the
  * buffer comes first. */
-static PySendResult read_generic(OpObject *op, ReaderObject *r, PyObject **result)
+static PySendResult read_generic(ReaderObject *r, ua_read *q, PyObject **result)
 {
     for (;;) {
-        int rc = answer_from_buffer(op, r, result);
+        int rc = answer_from_buffer(r, q, result);
         if (rc)
             return rc < 0 ? PYGEN_ERROR : PYGEN_RETURN;
-        if (op->ended)
-            return at_end(op, r, result);
-        if (!op->waited) {
-            op->waited = 1;
+        if (q->ended)
+            return at_end(r, q, result);
+        if (!q->waited) {
+            q->waited = 1;
             *result = ua_syscall_new(&IORead_Type, r->polls);
             return *result ? PYGEN_NEXT : PYGEN_ERROR;
         }
-        op->waited = 0;
+        q->waited = 0;
         PyObject *res;
-        if (op->kind == OP_READLINE)
+        if (q->what == UA_RD_LINE) {
             res = PyObject_CallMethodNoArgs(r->ios, str_readline);
-        else
-            res = PyObject_CallMethod(r->ios, "read", "n",
-                                      op->kind == OP_READ ? op->n : op->sz - (Py_ssize_t)ua_linebuf_len(&r->buf));
+        } else {
+            PyObject *n = PyLong_FromSsize_t(q->what == UA_RD_SOME ? q->n
+                                                                   : q->n - (Py_ssize_t)ua_linebuf_len(&r->buf));
+            res = n ? PyObject_CallMethodOneArg(r->ios, str_read, n) : NULL;
+            Py_XDECREF(n);
+        }
         if (!res)
             return PYGEN_ERROR;
         if (res == Py_None) {   /* nothing yet (a wrapper stream): wait again */
@@ -495,12 +537,12 @@ static PySendResult read_generic(OpObject *op, ReaderObject *r, PyObject **resul
             Py_DECREF(res);
             return PYGEN_ERROR;
         }
-        if (op->kind == OP_READ && v.len) {   /* as it came, no copy */
+        if (q->what == UA_RD_SOME && v.len) {   /* as it came, no copy */
             PyBuffer_Release(&v);
             *result = res;
             return PYGEN_RETURN;
         }
-        op->ended = v.len == 0;
+        q->ended = v.len == 0;
         rc = append(r, v.buf, (size_t)v.len);
         PyBuffer_Release(&v);
         Py_DECREF(res);
@@ -509,30 +551,96 @@ static PySendResult read_generic(OpObject *op, ReaderObject *r, PyObject **resul
     }
 }
 
+PySendResult ua_read_step(ReaderObject *r, ua_read *q, PyObject **result)
+{
+    *result = NULL;
+    return r->kind == IO_PY ? read_generic(r, q, result) : read_buffered(r, q, result);
+}
+
 /* ---- writing ---------------------------------------------------------------------- */
+
+Py_ssize_t ua_sock_send(PyObject *s, int kind, const char *p, size_t n, int *want)
+{
+    *want = UA_POLL_WRITE;
+    if (kind == IO_FD) {
+        int fd = ua_fd_of(s);
+        if (fd < 0)
+            return -1;
+        for (;;) {
+            ssize_t k = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (k >= 0)
+                return k;
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+    }
+    /* An SSL socket: its send() raises SSLWant*Error when it would block.
+     * A retry must pass the same leading bytes, as OpenSSL asks: both
+     * callers keep what is unsent where it was. */
+    PyObject *mv = PyMemoryView_FromMemory((char *)p, (Py_ssize_t)n, PyBUF_READ);
+    PyObject *res = mv ? PyObject_CallMethodOneArg(s, str_send, mv) : NULL;
+    Py_XDECREF(mv);
+    if (!res) {
+        int w = ua_ssl_want();
+        if (!w)
+            return -1;
+        *want = w == 1 ? UA_POLL_READ : UA_POLL_WRITE;
+        return 0;
+    }
+    Py_ssize_t k = PyLong_AsSsize_t(res);
+    Py_DECREF(res);
+    return k;
+}
+
+int ua_get_data(PyObject *buf, Py_buffer *view, Py_ssize_t *off, Py_ssize_t *sz, const char *what)
+{
+    PyObject *owner = buf;
+    if (PyUnicode_Check(buf)) {
+        owner = PyUnicode_AsUTF8String(buf);
+        if (!owner)
+            return -1;
+    } else if (!PyObject_CheckBuffer(buf)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes bytes-like data or str, not %.100s", what,
+                     Py_TYPE(buf)->tp_name);
+        return -1;
+    } else {
+        Py_INCREF(owner);
+    }
+    int rc = PyObject_GetBuffer(owner, view, PyBUF_SIMPLE);
+    Py_DECREF(owner);
+    if (rc < 0)
+        return -1;
+    Py_ssize_t len = view->len;
+    if (*sz == -1)
+        *sz = len - *off;
+    if (*off < 0 || *sz < 0 || *off > len || *sz > len - *off) {
+        PyErr_Format(PyExc_ValueError, "%s(): off=%zd, sz=%zd out of range for %zd bytes", what, *off, *sz, len);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
 
 static PySendResult write_step(OpObject *op, WriterObject *w, PyObject **result)
 {
     while (op->sz > 0) {
         const char *p = (const char *)op->view.buf + op->off;
         Py_ssize_t k;
-        if (w->kind == IO_FD) {
-            int fd = ua_fd_of(w->s);
-            if (fd < 0)
+        if (w->kind != IO_PY) {
+            int want;
+            k = ua_sock_send(w->s, w->kind, p, (size_t)op->sz, &want);
+            if (k < 0)
                 return PYGEN_ERROR;
-            k = send(fd, p, (size_t)op->sz, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (k < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                    PyErr_SetFromErrno(PyExc_OSError);
-                    return PYGEN_ERROR;
-                }
-                *result = ua_syscall_new(&IOWrite_Type, w->s);
+            if (!k) {
+                *result = ua_syscall_for(want, w->s);
                 return *result ? PYGEN_NEXT : PYGEN_ERROR;
             }
         } else {
-            if (w->kind == IO_PY && !op->waited && op->n) {
+            if (!op->waited && op->wrote) {
                 /* 2.0 order after a partial write: wait, then write again. */
                 op->waited = 1;
                 *result = ua_syscall_new(&IOWrite_Type, w->s);
@@ -540,22 +648,16 @@ static PySendResult write_step(OpObject *op, WriterObject *w, PyObject **result)
             }
             op->waited = 0;
             PyObject *mv = PyMemoryView_FromMemory((char *)p, op->sz, PyBUF_READ);
-            PyObject *res = mv ? PyObject_CallMethodOneArg(w->s, w->kind == IO_PY ? str_write : str_send, mv)
-                               : NULL;
+            PyObject *res = mv ? PyObject_CallMethodOneArg(w->s, str_write, mv) : NULL;
             Py_XDECREF(mv);
-            if (!res) {
-                int want = w->kind == IO_TRYFIRST ? ssl_want() : 0;
-                if (!want)
-                    return PYGEN_ERROR;
-                *result = ua_syscall_new(want == 1 ? &IORead_Type : &IOWrite_Type, w->s);
-                return *result ? PYGEN_NEXT : PYGEN_ERROR;
-            }
+            if (!res)
+                return PYGEN_ERROR;
             k = res == Py_None ? 0 : PyLong_AsSsize_t(res);
             Py_DECREF(res);
             if (k < 0 && PyErr_Occurred())
                 return PYGEN_ERROR;
-            op->n = 1;   /* at least one write call made */
-            if (k == 0 && w->kind == IO_PY) {
+            op->wrote = 1;
+            if (k == 0) {
                 op->waited = 1;
                 *result = ua_syscall_new(&IOWrite_Type, w->s);
                 return *result ? PYGEN_NEXT : PYGEN_ERROR;
@@ -571,35 +673,12 @@ static PySendResult write_step(OpObject *op, WriterObject *w, PyObject **result)
 /* Hold buf[off:off+sz] (bytes-like, or str as UTF-8) in op. */
 static int op_set_buffer(OpObject *op, PyObject *buf, Py_ssize_t off, Py_ssize_t sz)
 {
-    PyObject *owner = buf;
-    if (PyUnicode_Check(buf)) {
-        owner = PyUnicode_AsUTF8String(buf);
-        if (!owner)
-            return -1;
-    } else if (!PyObject_CheckBuffer(buf)) {
-        PyErr_Format(PyExc_TypeError, "awrite() takes bytes-like data or str, not %.100s",
-                     Py_TYPE(buf)->tp_name);
-        return -1;
-    } else {
-        Py_INCREF(owner);
-    }
-    int rc = PyObject_GetBuffer(owner, &op->view, PyBUF_SIMPLE);
-    Py_DECREF(owner);
-    if (rc < 0)
+    if (ua_get_data(buf, &op->view, &off, &sz, "awrite") < 0)
         return -1;
     op->has_view = 1;
-    if (sz == -1)
-        sz = op->view.len - off;
-    if (off < 0 || sz < 0 || off > op->view.len || sz > op->view.len - off) {
-        PyErr_Format(PyExc_ValueError, "awrite(): off=%zd, sz=%zd out of range for %zd bytes", off, sz,
-                     op->view.len);
-        op_release_view(op);
-        return -1;
-    }
     op->off = off;
     op->sz = sz;
-    op->n = 0;
-    op->waited = 0;
+    op->wrote = op->waited = 0;
     return 0;
 }
 
@@ -642,7 +721,7 @@ static int plain_socket_unshared(PyObject *obj)
     return unshared;
 }
 
-static int unregister_and_close(PyObject *obj)
+int ua_sock_close(PyObject *obj)
 {
     LoopObject *loop = ua_running_loop_get();
     if (loop && ua_loop_io_closing(loop, obj) < 0)
@@ -671,11 +750,9 @@ static PySendResult op_send(OpObject *op, PyObject *value, PyObject **result)
     switch (op->kind) {
     case OP_READ:
     case OP_READLINE:
-    case OP_READEXACTLY: {
-        ReaderObject *r = (ReaderObject *)op->stream;
-        sr = r->kind == IO_PY ? read_generic(op, r, result) : read_buffered(op, r, result);
+    case OP_READEXACTLY:
+        sr = ua_read_step((ReaderObject *)op->stream, &op->rq, result);
         break;
-    }
     case OP_WRITE:
         sr = write_step(op, (WriterObject *)op->stream, result);
         if (sr == PYGEN_RETURN)
@@ -685,14 +762,12 @@ static PySendResult op_send(OpObject *op, PyObject *value, PyObject **result)
         sr = writeiter_step(op, (WriterObject *)op->stream, result);
         break;
     case OP_CLOSE_READER:
-        sr = unregister_and_close(((ReaderObject *)op->stream)->polls) < 0 ? PYGEN_ERROR
-                                                                                        : PYGEN_RETURN;
+        sr = ua_sock_close(((ReaderObject *)op->stream)->polls) < 0 ? PYGEN_ERROR : PYGEN_RETURN;
         if (sr == PYGEN_RETURN)
             *result = Py_NewRef(Py_None);
         break;
     default:
-        sr = unregister_and_close(((WriterObject *)op->stream)->s) < 0 ? PYGEN_ERROR
-                                                                                    : PYGEN_RETURN;
+        sr = ua_sock_close(((WriterObject *)op->stream)->s) < 0 ? PYGEN_ERROR : PYGEN_RETURN;
         if (sr == PYGEN_RETURN)
             *result = Py_NewRef(Py_None);
         break;
@@ -842,47 +917,49 @@ static PyObject *reader_read(ReaderObject *r, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "read() takes at most 1 argument");
         return NULL;
     }
-    if (nargs == 1) {
-        if (!PyLong_Check(args[0])) {
-            PyErr_Format(PyExc_TypeError, "read(): n must be an int, not %.100s", Py_TYPE(args[0])->tp_name);
-            return NULL;
-        }
-        n = PyLong_AsSsize_t(args[0]);
-        if (n == -1 && PyErr_Occurred())
-            return NULL;
-        if (n < -1) {
-            PyErr_SetString(PyExc_ValueError, "read(): n must be >= -1");
-            return NULL;
-        }
-    }
+    if (nargs == 1 && ua_count_arg(args[0], -1, "read", &n) < 0)
+        return NULL;
     OpObject *op = (OpObject *)op_new((PyObject *)r, OP_READ);
     if (op)
-        op->n = n;
+        op->rq.n = n;
     return (PyObject *)op;
 }
 
 static PyObject *reader_readline(ReaderObject *r, PyObject *unused)
 {
-    return op_new((PyObject *)r, OP_READLINE);
+    OpObject *op = (OpObject *)op_new((PyObject *)r, OP_READLINE);
+    if (op)
+        op->rq.what = UA_RD_LINE;
+    return (PyObject *)op;
+}
+
+int ua_count_arg(PyObject *arg, Py_ssize_t min, const char *what, Py_ssize_t *out)
+{
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s(): n must be an int, not %.100s", what, Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    if (n < min) {
+        PyErr_Format(PyExc_ValueError, "%s(): n must be >= %zd", what, min);
+        return -1;
+    }
+    *out = n;
+    return 0;
 }
 
 static PyObject *reader_readexactly(ReaderObject *r, PyObject *arg)
 {
-    if (!PyLong_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "readexactly(): n must be an int, not %.100s", Py_TYPE(arg)->tp_name);
+    Py_ssize_t n;
+    if (ua_count_arg(arg, 0, "readexactly", &n) < 0)
         return NULL;
-    }
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    if (n < 0) {
-        PyErr_SetString(PyExc_ValueError, "readexactly(): n must be >= 0");
-        return NULL;
-    }
     OpObject *op = (OpObject *)op_new((PyObject *)r, OP_READEXACTLY);
     if (!op)
         return NULL;
-    op->sz = n;   /* nothing reserved: the bytes gather in the buffer as they come */
+    op->rq.what = UA_RD_EXACTLY;
+    op->rq.n = n;   /* nothing reserved: the bytes gather in the buffer as they come */
     return (PyObject *)op;
 }
 
@@ -1121,7 +1198,8 @@ int ua_streams_ready(PyObject *module)
         return -1;
     if (!(str_ssl = PyUnicode_InternFromString("ssl")) ||
         !(str_readline = PyUnicode_InternFromString("readline")) ||
-        !(str_send = PyUnicode_InternFromString("send")) ||
+        !(str_read = PyUnicode_InternFromString("read")) || !(str_recv = PyUnicode_InternFromString("recv")) ||
+        !(chunk_size = PyLong_FromLong(CHUNK)) || !(str_send = PyUnicode_InternFromString("send")) ||
         !(str_write = PyUnicode_InternFromString("write")) || !(str_close = PyUnicode_InternFromString("close")))
         return -1;
     if (PyType_Ready(&StreamOp_Type) < 0 || PyType_Ready(&Reader_Type) < 0 || PyType_Ready(&Writer_Type) < 0)

@@ -48,9 +48,62 @@ int ua_reader_fill(ReaderObject *r, PyObject **wait);
 /* With an exception set: 1 if it is SSLWantReadError, 2 if SSLWantWriteError
  * (then it is cleared), else 0 (left as it is). */
 int ua_ssl_want(void);
-/* server.c: an accepted fd as a socket.socket, and a peer address as accept() gives it. */
-PyObject *ua_accepted_socket(int family, int fd);
-PyObject *ua_sockaddr_to_py(const struct sockaddr_storage *ss);
+/* IORead(obj) for UA_POLL_READ, IOWrite(obj) for UA_POLL_WRITE. */
+PyObject *ua_syscall_for(int dir, PyObject *obj);
+
+/* ---- one read or write, as StreamReader/StreamWriter and v3's Stream do it ------ */
+
+enum {
+    UA_RD_SOME,     /* up to n bytes (-1: what one read gives); b"" at the end */
+    UA_RD_ALL,      /* everything until the end */
+    UA_RD_LINE,     /* a line with its b"\n" (over r->limit: LimitOverrunError); at the end the partial line */
+    UA_RD_EXACTLY,  /* n bytes; at the end what came, or EOFError (short_raises) */
+    UA_RD_INTO,     /* one read into *into: the count (0 at the end) */
+};
+
+typedef struct {
+    Py_ssize_t n;           /* UA_RD_SOME, UA_RD_EXACTLY */
+    Py_buffer *into;        /* UA_RD_INTO: the caller's buffer */
+    uint8_t what;
+    uint8_t short_raises;   /* UA_RD_EXACTLY: the end first raises EOFError, what came dropped */
+    uint8_t say_done;       /* at the end, first yield IOReadDone(polls) (as uasyncio 2.0) */
+    uint8_t waited, ended;  /* IO_PY: the wait before the call is done; its read gave b"" */
+} ua_read;
+
+/* One step of the read q on r: PYGEN_RETURN with *result, PYGEN_NEXT with
+ * what to yield (IORead/IOWrite when the socket has nothing, None to let
+ * others run after a burst), PYGEN_ERROR. Nothing leaves r->buf before the
+ * read completes, so one abandoned part way loses no byte. */
+PySendResult ua_read_step(ReaderObject *r, ua_read *q, PyObject **result);
+/* Send up to n bytes of p on s (kind IO_FD: send() on its fd; IO_TRYFIRST:
+ * its send()) without blocking: the count taken; 0 if it would block, *want
+ * then the direction to wait for; -1 with an exception. */
+Py_ssize_t ua_sock_send(PyObject *s, int kind, const char *p, size_t n, int *want);
+/* Hold buf[off:off+sz] (bytes-like, or str as UTF-8; sz -1: to the end) in
+ * *view, *sz made the slice's length; -1 with TypeError/ValueError naming
+ * what (the method). */
+int ua_get_data(PyObject *buf, Py_buffer *view, Py_ssize_t *off, Py_ssize_t *sz, const char *what);
+/* Tell the running loop the object is closing (its waiters are woken, its fd
+ * forgotten), then close it. */
+int ua_sock_close(PyObject *obj);
+/* A read method's n: an int >= min; -1 with TypeError/ValueError naming what. */
+int ua_count_arg(PyObject *arg, Py_ssize_t min, const char *what, Py_ssize_t *out);
+
+/* ---- server.c: the accept loop both start_server()s share ---------------------- */
+
+/* Serve one accepted connection (sock, its peer address): 0, or -1 with an
+ * exception (the connection is then closed and reported). */
+typedef int (*ua_serve_fn)(PyObject *owner, PyObject *sock, PyObject *peer);
+/* Accept what is pending on lsock (a burst, then yield to other tasks),
+ * handing each connection to serve; report(owner) hears, with the error
+ * set, of one that could not be served, and the loop goes on. Ends
+ * (PYGEN_RETURN) once *closed; PYGEN_ERROR if lsock cannot accept; else
+ * PYGEN_NEXT with what to yield (IORead, a pause when out of fds, None). */
+PySendResult ua_accept_step(PyObject *owner, PyObject *lsock, const int *closed, ua_serve_fn serve,
+                            void (*report)(PyObject *owner), PyObject **result);
+/* Close a listening socket, waking its task if parked on it, leaving any
+ * exception being raised as it is. loop may be NULL. */
+void ua_listener_close(LoopObject *loop, PyObject *lsock);
 
 /* ---- the buffer and limit machinery, for every stream kind -------------------- */
 

@@ -1,9 +1,11 @@
 /* uasyncio.v3's Stream (StreamReader and StreamWriter are the same class)
  * and the accept loop of its start_server().
  *
- * A Stream reads through a v2 StreamReader it owns (its buffer and its
- * fill(): recv() on the fd in C, or the SSL object's recv()), so both APIs
- * share one read path. Each async method returns a StreamOp: a C awaitable
+ * A Stream reads through a v2 StreamReader it owns and the read loop of
+ * streams.c (ua_read_step: recv() on the fd in C, or the SSL object's
+ * recv()), and writes with its ua_sock_send(), so both APIs share one data
+ * path; the accept loop is server.c's (ua_accept_step). Each async method
+ * returns a StreamOp: a C awaitable
  * that does the work when awaited and, when the socket would block, yields
  * IORead/IOWrite to the loop and tries again once resumed. Nothing is
  * consumed from the buffer before an operation completes, so a read that is
@@ -17,11 +19,6 @@
 #include "awaitable.h"
 
 #include <errno.h>
-#include <unistd.h>
-
-#define READ_BUDGET 16          /* fills in a row before yielding to other tasks */
-#define ACCEPTS_PER_WAKE 64     /* then let other tasks run */
-#define NO_FD_PAUSE_MS 100      /* EMFILE/ENFILE: wait for fds to be freed */
 
 typedef struct {
     PyObject_HEAD
@@ -32,7 +29,7 @@ typedef struct {
 } StreamObject;
 
 static PyTypeObject Stream_Type, V3Op_Type, Acceptor_Type;
-static PyObject *str_close, *str_send, *str_peername, *empty_bytes;
+static PyObject *str_peername;
 
 #define SOCK(st) ((st)->rd->ios)
 
@@ -45,72 +42,13 @@ static int closed_error(void)
     return -1;
 }
 
-/* The fd of a plain socket; -1 with an exception. */
-static int stream_fd(StreamObject *st)
-{
-    if (st->closed)
-        return closed_error();
-    return ua_fd_of(SOCK(st));
-}
-
 /* Send up to n bytes without blocking: the count taken (0: would block,
  * *want the direction to wait for), or -1 with an exception. */
 static Py_ssize_t send_some(StreamObject *st, const char *p, size_t n, int *want)
 {
-    *want = UA_POLL_WRITE;
-    if (st->rd->kind == IO_FD) {
-        int fd = stream_fd(st);
-        if (fd < 0)
-            return -1;
-        for (;;) {
-            ssize_t k = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (k >= 0)
-                return k;
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        }
-    }
-    /* An SSL socket: its send() raises SSLWant*Error when it would block.
-     * A retry passes the same leading bytes (the buffer only grows at the
-     * end), as OpenSSL asks. */
     if (st->closed)
         return closed_error();
-    PyObject *mv = PyMemoryView_FromMemory((char *)p, (Py_ssize_t)n, PyBUF_READ);
-    PyObject *res = mv ? PyObject_CallMethodOneArg(SOCK(st), str_send, mv) : NULL;
-    Py_XDECREF(mv);
-    if (!res) {
-        int w = ua_ssl_want();
-        if (!w)
-            return -1;
-        *want = w == 1 ? UA_POLL_READ : UA_POLL_WRITE;
-        return 0;
-    }
-    Py_ssize_t k = PyLong_AsSsize_t(res);
-    Py_DECREF(res);
-    return k;
-}
-
-/* Hold data (bytes-like, or str as UTF-8) in *view. */
-static int get_data(PyObject *buf, Py_buffer *view, const char *what)
-{
-    if (PyUnicode_Check(buf)) {
-        PyObject *b = PyUnicode_AsUTF8String(buf);
-        if (!b)
-            return -1;
-        int rc = PyObject_GetBuffer(b, view, PyBUF_SIMPLE);
-        Py_DECREF(b);
-        return rc;
-    }
-    if (!PyObject_CheckBuffer(buf)) {
-        PyErr_Format(PyExc_TypeError, "%s() takes bytes-like data or str, not %.100s", what,
-                     Py_TYPE(buf)->tp_name);
-        return -1;
-    }
-    return PyObject_GetBuffer(buf, view, PyBUF_SIMPLE);
+    return ua_sock_send(SOCK(st), st->rd->kind, p, n, want);
 }
 
 /* write()'s work: send at once if nothing is queued, queue the rest. */
@@ -141,12 +79,7 @@ static int close_socket(StreamObject *st)
     ua_linebuf_free(&st->out);
     /* Tasks still parked on it are woken (their next call raises), and
      * the poller forgets the fd before it can be reused. */
-    LoopObject *loop = ua_running_loop_get();
-    if (loop && ua_loop_io_closing(loop, SOCK(st)) < 0)
-        return -1;
-    PyObject *r = PyObject_CallMethodNoArgs(SOCK(st), str_close);
-    Py_XDECREF(r);
-    return r ? 0 : -1;
+    return ua_sock_close(SOCK(st));
 }
 
 /* ---- StreamOp -------------------------------------------------------------- */
@@ -156,8 +89,9 @@ enum { OP_READ, OP_READINTO, OP_READEXACTLY, OP_READLINE, OP_DRAIN, OP_AWRITE, O
 typedef struct {
     PyObject_HEAD
     StreamObject *st;
+    ua_read rq;         /* a read: what it asks */
     Py_buffer view;     /* readinto: the target; awrite: the data */
-    Py_ssize_t n;       /* read, readexactly: the size asked */
+    Py_ssize_t off, sz; /* awrite: the part of view to write */
     uint8_t kind;
     uint8_t has_view;
     uint8_t yielded;    /* drain: has yielded at least once */
@@ -170,7 +104,8 @@ static OpObject *op_new(StreamObject *st, int kind)
     if (!op)
         return NULL;
     op->st = (StreamObject *)Py_NewRef(st);
-    op->n = 0;
+    memset(&op->rq, 0, sizeof(op->rq));
+    op->off = op->sz = 0;
     op->kind = (uint8_t)kind;
     op->has_view = op->yielded = op->done = 0;
     PyObject_GC_Track(op);
@@ -207,125 +142,14 @@ static void op_dealloc(OpObject *op)
     PyObject_GC_Del(op);
 }
 
-/* Take n buffered bytes as a bytes object (a long one without a copy). */
-static PyObject *take(ReaderObject *rd, size_t n)
-{
-    if (!n)
-        return Py_NewRef(empty_bytes);
-    return ua_reader_take(rd, n);
-}
-
-/* readinto() with nothing buffered, on a plain socket: recv() straight into
- * the caller's buffer. 1 done (*result set), 0 would block, -1 error. */
-static int readinto_direct(OpObject *op, PyObject **result)
-{
-    int fd = stream_fd(op->st);
-    if (fd < 0)
-        return -1;
-    for (;;) {
-        ssize_t k = recv(fd, op->view.buf, (size_t)op->view.len, MSG_DONTWAIT);
-        if (k >= 0) {
-            if (!k)
-                op->st->rd->eof = 1;
-            *result = PyLong_FromSsize_t(k);
-            return *result ? 1 : -1;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 0;
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-}
-
-/* Is the read answered by what is buffered? 1 yes (*result set), 0 not
- * yet, -1 error. */
-static int read_answer(OpObject *op, ReaderObject *rd, PyObject **result)
-{
-    size_t have = ua_linebuf_len(&rd->buf);
-    switch (op->kind) {
-    case OP_READ:
-        if (op->n < 0) {   /* to the end of the stream */
-            if (!rd->eof)
-                return 0;
-            *result = take(rd, have);
-        } else {
-            if (!have && !rd->eof && op->n)
-                return 0;
-            *result = take(rd, (size_t)op->n < have ? (size_t)op->n : have);
-        }
-        break;
-    case OP_READINTO: {
-        if (!have && !rd->eof && op->view.len)
-            return 0;
-        size_t k = (size_t)op->view.len < have ? (size_t)op->view.len : have;
-        memcpy(op->view.buf, ua_linebuf_peek(&rd->buf), k);
-        ua_linebuf_consume(&rd->buf, k);
-        *result = PyLong_FromSize_t(k);
-        break;
-    }
-    case OP_READEXACTLY:
-        if (have >= (size_t)op->n) {
-            *result = take(rd, (size_t)op->n);
-        } else if (rd->eof) {
-            ua_linebuf_consume(&rd->buf, have);   /* as MicroPython: what came is gone */
-            PyErr_SetNone(PyExc_EOFError);
-            return -1;
-        } else {
-            return 0;
-        }
-        break;
-    default: {   /* OP_READLINE */
-        ssize_t line = ua_reader_find_line(rd);   /* a Stream has no limit */
-        if (line == -2)
-            return -1;
-        if (line < 0 && !rd->eof)
-            return 0;
-        *result = take(rd, line >= 0 ? (size_t)line : have);
-        break;
-    }
-    }
-    return *result ? 1 : -1;
-}
-
 static PySendResult read_step(OpObject *op, PyObject **result)
 {
-    StreamObject *st = op->st;
-    ReaderObject *rd = st->rd;
-    if (st->closed) {
+    if (op->st->closed) {
+        *result = NULL;
         closed_error();
         return PYGEN_ERROR;
     }
-    for (;;) {
-        int rc = read_answer(op, rd, result);
-        if (rc)
-            return rc > 0 ? PYGEN_RETURN : PYGEN_ERROR;
-        if (!rd->budget) {
-            /* A connection that always has data must not starve the others. */
-            rd->budget = READ_BUDGET;
-            *result = Py_NewRef(Py_None);
-            return PYGEN_NEXT;
-        }
-        if (op->kind == OP_READINTO && rd->kind == IO_FD) {
-            rc = readinto_direct(op, result);
-            if (rc)
-                return rc > 0 ? PYGEN_RETURN : PYGEN_ERROR;
-            rd->budget = READ_BUDGET;
-            *result = ua_syscall_new(&IORead_Type, SOCK(st));
-            return *result ? PYGEN_NEXT : PYGEN_ERROR;
-        }
-        PyObject *wait = NULL;
-        rc = ua_reader_fill(rd, &wait);
-        if (rc < 0)
-            return PYGEN_ERROR;
-        if (rc == 0) {
-            rd->budget = READ_BUDGET;
-            *result = wait;
-            return PYGEN_NEXT;
-        }
-        rd->budget--;
-    }
+    return ua_read_step(op->st->rd, &op->rq, result);
 }
 
 static PySendResult drain_step(OpObject *op, PyObject **result)
@@ -338,7 +162,7 @@ static PySendResult drain_step(OpObject *op, PyObject **result)
             return PYGEN_ERROR;
         if (!k) {
             op->yielded = 1;
-            *result = ua_syscall_new(want == UA_POLL_READ ? &IORead_Type : &IOWrite_Type, SOCK(st));
+            *result = ua_syscall_for(want, SOCK(st));
             return *result ? PYGEN_NEXT : PYGEN_ERROR;
         }
         ua_linebuf_consume(&st->out, (size_t)k);
@@ -364,7 +188,7 @@ static PySendResult op_send(OpObject *op, PyObject *value, PyObject **result)
     case OP_AWRITE:
         /* The write happens when awaited (awrite is a coroutine in MicroPython). */
         if (op->has_view) {
-            int rc = stream_write_bytes(op->st, op->view.buf, (size_t)op->view.len);
+            int rc = stream_write_bytes(op->st, (const char *)op->view.buf + op->off, (size_t)op->sz);
             op_release_view(op);
             if (rc < 0) {
                 sr = PYGEN_ERROR;
@@ -499,18 +323,13 @@ static PyObject *stream_read(StreamObject *st, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_TypeError, "read() takes at most 1 argument");
         return NULL;
     }
-    if (nargs == 1) {
-        if (!PyLong_Check(args[0])) {
-            PyErr_Format(PyExc_TypeError, "read(): n must be an int, not %.100s", Py_TYPE(args[0])->tp_name);
-            return NULL;
-        }
-        n = PyLong_AsSsize_t(args[0]);
-        if (n == -1 && PyErr_Occurred())
-            return NULL;
-    }
+    if (nargs == 1 && ua_count_arg(args[0], PY_SSIZE_T_MIN, "read", &n) < 0)
+        return NULL;
     OpObject *op = op_new(st, OP_READ);
-    if (op)
-        op->n = n < 0 ? -1 : n;
+    if (op) {
+        op->rq.what = n < 0 ? UA_RD_ALL : UA_RD_SOME;
+        op->rq.n = n;
+    }
     return (PyObject *)op;
 }
 
@@ -524,37 +343,38 @@ static PyObject *stream_readinto(StreamObject *st, PyObject *buf)
         return NULL;
     }
     op->has_view = 1;
+    op->rq.what = UA_RD_INTO;
+    op->rq.into = &op->view;
     return (PyObject *)op;
 }
 
 static PyObject *stream_readexactly(StreamObject *st, PyObject *arg)
 {
-    if (!PyLong_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "readexactly(): n must be an int, not %.100s", Py_TYPE(arg)->tp_name);
+    Py_ssize_t n;
+    if (ua_count_arg(arg, 0, "readexactly", &n) < 0)
         return NULL;
-    }
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    if (n < 0) {
-        PyErr_SetString(PyExc_ValueError, "readexactly(): n must be >= 0");
-        return NULL;
-    }
     OpObject *op = op_new(st, OP_READEXACTLY);
-    if (op)
-        op->n = n;
+    if (op) {
+        op->rq.what = UA_RD_EXACTLY;
+        op->rq.n = n;
+        op->rq.short_raises = 1;
+    }
     return (PyObject *)op;
 }
 
 static PyObject *stream_readline(StreamObject *st, PyObject *unused)
 {
-    return (PyObject *)op_new(st, OP_READLINE);
+    OpObject *op = op_new(st, OP_READLINE);
+    if (op)
+        op->rq.what = UA_RD_LINE;   /* a Stream's reader has no limit */
+    return (PyObject *)op;
 }
 
 static PyObject *stream_write(StreamObject *st, PyObject *buf)
 {
     Py_buffer view;
-    if (get_data(buf, &view, "write") < 0)
+    Py_ssize_t off = 0, sz = -1;
+    if (ua_get_data(buf, &view, &off, &sz, "write") < 0)
         return NULL;
     int rc = stream_write_bytes(st, view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
@@ -578,21 +398,13 @@ static PyObject *stream_awrite(StreamObject *st, PyObject *args, PyObject *kwds)
     OpObject *op = op_new(st, OP_AWRITE);
     if (!op)
         return NULL;
-    if (get_data(buf, &op->view, "awrite") < 0) {
+    if (ua_get_data(buf, &op->view, &off, &sz, "awrite") < 0) {
         Py_DECREF(op);
         return NULL;
     }
     op->has_view = 1;
-    Py_ssize_t len = op->view.len;
-    if (sz == -1)
-        sz = len - off;
-    if (off < 0 || sz < 0 || off > len || sz > len - off) {
-        PyErr_Format(PyExc_ValueError, "awrite(): off=%zd, sz=%zd out of range for %zd bytes", off, sz, len);
-        Py_DECREF(op);
-        return NULL;
-    }
-    op->view.buf = (char *)op->view.buf + off;
-    op->view.len = sz;
+    op->off = off;
+    op->sz = sz;
     return (PyObject *)op;
 }
 
@@ -734,30 +546,16 @@ static void acceptor_close_listener(AcceptorObject *a)
     if (a->closed)
         return;
     a->closed = 1;
-    PyObject *exc = ua_err_fetch();
-    LoopObject *loop = a->loop ? a->loop : ua_running_loop_get();
-    /* Its task, if parked on the socket, is woken and ends at its next step. */
-    if (loop && !loop->closed && ua_loop_io_closing(loop, a->sock) < 0)
-        PyErr_Clear();
-    PyObject *r = PyObject_CallMethodNoArgs(a->sock, str_close);
-    if (!r)
-        PyErr_Clear();
-    Py_XDECREF(r);
-    ua_err_restore(exc);
+    ua_listener_close(a->loop ? a->loop : ua_running_loop_get(), a->sock);
 }
 
-static int acceptor_serve(AcceptorObject *a, int fd, const struct sockaddr_storage *ss)
+static int acceptor_serve(PyObject *owner, PyObject *sock, PyObject *peer)
 {
-    ua_set_nodelay(fd);
-    PyObject *sock = ua_accepted_socket(ss->ss_family, fd);
-    if (!sock) {
-        close(fd);
-        return -1;
-    }
-    PyObject *peer = ua_sockaddr_to_py(ss), *coro = NULL;
-    if (peer && a->raw) {
+    AcceptorObject *a = (AcceptorObject *)owner;
+    PyObject *coro;
+    if (a->raw) {
         coro = PyObject_CallFunctionObjArgs(a->cb, sock, peer, NULL);
-    } else if (peer) {
+    } else {
         PyObject *extra = PyDict_New();
         PyObject *st = extra && PyDict_SetItem(extra, str_peername, peer) == 0
                            ? stream_make(&Stream_Type, sock, extra) : NULL;
@@ -766,24 +564,16 @@ static int acceptor_serve(AcceptorObject *a, int fd, const struct sockaddr_stora
         Py_XDECREF(extra);
     }
     PyObject *task = coro ? PyObject_CallOneArg(a->spawn, coro) : NULL;
-    if (!task) {
-        /* The connection is dropped; the first error is the one reported. */
-        PyObject *exc = ua_err_fetch();
-        PyObject *r = PyObject_CallMethodNoArgs(sock, str_close);
-        Py_XDECREF(r);
-        ua_err_restore(exc);
-    }
-    Py_XDECREF(task);
     Py_XDECREF(coro);
-    Py_XDECREF(peer);
-    Py_DECREF(sock);
+    Py_XDECREF(task);
     return task ? 0 : -1;
 }
 
 /* A connection could not be served (cb raised, or gave no coroutine): the
  * loop's exception handler hears of it, as of a task that failed. */
-static void acceptor_report(AcceptorObject *a)
+static void acceptor_report(PyObject *owner)
 {
+    AcceptorObject *a = (AcceptorObject *)owner;
     PyObject *value = ua_err_fetch();
     PyObject *ctx = value ? Py_BuildValue("{s:s,s:O}", "message", "start_server: a connection could not be served",
                                           "exception", value)
@@ -810,50 +600,9 @@ static void acceptor_report(AcceptorObject *a)
 
 static PySendResult acceptor_step(AcceptorObject *a, PyObject **result)
 {
-    *result = NULL;
     if (!a->loop && (a->loop = ua_running_loop_get()))
         Py_INCREF(a->loop);
-    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
-        if (a->closed) {   /* close() was called: the server ends */
-            *result = Py_NewRef(Py_None);
-            return PYGEN_RETURN;
-        }
-        int lfd = ua_fd_of(a->sock);
-        if (lfd < 0)
-            return PYGEN_ERROR;
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        memset(&ss, 0, sizeof(ss));
-        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            switch (errno) {
-            case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-            case EWOULDBLOCK:
-#endif
-                *result = ua_syscall_new(&IORead_Type, a->sock);
-                return *result ? PYGEN_NEXT : PYGEN_ERROR;
-            case EBADF:
-            case EINVAL:
-            case ENOTSOCK:
-            case EOPNOTSUPP:   /* not a listening socket: nothing to serve */
-                PyErr_SetFromErrno(PyExc_OSError);
-                return PYGEN_ERROR;
-            case EMFILE:
-            case ENFILE:
-            case ENOBUFS:
-            case ENOMEM:
-                *result = ua_sleep_ms_new(NO_FD_PAUSE_MS);
-                return *result ? PYGEN_NEXT : PYGEN_ERROR;
-            default:
-                continue;   /* that connection is gone; the next one may be fine */
-            }
-        }
-        if (acceptor_serve(a, fd, &ss) < 0)
-            acceptor_report(a);
-    }
-    *result = Py_NewRef(Py_None);
-    return PYGEN_NEXT;
+    return ua_accept_step((PyObject *)a, a->sock, &a->closed, acceptor_serve, acceptor_report, result);
 }
 
 static PySendResult acceptor_send(AcceptorObject *a, PyObject *value, PyObject **result)
@@ -984,9 +733,7 @@ static PyTypeObject Acceptor_Type = {
 
 int ua_v3_stream_ready(PyObject *module)
 {
-    if (!(str_close = PyUnicode_InternFromString("close")) || !(str_send = PyUnicode_InternFromString("send")) ||
-        !(str_peername = PyUnicode_InternFromString("peername")) ||
-        !(empty_bytes = PyBytes_FromStringAndSize(NULL, 0)))
+    if (!(str_peername = PyUnicode_InternFromString("peername")))
         return -1;
     if (PyType_Ready(&V3Op_Type) < 0 || PyType_Ready(&Stream_Type) < 0 || PyType_Ready(&Acceptor_Type) < 0)
         return -1;
