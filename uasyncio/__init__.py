@@ -45,12 +45,10 @@ def _tls_wrap(sock, ssl, server_side, server_hostname=None):
         raise
 
 
-@_coroutine
-def open_connection(host, port, ssl=False, server_hostname=None, limit=None):
-    """Connect without blocking; returns (StreamReader, StreamWriter).
-    A refused or failed connect raises OSError. ssl: True or an SSLContext.
-    limit: the reader's line limit (None: no limit)."""
-    StreamReader(None, limit=limit)   # a bad limit fails before connecting
+def _connect(host, port, ssl, server_hostname, errtext=_os.strerror):
+    """Connect without blocking, then (ssl: True or an SSLContext) the TLS
+    handshake; returns (socket, peer address). A refused or failed connect
+    raises OSError(err, errtext(err)). Both APIs' open_connection use it."""
     family, type_, proto, _, addr = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)[0]
     s = _socket.socket(family, type_, proto)
     try:
@@ -63,12 +61,22 @@ def open_connection(host, port, ssl=False, server_hostname=None, limit=None):
             err = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
             yield IOWriteDone(s)
         if err:
-            raise OSError(err, _os.strerror(err))
+            raise OSError(err, errtext(err))
         if ssl:
             s = yield from _tls_wrap(s, ssl, False, server_hostname or host)
     except BaseException:
         s.close()
         raise
+    return s, addr
+
+
+@_coroutine
+def open_connection(host, port, ssl=False, server_hostname=None, limit=None):
+    """Connect without blocking; returns (StreamReader, StreamWriter).
+    A refused or failed connect raises OSError. ssl: True or an SSLContext.
+    limit: the reader's line limit (None: no limit)."""
+    StreamReader(None, limit=limit)   # a bad limit fails before connecting
+    s, addr = yield from _connect(host, port, ssl, server_hostname)
     return StreamReader(s, limit=limit), StreamWriter(s, {"peername": addr})
 
 

@@ -677,17 +677,9 @@ static PyObject *wsconn_readline(WSConnObject *ws, PyObject *unused)
 
 static PyObject *wsconn_readexactly(WSConnObject *ws, PyObject *arg)
 {
-    if (!PyLong_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "readexactly(): n must be an int, not %.100s", Py_TYPE(arg)->tp_name);
+    Py_ssize_t n;
+    if (ua_count_arg(arg, 0, "readexactly", &n) < 0)
         return NULL;
-    }
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    if (n < 0) {
-        PyErr_SetString(PyExc_ValueError, "readexactly(): n must be >= 0");
-        return NULL;
-    }
     WSOpObject *op = (WSOpObject *)wsop_new(ws, WS_READEXACTLY, NULL);
     if (op)
         op->n = n;

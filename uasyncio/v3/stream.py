@@ -8,10 +8,8 @@ object's glue.
 import errno as _errno
 import socket as _socket
 
-from uasyncio import _tls_wrap
+from uasyncio import _connect, _tls_wrap
 from uasyncio._uasyncio import Acceptor as _Acceptor
-from uasyncio._uasyncio import IOWrite as _IOWrite
-from uasyncio._uasyncio import IOWriteDone as _IOWriteDone
 from uasyncio._uasyncio import Stream
 from uasyncio._uasyncio import _v3 as _core
 from uasyncio.core import coroutine as _coroutine
@@ -24,35 +22,15 @@ StreamWriter = Stream
 __all__ = ["Stream", "StreamReader", "StreamWriter", "Server", "open_connection", "start_server"]
 
 
-def _context(ssl):
-    if ssl is True:
-        import ssl as _ssl
-        return _ssl.create_default_context()
-    return ssl
+def _errtext(err):
+    return _errno.errorcode.get(err, str(err))   # as MicroPython: the errno's name
 
 
 @_coroutine
 def open_connection(host, port, ssl=None, server_hostname=None):
     """Connect without blocking; returns (stream, stream). A refused or
     failed connect raises OSError. ssl: True or an ssl.SSLContext."""
-    family, type_, proto, _, addr = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)[0]
-    s = _socket.socket(family, type_, proto)
-    try:
-        s.setblocking(False)
-        if family in (_socket.AF_INET, _socket.AF_INET6):
-            s.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-        err = s.connect_ex(addr)
-        if err == _errno.EINPROGRESS:
-            yield _IOWrite(s)
-            err = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
-            yield _IOWriteDone(s)
-        if err:
-            raise OSError(err, _errno.errorcode.get(err, str(err)))
-        if ssl:
-            s = yield from _tls_wrap(s, _context(ssl), False, server_hostname or host)
-    except BaseException:
-        s.close()
-        raise
+    s, addr = yield from _connect(host, port, ssl, server_hostname, _errtext)
     st = Stream(s, {"peername": addr})
     return st, st
 
