@@ -24,8 +24,8 @@ deps:
 testdeps:
 	@scripts/install-deps.sh test
 
-# The extension, in place, for $(PYTHON): with setuptools, or with the
-# interpreter's own sysconfig flags when it has none. Fails loudly.
+# The extension, in place, for $(PYTHON), with the interpreter's own
+# sysconfig flags (scripts/build_ext.py). Fails loudly.
 build:
 	@$(PYTHON) scripts/build_ext.py
 	@$(PYTHON) -c 'import sys; sys.path.insert(0, "."); import uasyncio._uasyncio'
@@ -68,16 +68,14 @@ asan: testdeps asan-build
 	$(SAN_RUN) $(PYTEST) -q -rs -p no:cacheprovider $(PYTEST_ARGS) tests
 
 asan-build: deps
-	rm -rf build/asan && mkdir -p build/asan && cp -r uasyncio build/asan/ && rm -f build/asan/uasyncio/*.so
 	UA_CFLAGS="$(SAN_FLAGS) -O1 -g" UA_LDFLAGS="$(SAN_FLAGS)" \
-	    $(PYTHON) scripts/build_ext.py --build-lib build/asan --build-temp build/asan-tmp --force
+	    $(PYTHON) scripts/build_ext.py --build-lib build/asan --build-temp build/asan-tmp
 
 # Reference leaks, with Debian's debug CPython: the suite, then repeated
 # scenarios whose total reference count must not grow.
 refleak: testdeps
 	@scripts/install-deps.sh dbg
-	rm -rf build/dbg && mkdir -p build/dbg && cp -r uasyncio build/dbg/ && rm -f build/dbg/uasyncio/*.so
-	/usr/bin/python3-dbg scripts/build_ext.py --build-lib build/dbg --build-temp build/dbg-tmp --force
+	/usr/bin/python3-dbg scripts/build_ext.py --build-lib build/dbg --build-temp build/dbg-tmp
 	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
 	UA_PKG_DIR=build/dbg /usr/bin/python3-dbg tests/refleak.py
 

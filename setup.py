@@ -2,7 +2,7 @@
 binding in src/binding) and the packages: every package under uasyncio/,
 found, with the type stubs (.pyi) and py.typed beside its modules. The
 metadata is in pyproject.toml. Sources and flags come from
-scripts/build_ext.py, which also builds without setuptools."""
+scripts/build_ext.py, which `make build` runs itself."""
 import os
 import sys
 

@@ -1,17 +1,18 @@
-"""Builds the C extension uasyncio._uasyncio in place for the interpreter
-that runs this script:
+"""Builds the C extension uasyncio._uasyncio for the interpreter that runs
+this script, with that interpreter's own sysconfig: its CC, CFLAGS,
+CCSHARED, include directory, LDSHARED and EXT_SUFFIX (what setuptools would
+use too; pyenv's 3.12 and 3.13 have no setuptools, so it is not needed):
 
-    python3 scripts/build_ext.py              setuptools if it is there, else sysconfig
-    python3 scripts/build_ext.py --sysconfig  sysconfig even with setuptools there
-    python3 scripts/build_ext.py --build-lib DIR --build-temp TMP --force
-                                 into DIR/uasyncio/ instead, everything recompiled
+    python3 scripts/build_ext.py                  in place, objects in build/temp-<tag>/
+    python3 scripts/build_ext.py --build-lib DIR [--build-temp TMP] [--force]
+                 a copy of the package in DIR/uasyncio/ with its own build
+                 of the extension (make asan, make refleak, make pythons)
 
-setup.py takes the sources and flags from here (one list for both ways).
-Without setuptools (pyenv's 3.12 and 3.13 have none) the extension is
-compiled with the interpreter's own sysconfig: its CC, CFLAGS, CCSHARED,
-include directory, LDSHARED and EXT_SUFFIX, objects in build/temp-<tag>/,
-only what changed rebuilt. Any failure exits non-zero with the compiler's
-message. UA_CFLAGS and UA_LDFLAGS add flags (make asan uses them)."""
+Only what changed is recompiled (a source newer than its object, any
+header newer, other flags than last time); --force recompiles everything.
+Any failure exits non-zero with the compiler's message. UA_CFLAGS and
+UA_LDFLAGS add flags (make asan uses them). setup.py, which pip uses, takes
+the sources and flags from here (one list for both)."""
 from __future__ import print_function   # so that Python 2 reaches the check below
 
 import sys
@@ -23,9 +24,9 @@ if sys.version_info < (3, 10):
 
 import argparse
 import glob
-import importlib.util
 import os
 import shlex
+import shutil
 import subprocess
 import sysconfig
 
@@ -56,26 +57,21 @@ def run(cmd):
         sys.exit("build failed (exit %d): %s" % (r.returncode, shlex.join(cmd)))
 
 
-def with_setuptools(lib, temp, force):
-    where = ["--build-lib", lib] if lib else ["--inplace"]
-    cmd = [sys.executable, "setup.py", "-q", "build_ext"] + where
-    cmd += (["--build-temp", temp] if temp else []) + (["--force"] if force else [])
-    r = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    # setuptools names every step it takes; keep only what the compiler says.
-    out = [ln for ln in r.stdout.splitlines() if not ln.startswith(("running", "copying"))]
-    if out:
-        print("\n".join(out), file=sys.stderr if r.returncode else sys.stdout)
-    if r.returncode:
-        sys.exit("build failed (exit %d): %s" % (r.returncode, shlex.join(cmd)))
+def copy_package(lib):
+    """lib/uasyncio: a fresh copy of the package's Python files and stubs,
+    which the extension built for it then joins."""
+    pkg = os.path.join(ROOT, lib, "uasyncio")
+    shutil.rmtree(pkg, ignore_errors=True)
+    shutil.copytree(os.path.join(ROOT, "uasyncio"), pkg, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
 
 
-def with_sysconfig(lib, temp, force):
+def build(lib, temp, force):
     cfg = sysconfig.get_config_var
     cc = shlex.split(cfg("CC"))
     cflags = (shlex.split(cfg("CFLAGS") or "") + shlex.split(cfg("CCSHARED") or "")
               + ["-I" + d for d in INCLUDE_DIRS + [sysconfig.get_paths()["include"]]]
               + ["-D%s=%s" % d for d in DEFINES] + CFLAGS + extra_cflags())
-    tmp = temp or os.path.join("build", "temp-sysconfig-%s" % sys.implementation.cache_tag)
+    tmp = temp or os.path.join("build", "temp-%s" % sys.implementation.cache_tag)
     os.makedirs(os.path.join(ROOT, tmp), exist_ok=True)
     # Other flags than last time (UA_CFLAGS, another compiler): all again.
     stamp = os.path.join(ROOT, tmp, "flags")
@@ -104,15 +100,14 @@ def with_sysconfig(lib, temp, force):
 
 def main():
     ap = argparse.ArgumentParser(description="Build uasyncio._uasyncio.")
-    ap.add_argument("--sysconfig", action="store_true", help="do not use setuptools even if present")
-    ap.add_argument("--build-lib", help="put the extension in DIR/uasyncio/ (default: in place)")
-    ap.add_argument("--build-temp", help="where the objects go")
+    ap.add_argument("--build-lib", metavar="DIR",
+                    help="build a copy of the package in DIR/uasyncio/ (default: in place)")
+    ap.add_argument("--build-temp", metavar="TMP", help="where the objects go")
     ap.add_argument("--force", action="store_true", help="recompile everything")
     a = ap.parse_args()
-    if not a.sysconfig and importlib.util.find_spec("setuptools"):
-        with_setuptools(a.build_lib, a.build_temp, a.force)
-    else:
-        with_sysconfig(a.build_lib, a.build_temp, a.force)
+    if a.build_lib:
+        copy_package(a.build_lib)
+    build(a.build_lib, a.build_temp, a.force)
 
 
 if __name__ == "__main__":

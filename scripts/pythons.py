@@ -1,9 +1,9 @@
 """The suite's core files on every other CPython >= 3.10 on the machine
 (pyenv's): each gets its own copy of the package in build/pythons/<version>/
-with the extension built by it (scripts/build_ext.py: setuptools, or its own
-sysconfig flags when it has none; a copy, because pyenv's 3.11 and Debian's
-would otherwise share one in-place file name) and runs them on it
-(UA_PKG_DIR, as make asan does). Each build is made with -Werror: no
+with the extension built by it (scripts/build_ext.py --build-lib, with its
+own sysconfig flags; a copy, because pyenv's 3.11 and Debian's would
+otherwise share one in-place file name) and runs them on it (UA_PKG_DIR, as
+make asan does). Each build is made with -Werror: no
 version may warn (deprecated API included).
 
     /usr/bin/python3 scripts/pythons.py             build and test on each, say which ran
@@ -52,14 +52,6 @@ def testpath():
         if os.path.exists(src) and not os.path.lexists(dst):
             os.symlink(src, dst)
     return path
-
-
-def copy_package(dest):
-    """dest/uasyncio: the Python files of uasyncio/, fresh (no extension)."""
-    pkg = os.path.join(ROOT, dest, "uasyncio")
-    shutil.rmtree(pkg, ignore_errors=True)
-    shutil.copytree(os.path.join(ROOT, "uasyncio"), pkg,
-                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
 
 
 def pyenv_root():
@@ -140,7 +132,6 @@ def main():
         name = "%d.%d.%d" % v
         t0 = time.monotonic()
         pkg = os.path.join("build", "pythons", name)
-        copy_package(pkg)
         print("-- CPython %s (%s): build, core tests" % (name, exe), flush=True)
         # -Werror: the build must stay warning-free on every version.
         r = subprocess.run([exe, "scripts/build_ext.py", "--build-lib", pkg, "--build-temp", pkg + "-tmp"],
