@@ -32,6 +32,7 @@ build:
 
 demo: deps build
 	$(PYTHON) examples/demo.py
+	$(PYTHON) -m uasyncio.v3 examples/v3/demo.py
 
 test: deps testdeps build
 	@scripts/install-deps.sh fuzz

@@ -92,3 +92,11 @@ def test_gather_with_timeouts():
     out = finish(start("gather_timeouts.py"))
     assert out.splitlines() == ["temperature 21.5", "humidity 48", "pressure timeout",
                                 "('light', 300)", "ValueError", "gather timed out"]
+
+
+def test_the_v3_demo_serves_every_client_and_exits():
+    out = finish(start("demo.py"))
+    assert re.search(r"^10000 echo round trips by 50 clients: \d+/s, 0 wrong$", out, re.M), out
+    assert "sensors: [21.5, 48, 'timeout']" in out
+    assert "button pressed (a ThreadSafeFlag set from another thread)" in out
+    assert out.splitlines()[-1] == "errors: 0"
