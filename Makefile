@@ -107,7 +107,7 @@ load-asan: asan-build
 
 bench: deps build
 	$(PYTHON) bench/run.py
-	$(PYTHON) bench/v3.py
+	$(PYTHON) bench/run.py --v3
 
 clean:
 	rm -rf build uasyncio/*.so

@@ -57,7 +57,7 @@ def available(names, probe, skip_format):
             print("  %-8s %s" % (name, why))
         else:
             skipped[name] = why
-            hint = " (build it: make -C %s build)" % ROOT if name == "uasyncio" else ""
+            hint = " (build it: make -C %s build)" % ROOT if name in ("uasyncio", "v3") else ""
             print(skip_format % (name, why, hint))
     return ok_names, skipped
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Compare uasyncio, asyncio and uvloop on the same workloads.
+"""Compare uasyncio, asyncio and uvloop on the same workloads: the 2.0 API's
+(workloads.py), or with --v3 the v3 API's (v3_workloads.py: uasyncio.v3,
+asyncio and uvloop running one asyncio program).
 
 Every workload x loop runs in its own fresh child process (so RSS and CPU
 figures are its own), pinned to one CPU, and reports one JSON line. This
 script collects them, prints a table and optionally writes JSON.
 
-    python3 bench/run.py [--quick] [--only switch,spawn] [--loops uasyncio,asyncio]
+    python3 bench/run.py [--v3] [--quick] [--only switch,spawn] [--loops uasyncio,asyncio]
                          [--json out.json] [--cpu 0] [--repeat N] [--timeout 120]
 
 The children run under $PYTHON (default /usr/bin/python3) with the
@@ -14,6 +16,7 @@ build.
 """
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -27,24 +30,25 @@ sys.dont_write_bytecode = True   # leave no __pycache__ in the tree
 
 from common import (ROOT, PYTHON, available, child_env, combine, csv_list,  # noqa: E402
                     fmt_num, fmt_ratio, probe_python, ratio, render, write_json)
-from workloads import LOOPS, WORKLOADS  # noqa: E402  (both need HERE on sys.path)
 
-WORKLOAD_SCRIPT = os.path.join(HERE, "workloads.py")
+# The two sets of workloads (modules beside this file): each has LOOPS,
+# WORKLOADS, setup(loop) and runs as the child script.
+SUITES = {"2.0": "workloads", "v3": "v3_workloads"}
 
 
-def probe(loop):
+def probe(suite, loop):
     """(True, description) if the child interpreter can set up `loop`,
     else (False, why not)."""
-    code = ("import sys; sys.path[:0] = [%r, %r]; import workloads\n"
-            "lp = workloads.Loop(%r)\n"
-            "print(lp.version() or '-', getattr(lp.module, '__file__', ''))"
-            % (ROOT, HERE, loop))
+    code = ("import sys; sys.path[:0] = [%r, %r]; import %s\n"
+            "api, version = %s.setup(%r)\n"
+            "print(version or '-', getattr(getattr(api, 'module', api), '__file__', ''))"
+            % (ROOT, HERE, suite, suite, loop))
     return probe_python(code)
 
 
-def run_child(workload, loop, params, cpu, timeout, no_gc=False):
+def run_child(suite, workload, loop, params, cpu, timeout, no_gc=False):
     """Run one workload on one loop in a fresh process; return its record."""
-    cmd = [PYTHON, WORKLOAD_SCRIPT, workload, loop, "--cpu", str(cpu),
+    cmd = [PYTHON, os.path.join(HERE, suite + ".py"), workload, loop, "--cpu", str(cpu),
            "--params", json.dumps(params)] + (["--no-gc"] if no_gc else [])
     t0 = time.perf_counter()
     try:
@@ -70,13 +74,13 @@ def run_child(workload, loop, params, cpu, timeout, no_gc=False):
     return rec
 
 
-def table(results, loops):
+def table(results, loops, workloads):
     """The results as an aligned text table, one row per workload x loop."""
     head = ("workload", "loop", "value", "unit", "vs asyncio", "vs uvloop",
             "wall s", "cpu s", "maxrss MB", "gc runs")
     rows = []
     for name in dict.fromkeys(r["workload"] for r in results):
-        spec = WORKLOADS[name]
+        spec = workloads[name]
         by_loop = {r["loop"]: r for r in results if r["workload"] == name}
         ref = {k: by_loop[k].get("value") for k in ("asyncio", "uvloop")
                if k in by_loop and "error" not in by_loop[k]}
@@ -96,11 +100,11 @@ def table(results, loops):
     return render(head, rows, {0, 1, 3})   # text columns left, numbers right-aligned
 
 
-def legend(names):
+def legend(names, workloads):
     out = ["value: the headline figure of each workload:"]
     for name in names:
-        spec = WORKLOADS[name]
-        out.append("  %-7s %s (%s is better)" % (
+        spec = workloads[name]
+        out.append("  %-10s %s (%s is better)" % (
             name, spec["metric"], "higher" if spec["higher_is_better"] else "lower"))
     out.append("vs X: how many times better than loop X on that figure (>1x better, <1x worse).")
     out.append("wall s / cpu s: wall and process CPU time of the measured section;"
@@ -112,14 +116,23 @@ def legend(names):
 # ---------------------------------------------------------------------- main
 
 def main(argv=None):
+    # --v3 first: the other options' choices are those of its workloads.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--v3", action="store_true")
+    suite = SUITES["v3" if pre.parse_known_args(argv)[0].v3 else "2.0"]
+    mod = importlib.import_module(suite)
+    workloads, all_loops = mod.WORKLOADS, mod.LOOPS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--v3", action="store_true",
+                    help="the v3 API's workloads (v3_workloads.py) on uasyncio.v3, asyncio and uvloop")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (< 30 s)")
-    ap.add_argument("--only", type=lambda s: csv_list(s, list(WORKLOADS), "workload"),
-                    default=list(WORKLOADS), metavar="NAME[,NAME]",
-                    help="workloads to run (default: %s)" % ",".join(WORKLOADS))
-    ap.add_argument("--loops", type=lambda s: csv_list(s, LOOPS, "loop"),
-                    default=list(LOOPS), metavar="LOOP[,LOOP]",
-                    help="loops to compare (default: %s)" % ",".join(LOOPS))
+    ap.add_argument("--only", type=lambda s: csv_list(s, list(workloads), "workload"),
+                    default=list(workloads), metavar="NAME[,NAME]",
+                    help="workloads to run (default: %s)" % ",".join(workloads))
+    ap.add_argument("--loops", type=lambda s: csv_list(s, all_loops, "loop"),
+                    default=list(all_loops), metavar="LOOP[,LOOP]",
+                    help="loops to compare (default: %s)" % ",".join(all_loops))
     ap.add_argument("--json", metavar="FILE", help="also write all results as JSON to FILE")
     ap.add_argument("--cpu", type=int, default=0, help="CPU to pin the children to (default 0)")
     ap.add_argument("--repeat", type=int, default=1,
@@ -134,9 +147,10 @@ def main(argv=None):
         ap.error("CPU %d is not available to this process (allowed: %s)"
                  % (args.cpu, sorted(os.sched_getaffinity(0))))
 
-    print("python: %s   pinned to CPU %d   sizes: %s   cyclic GC: %s"
-          % (PYTHON, args.cpu, "quick" if args.quick else "full", "off" if args.no_gc else "on"))
-    loops, skipped = available(args.loops, probe, "skipping %s: cannot set it up: %s%s")
+    print("python: %s   workloads: %s   pinned to CPU %d   sizes: %s   cyclic GC: %s"
+          % (PYTHON, suite + ".py", args.cpu, "quick" if args.quick else "full", "off" if args.no_gc else "on"))
+    loops, skipped = available(args.loops, lambda loop: probe(suite, loop),
+                               "skipping %s: cannot set it up: %s%s")
     if not loops:
         print("no loop to run")
         return 1
@@ -144,10 +158,10 @@ def main(argv=None):
     t_start = time.time()
     results = []
     for name in args.only:
-        params = WORKLOADS[name]["quick" if args.quick else "full"]
+        params = workloads[name]["quick" if args.quick else "full"]
         for loop in loops:
             print("  running %-6s on %-8s ..." % (name, loop), end="", file=sys.stderr, flush=True)
-            runs = [run_child(name, loop, params, args.cpu, args.timeout, args.no_gc)
+            runs = [run_child(suite, name, loop, params, args.cpu, args.timeout, args.no_gc)
                     for _ in range(max(1, args.repeat))]
             rec = combine(runs)
             results.append(rec)
@@ -155,9 +169,9 @@ def main(argv=None):
                   file=sys.stderr, flush=True)
 
     print()
-    print(table(results, loops))
+    print(table(results, loops, workloads))
     print()
-    print(legend(args.only))
+    print(legend(args.only, workloads))
 
     errors = [r for r in results if "error" in r]
     for r in errors:
@@ -174,7 +188,7 @@ def main(argv=None):
 
     if args.json:
         write_json(args.json, {
-            "python": PYTHON, "cpu": args.cpu, "quick": args.quick, "repeat": args.repeat,
+            "python": PYTHON, "suite": suite, "cpu": args.cpu, "quick": args.quick, "repeat": args.repeat,
             "gc": not args.no_gc,
             "loops": loops, "skipped": skipped, "workloads": args.only,
         }, results)

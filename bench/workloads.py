@@ -3,9 +3,10 @@
 Used two ways:
   * imported by run.py, which only reads WORKLOADS (names, units, sizes);
   * run as a script in a fresh child process, which runs one workload on one
-    loop and prints one JSON line:
+    loop and prints one JSON line (child(), which v3_workloads.py, the v3
+    API's workloads, runs too):
 
-        python workloads.py WORKLOAD LOOP [--cpu N] [--params JSON]
+        python workloads.py WORKLOAD LOOP [--cpu N] [--params JSON] [--no-gc]
 
 The loop differences (how to make a loop, sleep, create a task) live in the
 Loop adapter below, so every workload is written once for all loops.
@@ -254,13 +255,22 @@ WORKLOADS = {
 }
 
 
+def setup(kind):
+    """(what the workloads above take: the Loop adapter, the loop's version)."""
+    lp = Loop(kind)
+    return lp, lp.version()
+
+
 # ---------------------------------------------------------------- child entry
 
-def main(argv):
+def child(argv, workloads, loops, setup):
+    """A child of bench/run.py: run one workload of `workloads` on one of
+    `loops`, made by setup(kind) -> (what the workload takes, version); print
+    its record as one JSON line. Shared by this file and v3_workloads.py."""
     import argparse
     ap = argparse.ArgumentParser(description="Run one workload on one loop; print one JSON line.")
-    ap.add_argument("workload", choices=sorted(WORKLOADS))
-    ap.add_argument("loop", choices=LOOPS)
+    ap.add_argument("workload", choices=sorted(workloads))
+    ap.add_argument("loop", choices=loops)
     ap.add_argument("--cpu", type=int, default=0, help="CPU to pin this process to")
     ap.add_argument("--params", default=None, help="workload parameters as JSON (default: full sizes)")
     ap.add_argument("--no-gc", action="store_true", help="disable the cyclic garbage collector")
@@ -271,18 +281,18 @@ def main(argv):
     # The in-tree build must win over anything installed.
     sys.path.insert(0, ROOT)
 
-    spec = WORKLOADS[args.workload]
+    spec = workloads[args.workload]
     params = json.loads(args.params) if args.params else spec["full"]
     if args.no_gc:
         gc.disable()
-    lp = Loop(args.loop)
+    api, version = setup(args.loop)
     gc.collect()           # start every workload from a settled heap
     gc0 = gc_collections()
-    result = spec["func"](lp, **params)
+    result = spec["func"](api, **params)
     result.update(
         gc_collections=gc_collections() - gc0, gc_enabled=gc.isenabled(),
         workload=args.workload, loop=args.loop, params=params, cpu=args.cpu,
-        loop_version=lp.version(), python=sys.version.split()[0],
+        loop_version=version, python=sys.version.split()[0],
         maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     )
     sys.stdout.write(json.dumps(result) + "\n")
@@ -293,4 +303,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    child(sys.argv[1:], WORKLOADS, LOOPS, setup)
