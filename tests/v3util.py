@@ -15,30 +15,31 @@ def live_tasks():
     return [o for o in gc.get_objects() if type(o) is v3.Task and not o.done()]
 
 
+def v3_on_a_new_loop():
+    """(A fixture's body) uasyncio.v3 on a new default loop; afterwards the
+    loop is closed and no pending Task may be left alive."""
+    loop = v3.new_event_loop()
+    yield v3
+    loop.close()
+    del loop
+    v3.new_event_loop()
+    assert not live_tasks()
+
+
 @pytest.fixture
 def aio():
     """uasyncio.v3 on a new default loop; afterwards the loop is closed and
     no pending Task may be left alive."""
-    loop = v3.new_event_loop()
-    yield v3
-    loop.close()
-    del loop
-    v3.new_event_loop()
-    assert not live_tasks()
+    yield from v3_on_a_new_loop()
 
 
 @pytest.fixture(params=["uasyncio.v3", "asyncio"])
 def both(request):
-    """Each test runs on uasyncio.v3 and on CPython's asyncio."""
+    """Each test runs on uasyncio.v3 (as aio) and on CPython's asyncio."""
     if request.param == "asyncio":
         yield cpython_asyncio
-        return
-    loop = v3.new_event_loop()
-    yield v3
-    loop.close()
-    del loop
-    v3.new_event_loop()
-    assert not live_tasks()
+    else:
+        yield from v3_on_a_new_loop()
 
 
 def run_both(program):
