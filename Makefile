@@ -7,8 +7,7 @@ PYTEST_ARGS ?=
 # A PYTHON without pytest (pyenv's) runs Debian's, from build/testpath.
 PYTEST = $(PYTHON) -m pytest
 ifneq ($(shell $(PYTHON) -c 'import pytest' 2>/dev/null && echo y),y)
-PYTEST = PYTHONPATH="$$(/usr/bin/python3 scripts/pythons.py --testpath)" $(PYTHON) -m pytest \
-    -W ignore::DeprecationWarning:_pytest.assertion.rewrite
+PYTEST = PYTHONPATH="$$(/usr/bin/python3 scripts/pythons.py --testpath)" $(PYTHON) -m pytest
 endif
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

@@ -35,8 +35,6 @@ TEST_PACKAGES = ["pytest", "_pytest", "py.py", "pluggy", "iniconfig", "packaging
                  "_hypothesis_ftz_detector.py", "sortedcontainers", "exceptiongroup", "tomli"]
 ENTRY_POINTS = ["pytest_timeout", "hypothesis"]   # the plugins pytest loads by entry point
 CORE_TESTS = ["test_scheduling.py", "test_streams.py"]
-# Debian's pytest 7.2 rewrites asserts with ast nodes 3.12 deprecates: not ours.
-PYTEST_WARNINGS = ["-W", "ignore::DeprecationWarning:_pytest.assertion.rewrite"]
 
 
 def testpath():
@@ -137,9 +135,9 @@ def main():
         r = subprocess.run([exe, "scripts/build_ext.py", "--build-lib", pkg, "--build-temp", pkg + "-tmp"],
                            cwd=ROOT, env=dict(env, UA_CFLAGS=(env.get("UA_CFLAGS", "") + " -Werror").strip()))
         if r.returncode == 0:
-            r = subprocess.run([exe, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"] + PYTEST_WARNINGS
-                               + tests, cwd=ROOT, env=dict(env, UA_PKG_DIR=pkg), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+            r = subprocess.run([exe, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"] + tests, cwd=ROOT,
+                               env=dict(env, UA_PKG_DIR=pkg), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
             out = r.stdout.strip()
             summary = out.splitlines()[-1] if out else "no output"
             print(out if r.returncode else summary, flush=True)
