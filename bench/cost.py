@@ -22,7 +22,6 @@ import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,35 +33,19 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True
 
-from common import ROOT, PYTHON, child_env, csv_list  # noqa: E402
-from net import BUILD, ECHO_CONFIGS, HTTP_CONCURRENCY, SERVERS, build_c, ensure_ab  # noqa: E402
-
-
-def server_cmd(kind, mode, port):
-    if kind == "c":
-        return [os.path.join(BUILD, "server"), mode, str(port)]
-    if kind == "uasyncio":
-        return [PYTHON, os.path.join(HERE, "servers", "uasyncio_server.py"), mode, str(port)]
-    return [PYTHON, os.path.join(HERE, "servers", "asyncio_server.py"), mode, str(port), "--loop", kind]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from common import ROOT, child_env, csv_list  # noqa: E402
+from net import (BUILD, ECHO_CONFIGS, HTTP_CONCURRENCY, SERVERS, build_c, ensure_ab, free_port,  # noqa: E402
+                 listening, server_cmd)
 
 
 def wait_listening(port, proc, limit=120.0):
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
+    while not listening(port):
         if proc.poll() is not None:
             raise RuntimeError("server exited with status %d" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server not listening after %.0f s" % limit)
+        if time.monotonic() > deadline:
+            raise RuntimeError("server not listening after %.0f s" % limit)
+        time.sleep(0.1)
 
 
 def run_once(tool, kind, mode, load):

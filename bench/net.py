@@ -152,6 +152,16 @@ def ensure_ab():
     return None
 
 
+def server_cmd(kind, mode, port):
+    """The command line of one benchmark server: the C server, the 2.0 API
+    program, or the asyncio API program on the loop `kind`."""
+    if kind == "c":
+        return [os.path.join(BUILD, "server"), mode, str(port)]
+    if kind == "uasyncio":
+        return [PYTHON, os.path.join(HERE, "servers", "uasyncio_server.py"), mode, str(port)]
+    return [PYTHON, os.path.join(HERE, "servers", "asyncio_server.py"), mode, str(port), "--loop", kind]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -253,14 +263,7 @@ class Server:
     def __init__(self, kind, mode, cpu, timeout, extra_args=()):
         self.kind, self.mode = kind, mode
         self.port = free_port()
-        if kind == "c":
-            cmd = [os.path.join(BUILD, "server"), mode, str(self.port)]
-        elif kind == "uasyncio":
-            cmd = [PYTHON, os.path.join(HERE, "servers", "uasyncio_server.py"), mode, str(self.port)]
-        else:
-            cmd = [PYTHON, os.path.join(HERE, "servers", "asyncio_server.py"), mode, str(self.port),
-                   "--loop", kind]
-        cmd += list(extra_args)
+        cmd = server_cmd(kind, mode, self.port) + list(extra_args)
         self.cmd = cmd
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, env=child_env(), cwd=ROOT, stdin=subprocess.DEVNULL,
