@@ -127,36 +127,22 @@ static int io_kind(PyObject *polls, PyObject *ios)
 
 /* ---- StreamOp ----------------------------------------------------------------- */
 
-enum { OP_READ, OP_READLINE, OP_READEXACTLY, OP_WRITE, OP_WRITEITER, OP_CLOSE_READER, OP_CLOSE_WRITER };
+typedef ua_streamop OpObject;
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *stream;       /* the ReaderObject or WriterObject */
-    PyObject *acc;          /* writeiter: the iterator */
-    ua_read rq;             /* a read: what it asks */
-    Py_buffer view;         /* write: the caller's buffer, held while writing */
-    Py_ssize_t off, sz;     /* write: what is left to write */
-    uint8_t kind;
-    uint8_t waited;         /* write on IO_PY: the wait before the call is done */
-    uint8_t wrote;          /* write on IO_PY: a write call made */
-    uint8_t has_view;
-    uint8_t done;
-} OpObject;
-
-static PyObject *op_new(PyObject *stream, int kind)
+OpObject *ua_op_new(PyObject *stream, ua_op_step step, const char *name)
 {
     OpObject *op = PyObject_GC_New(OpObject, &StreamOp_Type);
     if (!op)
         return NULL;
     op->stream = Py_NewRef(stream);
     op->acc = NULL;
+    op->step = step;
+    op->name = name;
     memset(&op->rq, 0, sizeof(op->rq));
-    op->rq.say_done = 1;   /* as 2.0: IOReadDone at the end of the stream */
     op->off = op->sz = 0;
-    op->kind = (uint8_t)kind;
-    op->waited = op->wrote = op->has_view = op->done = 0;
+    op->waited = op->wrote = op->yielded = op->has_view = op->done = 0;
     PyObject_GC_Track(op);
-    return (PyObject *)op;
+    return op;
 }
 
 static void op_release_view(OpObject *op)
@@ -737,6 +723,42 @@ int ua_sock_close(PyObject *obj)
     return r ? 0 : -1;
 }
 
+/* ---- the steps of StreamReader's and StreamWriter's ops ---------------------------- */
+
+static PySendResult reader_read_step(OpObject *op, PyObject **result)
+{
+    return ua_read_step((ReaderObject *)op->stream, &op->rq, result);
+}
+
+static PySendResult reader_close_step(OpObject *op, PyObject **result)
+{
+    if (ua_sock_close(((ReaderObject *)op->stream)->polls) < 0)
+        return PYGEN_ERROR;
+    *result = Py_NewRef(Py_None);
+    return PYGEN_RETURN;
+}
+
+static PySendResult writer_write_step(OpObject *op, PyObject **result)
+{
+    PySendResult sr = write_step(op, (WriterObject *)op->stream, result);
+    if (sr == PYGEN_RETURN)
+        *result = Py_NewRef(Py_None);
+    return sr;
+}
+
+static PySendResult writer_writeiter_step(OpObject *op, PyObject **result)
+{
+    return writeiter_step(op, (WriterObject *)op->stream, result);
+}
+
+static PySendResult writer_close_step(OpObject *op, PyObject **result)
+{
+    if (ua_sock_close(((WriterObject *)op->stream)->s) < 0)
+        return PYGEN_ERROR;
+    *result = Py_NewRef(Py_None);
+    return PYGEN_RETURN;
+}
+
 /* ---- the op's protocol -------------------------------------------------------------- */
 
 static PySendResult op_send(OpObject *op, PyObject *value, PyObject **result)
@@ -746,32 +768,7 @@ static PySendResult op_send(OpObject *op, PyObject *value, PyObject **result)
         PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited stream operation");
         return PYGEN_ERROR;
     }
-    PySendResult sr;
-    switch (op->kind) {
-    case OP_READ:
-    case OP_READLINE:
-    case OP_READEXACTLY:
-        sr = ua_read_step((ReaderObject *)op->stream, &op->rq, result);
-        break;
-    case OP_WRITE:
-        sr = write_step(op, (WriterObject *)op->stream, result);
-        if (sr == PYGEN_RETURN)
-            *result = Py_NewRef(Py_None);
-        break;
-    case OP_WRITEITER:
-        sr = writeiter_step(op, (WriterObject *)op->stream, result);
-        break;
-    case OP_CLOSE_READER:
-        sr = ua_sock_close(((ReaderObject *)op->stream)->polls) < 0 ? PYGEN_ERROR : PYGEN_RETURN;
-        if (sr == PYGEN_RETURN)
-            *result = Py_NewRef(Py_None);
-        break;
-    default:
-        sr = ua_sock_close(((WriterObject *)op->stream)->s) < 0 ? PYGEN_ERROR : PYGEN_RETURN;
-        if (sr == PYGEN_RETURN)
-            *result = Py_NewRef(Py_None);
-        break;
-    }
+    PySendResult sr = op->step(op, result);
     if (sr != PYGEN_NEXT) {
         op->done = 1;
         op_release_view(op);
@@ -792,15 +789,31 @@ static PyObject *op_send_method(OpObject *op, PyObject *value)
 }
 
 
+/* Thrown into (the task awaiting it was cancelled, say): the operation is
+ * abandoned, having consumed nothing, and the exception goes on. */
+static PyObject *op_throw(OpObject *op, PyObject *args)
+{
+    op->done = 1;
+    op_release_view(op);
+    return ua_raise_thrown(args);
+}
+
+static PyObject *op_close(OpObject *op, PyObject *unused)
+{
+    op->done = 1;
+    op_release_view(op);
+    Py_RETURN_NONE;
+}
+
 static PyObject *op_repr(OpObject *op)
 {
-    static const char *const names[] = {"read", "readline", "readexactly", "awrite", "awriteiter", "aclose",
-                                        "aclose"};
-    return PyUnicode_FromFormat("<stream %s %R>", names[op->kind], op->stream);
+    return PyUnicode_FromFormat("<%s of %R>", op->name, op->stream);
 }
 
 static PyMethodDef op_methods[] = {
     {"send", (PyCFunction)op_send_method, METH_O, NULL},
+    {"throw", (PyCFunction)op_throw, METH_VARARGS, NULL},
+    {"close", (PyCFunction)op_close, METH_NOARGS, NULL},
     {NULL},
 };
 
@@ -814,7 +827,8 @@ PyTypeObject StreamOp_Type = {
     .tp_name = "uasyncio.StreamOp",
     .tp_basicsize = sizeof(OpObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "An awaitable stream operation (what StreamReader/StreamWriter methods return).",
+    .tp_doc = "An awaitable stream operation (what the methods of StreamReader, StreamWriter and\n"
+              "uasyncio.v3's Stream return).",
     .tp_dealloc = (destructor)op_dealloc,
     .tp_traverse = (traverseproc)op_traverse,
     .tp_clear = (inquiry)op_clear,
@@ -910,29 +924,6 @@ static PyGetSetDef reader_getset[] = {
     {NULL},
 };
 
-static PyObject *reader_read(ReaderObject *r, PyObject *const *args, Py_ssize_t nargs)
-{
-    Py_ssize_t n = -1;
-    if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "read() takes at most 1 argument");
-        return NULL;
-    }
-    if (nargs == 1 && ua_count_arg(args[0], -1, "read", &n) < 0)
-        return NULL;
-    OpObject *op = (OpObject *)op_new((PyObject *)r, OP_READ);
-    if (op)
-        op->rq.n = n;
-    return (PyObject *)op;
-}
-
-static PyObject *reader_readline(ReaderObject *r, PyObject *unused)
-{
-    OpObject *op = (OpObject *)op_new((PyObject *)r, OP_READLINE);
-    if (op)
-        op->rq.what = UA_RD_LINE;
-    return (PyObject *)op;
-}
-
 int ua_count_arg(PyObject *arg, Py_ssize_t min, const char *what, Py_ssize_t *out)
 {
     if (!PyLong_Check(arg)) {
@@ -950,22 +941,47 @@ int ua_count_arg(PyObject *arg, Py_ssize_t min, const char *what, Py_ssize_t *ou
     return 0;
 }
 
+/* A read of r: as uasyncio 2.0, IOReadDone at the end of the stream. */
+static PyObject *reader_op(ReaderObject *r, int what, Py_ssize_t n, const char *name)
+{
+    OpObject *op = ua_op_new((PyObject *)r, reader_read_step, name);
+    if (op) {
+        op->rq.what = (uint8_t)what;
+        op->rq.n = n;
+        op->rq.say_done = 1;
+    }
+    return (PyObject *)op;
+}
+
+static PyObject *reader_read(ReaderObject *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t n = -1;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "read() takes at most 1 argument");
+        return NULL;
+    }
+    if (nargs == 1 && ua_count_arg(args[0], -1, "read", &n) < 0)
+        return NULL;
+    return reader_op(r, UA_RD_SOME, n, "StreamReader.read");
+}
+
+static PyObject *reader_readline(ReaderObject *r, PyObject *unused)
+{
+    return reader_op(r, UA_RD_LINE, 0, "StreamReader.readline");
+}
+
 static PyObject *reader_readexactly(ReaderObject *r, PyObject *arg)
 {
     Py_ssize_t n;
     if (ua_count_arg(arg, 0, "readexactly", &n) < 0)
         return NULL;
-    OpObject *op = (OpObject *)op_new((PyObject *)r, OP_READEXACTLY);
-    if (!op)
-        return NULL;
-    op->rq.what = UA_RD_EXACTLY;
-    op->rq.n = n;   /* nothing reserved: the bytes gather in the buffer as they come */
-    return (PyObject *)op;
+    /* nothing reserved: the bytes gather in the buffer as they come */
+    return reader_op(r, UA_RD_EXACTLY, n, "StreamReader.readexactly");
 }
 
 static PyObject *reader_aclose(ReaderObject *r, PyObject *unused)
 {
-    return op_new((PyObject *)r, OP_CLOSE_READER);
+    return (PyObject *)ua_op_new((PyObject *)r, reader_close_step, "StreamReader.aclose");
 }
 
 static PyObject *reader_repr(ReaderObject *r)
@@ -1071,7 +1087,7 @@ static PyObject *writer_awrite(WriterObject *w, PyObject *args, PyObject *kwds)
     Py_ssize_t off = 0, sz = -1;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|nn:awrite", kwlist, &buf, &off, &sz))
         return NULL;
-    OpObject *op = (OpObject *)op_new((PyObject *)w, OP_WRITE);
+    OpObject *op = ua_op_new((PyObject *)w, writer_write_step, "StreamWriter.awrite");
     if (op && op_set_buffer(op, buf, off, sz) < 0)
         Py_CLEAR(op);
     return (PyObject *)op;
@@ -1082,7 +1098,7 @@ static PyObject *writer_awriteiter(WriterObject *w, PyObject *iterable)
     PyObject *it = PyObject_GetIter(iterable);
     if (!it)
         return NULL;
-    OpObject *op = (OpObject *)op_new((PyObject *)w, OP_WRITEITER);
+    OpObject *op = ua_op_new((PyObject *)w, writer_writeiter_step, "StreamWriter.awriteiter");
     if (!op) {
         Py_DECREF(it);
         return NULL;
@@ -1093,7 +1109,7 @@ static PyObject *writer_awriteiter(WriterObject *w, PyObject *iterable)
 
 static PyObject *writer_aclose(WriterObject *w, PyObject *unused)
 {
-    return op_new((PyObject *)w, OP_CLOSE_WRITER);
+    return (PyObject *)ua_op_new((PyObject *)w, writer_close_step, "StreamWriter.aclose");
 }
 
 static PyObject *writer_get_extra_info(WriterObject *w, PyObject *args, PyObject *kwds)

@@ -89,6 +89,31 @@ int ua_sock_close(PyObject *obj);
 /* A read method's n: an int >= min; -1 with TypeError/ValueError naming what. */
 int ua_count_arg(PyObject *arg, Py_ssize_t min, const char *what, Py_ssize_t *out);
 
+/* ---- StreamOp: what every stream method returns (StreamReader, StreamWriter, v3's Stream) ----
+ * A C awaitable: each time it is resumed it runs its step, which does the
+ * work or gives the IORead/IOWrite to yield while the socket would block.
+ * Thrown into or closed (its task cancelled), it is abandoned, having
+ * consumed nothing. */
+typedef struct ua_streamop ua_streamop;
+/* PYGEN_RETURN with *result, PYGEN_NEXT with what to yield, PYGEN_ERROR. */
+typedef PySendResult (*ua_op_step)(ua_streamop *op, PyObject **result);
+struct ua_streamop {
+    PyObject_HEAD
+    PyObject *stream;       /* what the method was called on */
+    PyObject *acc;          /* awriteiter: the iterator */
+    ua_op_step step;
+    const char *name;       /* "Type.method", for repr */
+    ua_read rq;             /* a read: what it asks */
+    Py_buffer view;         /* a write: the data; readinto: the target (held while has_view) */
+    Py_ssize_t off, sz;     /* a write: the part of view left to write */
+    uint8_t waited, wrote;  /* a write on IO_PY: the wait before the call is done; a call made */
+    uint8_t yielded;        /* v3 drain: it has yielded once */
+    uint8_t has_view;
+    uint8_t done;
+};
+/* A new op on stream (NULL with an exception). */
+ua_streamop *ua_op_new(PyObject *stream, ua_op_step step, const char *name);
+
 /* ---- server.c: the accept loop both start_server()s share ---------------------- */
 
 /* Serve one accepted connection (sock, its peer address): 0, or -1 with an

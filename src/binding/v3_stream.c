@@ -28,7 +28,7 @@ typedef struct {
     uint8_t closed;     /* wait_closed()/aclose() closed the socket */
 } StreamObject;
 
-static PyTypeObject Stream_Type, V3Op_Type, Acceptor_Type;
+static PyTypeObject Stream_Type, Acceptor_Type;
 static PyObject *str_peername;
 
 #define SOCK(st) ((st)->rd->ios)
@@ -82,79 +82,25 @@ static int close_socket(StreamObject *st)
     return ua_sock_close(SOCK(st));
 }
 
-/* ---- StreamOp -------------------------------------------------------------- */
+/* ---- the steps of its StreamOps (streams.c's awaitable) --------------------------- */
 
-enum { OP_READ, OP_READINTO, OP_READEXACTLY, OP_READLINE, OP_DRAIN, OP_AWRITE, OP_CLOSE };
+#define OP_STREAM(op) ((StreamObject *)(op)->stream)
 
-typedef struct {
-    PyObject_HEAD
-    StreamObject *st;
-    ua_read rq;         /* a read: what it asks */
-    Py_buffer view;     /* readinto: the target; awrite: the data */
-    Py_ssize_t off, sz; /* awrite: the part of view to write */
-    uint8_t kind;
-    uint8_t has_view;
-    uint8_t yielded;    /* drain: has yielded at least once */
-    uint8_t done;
-} OpObject;
-
-static OpObject *op_new(StreamObject *st, int kind)
+static PySendResult read_step(ua_streamop *op, PyObject **result)
 {
-    OpObject *op = PyObject_GC_New(OpObject, &V3Op_Type);
-    if (!op)
-        return NULL;
-    op->st = (StreamObject *)Py_NewRef(st);
-    memset(&op->rq, 0, sizeof(op->rq));
-    op->off = op->sz = 0;
-    op->kind = (uint8_t)kind;
-    op->has_view = op->yielded = op->done = 0;
-    PyObject_GC_Track(op);
-    return op;
-}
-
-static void op_release_view(OpObject *op)
-{
-    if (op->has_view) {
-        op->has_view = 0;
-        PyBuffer_Release(&op->view);
-    }
-}
-
-static int op_traverse(OpObject *op, visitproc visit, void *arg)
-{
-    Py_VISIT(op->st);
-    if (op->has_view)
-        Py_VISIT(op->view.obj);
-    return 0;
-}
-
-static int op_clear(OpObject *op)
-{
-    op_release_view(op);
-    Py_CLEAR(op->st);
-    return 0;
-}
-
-static void op_dealloc(OpObject *op)
-{
-    PyObject_GC_UnTrack(op);
-    op_clear(op);
-    PyObject_GC_Del(op);
-}
-
-static PySendResult read_step(OpObject *op, PyObject **result)
-{
-    if (op->st->closed) {
-        *result = NULL;
+    StreamObject *st = OP_STREAM(op);
+    if (st->closed) {
         closed_error();
         return PYGEN_ERROR;
     }
-    return ua_read_step(op->st->rd, &op->rq, result);
+    return ua_read_step(st->rd, &op->rq, result);
 }
 
-static PySendResult drain_step(OpObject *op, PyObject **result)
+/* Send what write() buffered; always yields once, so that a loop of
+ * write + drain cannot starve the others. */
+static PySendResult drain_step(ua_streamop *op, PyObject **result)
 {
-    StreamObject *st = op->st;
+    StreamObject *st = OP_STREAM(op);
     while (ua_linebuf_len(&st->out)) {
         int want;
         Py_ssize_t k = send_some(st, ua_linebuf_peek(&st->out), ua_linebuf_len(&st->out), &want);
@@ -167,116 +113,35 @@ static PySendResult drain_step(OpObject *op, PyObject **result)
         }
         ua_linebuf_consume(&st->out, (size_t)k);
     }
+    *result = Py_NewRef(Py_None);
     if (!op->yielded) {
         op->yielded = 1;
-        *result = Py_NewRef(Py_None);
         return PYGEN_NEXT;
     }
-    *result = Py_NewRef(Py_None);
     return PYGEN_RETURN;
 }
 
-static PySendResult op_send(OpObject *op, PyObject *value, PyObject **result)
+/* The write happens when awaited (awrite is a coroutine in MicroPython),
+ * then the drain. */
+static PySendResult awrite_step(ua_streamop *op, PyObject **result)
 {
-    *result = NULL;
-    if (op->done) {
-        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited stream operation");
+    if (op->has_view) {
+        int rc = stream_write_bytes(OP_STREAM(op), (const char *)op->view.buf + op->off, (size_t)op->sz);
+        op->has_view = 0;
+        PyBuffer_Release(&op->view);
+        if (rc < 0)
+            return PYGEN_ERROR;
+    }
+    return drain_step(op, result);
+}
+
+static PySendResult close_step(ua_streamop *op, PyObject **result)
+{
+    if (close_socket(OP_STREAM(op)) < 0)
         return PYGEN_ERROR;
-    }
-    PySendResult sr;
-    switch (op->kind) {
-    case OP_AWRITE:
-        /* The write happens when awaited (awrite is a coroutine in MicroPython). */
-        if (op->has_view) {
-            int rc = stream_write_bytes(op->st, (const char *)op->view.buf + op->off, (size_t)op->sz);
-            op_release_view(op);
-            if (rc < 0) {
-                sr = PYGEN_ERROR;
-                break;
-            }
-        }
-        /* fall through */
-    case OP_DRAIN:
-        sr = drain_step(op, result);
-        break;
-    case OP_CLOSE:
-        sr = close_socket(op->st) < 0 ? PYGEN_ERROR : PYGEN_RETURN;
-        if (sr == PYGEN_RETURN)
-            *result = Py_NewRef(Py_None);
-        break;
-    default:
-        sr = read_step(op, result);
-        break;
-    }
-    if (sr != PYGEN_NEXT) {
-        op->done = 1;
-        op_release_view(op);
-    }
-    return sr;
+    *result = Py_NewRef(Py_None);
+    return PYGEN_RETURN;
 }
-
-static PyObject *op_iternext(OpObject *op)
-{
-    PyObject *result;
-    PySendResult sr = op_send(op, Py_None, &result);
-    return ua_iternext_result(sr, result);
-}
-
-static PyObject *op_send_method(OpObject *op, PyObject *value)
-{
-    return ua_send_result(op_iternext(op));
-}
-
-/* Thrown into (the task awaiting it was cancelled, say): the operation is
- * abandoned, having consumed nothing, and the exception goes on. */
-static PyObject *op_throw(OpObject *op, PyObject *args)
-{
-    op->done = 1;
-    op_release_view(op);
-    return ua_raise_thrown(args);
-}
-
-static PyObject *op_close(OpObject *op, PyObject *unused)
-{
-    op->done = 1;
-    op_release_view(op);
-    Py_RETURN_NONE;
-}
-
-static PyObject *op_repr(OpObject *op)
-{
-    static const char *const names[] = {"read", "readinto", "readexactly", "readline", "drain", "awrite",
-                                        "wait_closed"};
-    return PyUnicode_FromFormat("<Stream.%s of %R>", names[op->kind], op->st);
-}
-
-static PyMethodDef op_methods[] = {
-    {"send", (PyCFunction)op_send_method, METH_O, NULL},
-    {"throw", (PyCFunction)op_throw, METH_VARARGS, NULL},
-    {"close", (PyCFunction)op_close, METH_NOARGS, NULL},
-    {NULL},
-};
-
-static PyAsyncMethods op_async = {
-    .am_await = ua_self_await,
-    .am_send = (sendfunc)op_send,
-};
-
-static PyTypeObject V3Op_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "uasyncio.v3.StreamOp",
-    .tp_basicsize = sizeof(OpObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "An awaitable stream operation (what Stream's async methods return).",
-    .tp_dealloc = (destructor)op_dealloc,
-    .tp_traverse = (traverseproc)op_traverse,
-    .tp_clear = (inquiry)op_clear,
-    .tp_repr = (reprfunc)op_repr,
-    .tp_as_async = &op_async,
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = (iternextfunc)op_iternext,
-    .tp_methods = op_methods,
-};
 
 /* ---- Stream ------------------------------------------------------------------ */
 
@@ -325,7 +190,7 @@ static PyObject *stream_read(StreamObject *st, PyObject *const *args, Py_ssize_t
     }
     if (nargs == 1 && ua_count_arg(args[0], PY_SSIZE_T_MIN, "read", &n) < 0)
         return NULL;
-    OpObject *op = op_new(st, OP_READ);
+    ua_streamop *op = ua_op_new((PyObject *)st, read_step, "Stream.read");
     if (op) {
         op->rq.what = n < 0 ? UA_RD_ALL : UA_RD_SOME;
         op->rq.n = n;
@@ -335,7 +200,7 @@ static PyObject *stream_read(StreamObject *st, PyObject *const *args, Py_ssize_t
 
 static PyObject *stream_readinto(StreamObject *st, PyObject *buf)
 {
-    OpObject *op = op_new(st, OP_READINTO);
+    ua_streamop *op = ua_op_new((PyObject *)st, read_step, "Stream.readinto");
     if (!op)
         return NULL;
     if (PyObject_GetBuffer(buf, &op->view, PyBUF_WRITABLE) < 0) {
@@ -353,7 +218,7 @@ static PyObject *stream_readexactly(StreamObject *st, PyObject *arg)
     Py_ssize_t n;
     if (ua_count_arg(arg, 0, "readexactly", &n) < 0)
         return NULL;
-    OpObject *op = op_new(st, OP_READEXACTLY);
+    ua_streamop *op = ua_op_new((PyObject *)st, read_step, "Stream.readexactly");
     if (op) {
         op->rq.what = UA_RD_EXACTLY;
         op->rq.n = n;
@@ -364,7 +229,7 @@ static PyObject *stream_readexactly(StreamObject *st, PyObject *arg)
 
 static PyObject *stream_readline(StreamObject *st, PyObject *unused)
 {
-    OpObject *op = op_new(st, OP_READLINE);
+    ua_streamop *op = ua_op_new((PyObject *)st, read_step, "Stream.readline");
     if (op)
         op->rq.what = UA_RD_LINE;   /* a Stream's reader has no limit */
     return (PyObject *)op;
@@ -385,7 +250,7 @@ static PyObject *stream_write(StreamObject *st, PyObject *buf)
 
 static PyObject *stream_drain(StreamObject *st, PyObject *unused)
 {
-    return (PyObject *)op_new(st, OP_DRAIN);
+    return (PyObject *)ua_op_new((PyObject *)st, drain_step, "Stream.drain");
 }
 
 static PyObject *stream_awrite(StreamObject *st, PyObject *args, PyObject *kwds)
@@ -395,7 +260,7 @@ static PyObject *stream_awrite(StreamObject *st, PyObject *args, PyObject *kwds)
     Py_ssize_t off = 0, sz = -1;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|nn:awrite", kwlist, &buf, &off, &sz))
         return NULL;
-    OpObject *op = op_new(st, OP_AWRITE);
+    ua_streamop *op = ua_op_new((PyObject *)st, awrite_step, "Stream.awrite");
     if (!op)
         return NULL;
     if (ua_get_data(buf, &op->view, &off, &sz, "awrite") < 0) {
@@ -416,7 +281,7 @@ static PyObject *stream_close(StreamObject *st, PyObject *unused)
 
 static PyObject *stream_wait_closed(StreamObject *st, PyObject *unused)
 {
-    return (PyObject *)op_new(st, OP_CLOSE);
+    return (PyObject *)ua_op_new((PyObject *)st, close_step, "Stream.wait_closed");
 }
 
 static PyObject *stream_get_extra_info(StreamObject *st, PyObject *const *args, Py_ssize_t nargs)
@@ -735,7 +600,7 @@ int ua_v3_stream_ready(PyObject *module)
 {
     if (!(str_peername = PyUnicode_InternFromString("peername")))
         return -1;
-    if (PyType_Ready(&V3Op_Type) < 0 || PyType_Ready(&Stream_Type) < 0 || PyType_Ready(&Acceptor_Type) < 0)
+    if (PyType_Ready(&Stream_Type) < 0 || PyType_Ready(&Acceptor_Type) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "Stream", (PyObject *)&Stream_Type) < 0 ||
         PyModule_AddObjectRef(module, "Acceptor", (PyObject *)&Acceptor_Type) < 0)
