@@ -129,22 +129,6 @@ static int io_kind(PyObject *polls, PyObject *ios)
 
 typedef ua_streamop OpObject;
 
-OpObject *ua_op_new(PyObject *stream, ua_op_step step, const char *name)
-{
-    OpObject *op = PyObject_GC_New(OpObject, &StreamOp_Type);
-    if (!op)
-        return NULL;
-    op->stream = Py_NewRef(stream);
-    op->acc = NULL;
-    op->step = step;
-    op->name = name;
-    memset(&op->rq, 0, sizeof(op->rq));
-    op->off = op->sz = 0;
-    op->waited = op->wrote = op->yielded = op->has_view = op->done = 0;
-    PyObject_GC_Track(op);
-    return op;
-}
-
 static void op_release_view(OpObject *op)
 {
     if (op->has_view) {
@@ -545,7 +529,8 @@ PySendResult ua_read_step(ReaderObject *r, ua_read *q, PyObject **result)
 
 /* ---- writing ---------------------------------------------------------------------- */
 
-Py_ssize_t ua_sock_send(PyObject *s, int kind, const char *p, size_t n, int *want)
+/* ua_sock_send(), static so that write_step's copy is inlined. */
+static inline Py_ssize_t sock_send(PyObject *s, int kind, const char *p, size_t n, int *want)
 {
     *want = UA_POLL_WRITE;
     if (kind == IO_FD) {
@@ -580,6 +565,11 @@ Py_ssize_t ua_sock_send(PyObject *s, int kind, const char *p, size_t n, int *wan
     Py_ssize_t k = PyLong_AsSsize_t(res);
     Py_DECREF(res);
     return k;
+}
+
+Py_ssize_t ua_sock_send(PyObject *s, int kind, const char *p, size_t n, int *want)
+{
+    return sock_send(s, kind, p, n, want);
 }
 
 int ua_get_data(PyObject *buf, Py_buffer *view, Py_ssize_t *off, Py_ssize_t *sz, const char *what)
@@ -618,7 +608,7 @@ static PySendResult write_step(OpObject *op, WriterObject *w, PyObject **result)
         Py_ssize_t k;
         if (w->kind != IO_PY) {
             int want;
-            k = ua_sock_send(w->s, w->kind, p, (size_t)op->sz, &want);
+            k = sock_send(w->s, w->kind, p, (size_t)op->sz, &want);
             if (k < 0)
                 return PYGEN_ERROR;
             if (!k) {
@@ -924,33 +914,11 @@ static PyGetSetDef reader_getset[] = {
     {NULL},
 };
 
-int ua_count_arg(PyObject *arg, Py_ssize_t min, const char *what, Py_ssize_t *out)
-{
-    if (!PyLong_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "%s(): n must be an int, not %.100s", what, Py_TYPE(arg)->tp_name);
-        return -1;
-    }
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
-    if (n == -1 && PyErr_Occurred())
-        return -1;
-    if (n < min) {
-        PyErr_Format(PyExc_ValueError, "%s(): n must be >= %zd", what, min);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
 /* A read of r: as uasyncio 2.0, IOReadDone at the end of the stream. */
 static PyObject *reader_op(ReaderObject *r, int what, Py_ssize_t n, const char *name)
 {
-    OpObject *op = ua_op_new((PyObject *)r, reader_read_step, name);
-    if (op) {
-        op->rq.what = (uint8_t)what;
-        op->rq.n = n;
-        op->rq.say_done = 1;
-    }
-    return (PyObject *)op;
+    return (PyObject *)ua_read_op_new((PyObject *)r, reader_read_step, name,
+                                      (ua_read){.what = (uint8_t)what, .n = n, .say_done = 1});
 }
 
 static PyObject *reader_read(ReaderObject *r, PyObject *const *args, Py_ssize_t nargs)

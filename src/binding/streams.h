@@ -87,7 +87,22 @@ int ua_get_data(PyObject *buf, Py_buffer *view, Py_ssize_t *off, Py_ssize_t *sz,
  * forgotten), then close it. */
 int ua_sock_close(PyObject *obj);
 /* A read method's n: an int >= min; -1 with TypeError/ValueError naming what. */
-int ua_count_arg(PyObject *arg, Py_ssize_t min, const char *what, Py_ssize_t *out);
+static inline int ua_count_arg(PyObject *arg, Py_ssize_t min, const char *what, Py_ssize_t *out)
+{
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s(): n must be an int, not %.100s", what, Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    if (n < min) {
+        PyErr_Format(PyExc_ValueError, "%s(): n must be >= %zd", what, min);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
 
 /* ---- StreamOp: what every stream method returns (StreamReader, StreamWriter, v3's Stream) ----
  * A C awaitable: each time it is resumed it runs its step, which does the
@@ -111,8 +126,30 @@ struct ua_streamop {
     uint8_t has_view;
     uint8_t done;
 };
-/* A new op on stream (NULL with an exception). */
-ua_streamop *ua_op_new(PyObject *stream, ua_op_step step, const char *name);
+/* A new op on stream (NULL with an exception); a read's with what it asks.
+ * Inline: one is made per stream call. */
+static inline ua_streamop *ua_op_new(PyObject *stream, ua_op_step step, const char *name)
+{
+    ua_streamop *op = PyObject_GC_New(ua_streamop, &StreamOp_Type);
+    if (!op)
+        return NULL;
+    op->stream = Py_NewRef(stream);
+    op->acc = NULL;
+    op->step = step;
+    op->name = name;
+    op->off = op->sz = 0;
+    op->waited = op->wrote = op->yielded = op->has_view = op->done = 0;
+    PyObject_GC_Track(op);
+    return op;   /* op->rq: only a read's, set by ua_read_op_new */
+}
+
+static inline ua_streamop *ua_read_op_new(PyObject *stream, ua_op_step step, const char *name, ua_read rq)
+{
+    ua_streamop *op = ua_op_new(stream, step, name);
+    if (op)
+        op->rq = rq;
+    return op;
+}
 
 /* ---- server.c: the accept loop both start_server()s share ---------------------- */
 

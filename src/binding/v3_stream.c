@@ -190,17 +190,13 @@ static PyObject *stream_read(StreamObject *st, PyObject *const *args, Py_ssize_t
     }
     if (nargs == 1 && ua_count_arg(args[0], PY_SSIZE_T_MIN, "read", &n) < 0)
         return NULL;
-    ua_streamop *op = ua_op_new((PyObject *)st, read_step, "Stream.read");
-    if (op) {
-        op->rq.what = n < 0 ? UA_RD_ALL : UA_RD_SOME;
-        op->rq.n = n;
-    }
-    return (PyObject *)op;
+    return (PyObject *)ua_read_op_new((PyObject *)st, read_step, "Stream.read",
+                                      (ua_read){.what = n < 0 ? UA_RD_ALL : UA_RD_SOME, .n = n});
 }
 
 static PyObject *stream_readinto(StreamObject *st, PyObject *buf)
 {
-    ua_streamop *op = ua_op_new((PyObject *)st, read_step, "Stream.readinto");
+    ua_streamop *op = ua_read_op_new((PyObject *)st, read_step, "Stream.readinto", (ua_read){.what = UA_RD_INTO});
     if (!op)
         return NULL;
     if (PyObject_GetBuffer(buf, &op->view, PyBUF_WRITABLE) < 0) {
@@ -208,7 +204,6 @@ static PyObject *stream_readinto(StreamObject *st, PyObject *buf)
         return NULL;
     }
     op->has_view = 1;
-    op->rq.what = UA_RD_INTO;
     op->rq.into = &op->view;
     return (PyObject *)op;
 }
@@ -218,21 +213,14 @@ static PyObject *stream_readexactly(StreamObject *st, PyObject *arg)
     Py_ssize_t n;
     if (ua_count_arg(arg, 0, "readexactly", &n) < 0)
         return NULL;
-    ua_streamop *op = ua_op_new((PyObject *)st, read_step, "Stream.readexactly");
-    if (op) {
-        op->rq.what = UA_RD_EXACTLY;
-        op->rq.n = n;
-        op->rq.short_raises = 1;
-    }
-    return (PyObject *)op;
+    return (PyObject *)ua_read_op_new((PyObject *)st, read_step, "Stream.readexactly",
+                                      (ua_read){.what = UA_RD_EXACTLY, .n = n, .short_raises = 1});
 }
 
 static PyObject *stream_readline(StreamObject *st, PyObject *unused)
 {
-    ua_streamop *op = ua_op_new((PyObject *)st, read_step, "Stream.readline");
-    if (op)
-        op->rq.what = UA_RD_LINE;   /* a Stream's reader has no limit */
-    return (PyObject *)op;
+    /* a Stream's reader has no limit */
+    return (PyObject *)ua_read_op_new((PyObject *)st, read_step, "Stream.readline", (ua_read){.what = UA_RD_LINE});
 }
 
 static PyObject *stream_write(StreamObject *st, PyObject *buf)
