@@ -2,7 +2,9 @@
  * is scheduled as a task of its own (as in uasyncio 2.0):
  *     loop.create_task(uasyncio.start_server(serve, "127.0.0.1", 8080))
  * For each connection it schedules serve(reader, writer). Failures of one
- * accept() (a peer gone, no fds left for a moment) never end the server. */
+ * accept() (a peer gone, no fds left for a moment) never end the server.
+ * The accept loop itself (ua_accept_step) is uasyncio.v3's too: its
+ * Acceptor (v3_stream.c) gives only how a connection is served. */
 #include "streams.h"
 #include "awaitable.h"
 
