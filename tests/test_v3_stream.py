@@ -37,7 +37,7 @@ async def serve(cb, **kw):
     return srv, srv.socket.getsockname()[1]
 
 
-async def send_and_close(data):
+def send_and_close(data):
     """A handler that sends data, then closes."""
     async def handler(reader, writer):
         writer.write(data)
@@ -117,7 +117,7 @@ def test_read_minus_one_reads_to_the_end_of_the_stream(aio):
     data = os.urandom(1 << 20)
 
     async def main():
-        srv, port = await serve(await send_and_close(data))
+        srv, port = await serve(send_and_close(data))
         reader, writer = await aio.open_connection(HOST, port)
         got = await reader.read(-1)
         again = await reader.read()
@@ -132,7 +132,7 @@ def test_read_minus_one_reads_to_the_end_of_the_stream(aio):
 
 def test_read_n_returns_at_most_n_bytes_then_empty_at_the_end(aio):
     async def main():
-        srv, port = await serve(await send_and_close(b"abcdefghij"))
+        srv, port = await serve(send_and_close(b"abcdefghij"))
         reader, writer = await aio.open_connection(HOST, port)
         parts = []
         while True:
@@ -152,7 +152,7 @@ def test_read_n_returns_at_most_n_bytes_then_empty_at_the_end(aio):
 
 def test_readexactly_gives_n_bytes_then_eoferror_when_the_stream_ends_first(aio):
     async def main():
-        srv, port = await serve(await send_and_close(b"0123456789"))
+        srv, port = await serve(send_and_close(b"0123456789"))
         reader, writer = await aio.open_connection(HOST, port)
         first = await reader.readexactly(4)
         empty = await reader.readexactly(0)
@@ -185,7 +185,7 @@ def test_readinto_fills_the_buffer_and_returns_zero_at_the_end(aio):
     data = bytes(range(256)) * 400
 
     async def main():
-        srv, port = await serve(await send_and_close(data))
+        srv, port = await serve(send_and_close(data))
         reader, writer = await aio.open_connection(HOST, port)
         buf = bytearray(1000)
         out = bytearray()
@@ -205,7 +205,7 @@ def test_readinto_fills_the_buffer_and_returns_zero_at_the_end(aio):
 
 def test_readinto_after_readline_takes_the_buffered_rest_first(aio):
     async def main():
-        srv, port = await serve(await send_and_close(b"head\nrest of it"))
+        srv, port = await serve(send_and_close(b"head\nrest of it"))
         reader, writer = await aio.open_connection(HOST, port)
         line = await reader.readline()
         buf = bytearray(64)
@@ -222,7 +222,7 @@ def test_readinto_after_readline_takes_the_buffered_rest_first(aio):
 
 def test_readline_gives_the_partial_line_at_the_end_then_empty(aio):
     async def main():
-        srv, port = await serve(await send_and_close(b"one\ntwo\nthree"))
+        srv, port = await serve(send_and_close(b"one\ntwo\nthree"))
         reader, writer = await aio.open_connection(HOST, port)
         lines = [await reader.readline() for _ in range(5)]
         await writer.wait_closed()
