@@ -60,7 +60,7 @@ enum {
     W_GET,          /* Queue.get */
     W_PUT,          /* Queue.put: value is the item */
     W_JOIN,         /* Queue.join */
-    W_FLAG,         /* ThreadSafeFlag: in the poller, not in a queue */
+    W_FLAG,         /* ThreadSafeFlag: parked in no queue (one waiter) */
     W_NONE,         /* already done: gives None (what __aexit__ returns) */
     W_GATHER_CHILD, /* in a task's doneq: target the gather it belongs to */
     W_CALLBACK,     /* in a task's doneq: value the done callback */
@@ -151,5 +151,6 @@ int ua_v3_loop_ready(PyObject *module);
 void ua_v3_gather_child_done(WaitObject *g, TaskObject *child);
 void ua_v3_gather_forget(WaitObject *g);
 void ua_v3_gather_cancel(WaitObject *g);   /* cancel the tasks it still waits for */
+void ua_v3_flag_forget(WaitObject *w);     /* a ThreadSafeFlag's waiter goes */
 
 #endif

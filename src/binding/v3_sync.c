@@ -3,14 +3,10 @@
  * Each keeps a FIFO queue of Waits (v3_wait.c). A Lock or Semaphore is
  * handed to its first waiter on release (the count does not go up), so no
  * later task can take it first; a waiter cancelled after it was handed
- * the lock passes it on. ThreadSafeFlag waits in the poller on an eventfd:
- * set() writes to it, which is safe from any thread and from a signal
- * handler, and wakes a loop blocked in epoll at once. */
+ * the lock passes it on. ThreadSafeFlag's waiter is parked like any other;
+ * set() from another thread reaches it through the loop's own wake-up
+ * (call_soon_threadsafe), which ends a wait in the poller at once. */
 #include "v3.h"
-
-#include <errno.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 /* ---- Event ---------------------------------------------------------------- */
 
@@ -244,12 +240,15 @@ static PyTypeObject BoundedSemaphore_Type = {
 
 /* ---- ThreadSafeFlag ---------------------------------------------------------------- */
 
+/* Every caller holds the GIL (a Python signal handler runs in the main
+ * thread, between bytecodes), so state needs no atomics. What set() must do
+ * from another thread is wake a loop that may be blocked without the GIL:
+ * that is the loop's wake-up pipe, through call_soon_threadsafe(). No fd of
+ * its own, no syscall on wait(). */
 typedef struct {
     PyObject_HEAD
-    int efd;
-    int state;              /* set, read and written atomically */
+    int state;
     WaitObject *waiter;     /* the one task waiting (borrowed), or NULL */
-    PyObject *ioread;       /* IORead(efd), yielded to wait in the poller */
 } FlagObject;
 
 static PyTypeObject Flag_Type;
@@ -260,39 +259,42 @@ static PyObject *flag_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "ThreadSafeFlag() takes no arguments");
         return NULL;
     }
-    FlagObject *self = (FlagObject *)type->tp_alloc(type, 0);
-    if (!self)
-        return NULL;
-    self->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (self->efd < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        Py_DECREF(self);
-        return NULL;
-    }
-    PyObject *fd = PyLong_FromLong(self->efd);
-    self->ioread = fd ? ua_syscall_new(&IORead_Type, fd) : NULL;
-    Py_XDECREF(fd);
-    if (!self->ioread) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
+    return type->tp_alloc(type, 0);
 }
+
+/* In the waiter's loop thread: a set flag wakes its waiter. */
+static PyObject *flag_wake(FlagObject *self, PyObject *unused)
+{
+    WaitObject *w = self->waiter;
+    if (self->state && w && w->task && ua_wait_hand(w) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef flag_wake_def = {"_wake", (PyCFunction)flag_wake, METH_NOARGS, NULL};
 
 static PyObject *flag_set(FlagObject *self, PyObject *unused)
 {
-    /* Only an atomic store and a write(2): safe from another thread or a
-     * signal handler; the write makes the waiting loop's epoll return. */
-    __atomic_store_n(&self->state, 1, __ATOMIC_SEQ_CST);
-    uint64_t one = 1;
-    while (write(self->efd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
+    if (self->state)   /* already set: its waiter, if any, is being woken */
+        Py_RETURN_NONE;
+    self->state = 1;
+    WaitObject *w = self->waiter;
+    LoopObject *loop = w && w->task ? w->task->loop : NULL;
+    if (!loop)
+        Py_RETURN_NONE;
+    if (ua_loop_in_its_thread(loop))
+        return flag_wake(self, NULL);
+    PyObject *wake = PyCFunction_New(&flag_wake_def, (PyObject *)self);
+    int rc = wake ? ua_loop_call_soon_threadsafe(loop, wake, NULL) : -1;
+    Py_XDECREF(wake);
+    if (rc < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
 static PyObject *flag_clear(FlagObject *self, PyObject *unused)
 {
-    __atomic_store_n(&self->state, 0, __ATOMIC_SEQ_CST);
+    self->state = 0;
     Py_RETURN_NONE;
 }
 
@@ -304,10 +306,8 @@ static PyObject *flag_wait(FlagObject *self, PyObject *unused)
 static PyObject *flag_wait_next(WaitObject *w)
 {
     FlagObject *f = (FlagObject *)w->target;
-    uint64_t n;
-    while (read(f->efd, &n, sizeof n) < 0 && errno == EINTR)
-        ;
-    if (__atomic_exchange_n(&f->state, 0, __ATOMIC_SEQ_CST)) {
+    if (f->state) {
+        f->state = 0;
         if (f->waiter == w)
             f->waiter = NULL;
         w->state = 0xff;
@@ -317,29 +317,20 @@ static PyObject *flag_wait_next(WaitObject *w)
         PyErr_SetString(PyExc_RuntimeError, "ThreadSafeFlag: another task is already waiting");
         return NULL;
     }
-    TaskObject *cur = ua_v3_current_or_error("ThreadSafeFlag.wait()");
-    if (!cur)
-        return NULL;
-    f->waiter = w;
-    /* In the poller (its timer fields hold the fd): cancel() takes it out. */
-    Py_XSETREF(w->task, (TaskObject *)Py_NewRef(cur));
-    w->state = 1;
-    return Py_NewRef(f->ioread);
+    /* Not set (or cleared again before its woken waiter ran): wait on. */
+    PyObject *r = ua_wait_park(w, NULL);
+    if (r) {
+        f->waiter = w;
+        w->state = 1;
+    }
+    return r;
 }
 
-static void flag_wait_thrown(WaitObject *w)
+void ua_v3_flag_forget(WaitObject *w)
 {
     FlagObject *f = (FlagObject *)w->target;
-    if (f->waiter == w)
+    if (f && f->waiter == w)
         f->waiter = NULL;
-}
-
-static void flag_dealloc(FlagObject *self)
-{
-    if (self->efd >= 0)
-        close(self->efd);
-    Py_CLEAR(self->ioread);
-    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMethodDef flag_methods[] = {
@@ -358,7 +349,6 @@ static PyTypeObject Flag_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "ThreadSafeFlag(): a flag set from any thread or signal handler, awaited by one task.",
     .tp_new = flag_new,
-    .tp_dealloc = (destructor)flag_dealloc,
     .tp_methods = flag_methods,
 };
 
@@ -368,7 +358,7 @@ int ua_v3_sync_ready(PyObject *m)
     ua_wait_kinds[W_LOCK].next = lock_wait_next;
     ua_wait_kinds[W_LOCK].thrown = lock_wait_thrown;
     ua_wait_kinds[W_FLAG].next = flag_wait_next;
-    ua_wait_kinds[W_FLAG].thrown = flag_wait_thrown;
+    ua_wait_kinds[W_FLAG].thrown = ua_v3_flag_forget;
     PyTypeObject *types[] = {&Event_Type, &Lock_Type, &Semaphore_Type, &BoundedSemaphore_Type, &Flag_Type};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
         if (PyType_Ready(types[i]) < 0 ||

@@ -286,6 +286,8 @@ static int wait_clear(WaitObject *w)
     release_task(w);
     if (w->kind == W_GATHER)
         ua_v3_gather_forget(w);
+    else if (w->kind == W_FLAG)
+        ua_v3_flag_forget(w);   /* the flag holds it borrowed */
     Py_CLEAR(w->target);
     Py_CLEAR(w->value);
     return 0;
