@@ -1052,21 +1052,13 @@ static int loop_traverse(LoopObject *self, visitproc visit, void *arg)
     int vr = ua_v3_traverse(self, visit, arg);
     if (vr)
         return vr;
-    for (size_t i = 0; i < self->runq.len; i++) {
-        int r = visit_task(ua_runq_at(&self->runq, i), visit, arg);
-        if (r)
-            return r;
-    }
-    for (size_t i = 0; i < self->ts_calls.len; i++) {
-        int r = visit_task(ua_runq_at(&self->ts_calls, i), visit, arg);
-        if (r)
-            return r;
-    }
-    for (size_t i = 0; i < self->parked.len; i++) {
-        int r = visit_task(ua_runq_at(&self->parked, i), visit, arg);
-        if (r)
-            return r;
-    }
+    ua_runq *queues[] = {&self->runq, &self->ts_calls, &self->parked};
+    for (size_t q = 0; q < sizeof(queues) / sizeof(queues[0]); q++)
+        for (size_t i = 0; i < queues[q]->len; i++) {
+            int r = visit_task(ua_runq_at(queues[q], i), visit, arg);
+            if (r)
+                return r;
+        }
     for (uint32_t i = 0; i < self->timers.len; i++) {
         int r = visit_task(ua_task_of_timer(self->timers.nodes[i]), visit, arg);
         if (r)
