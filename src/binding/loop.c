@@ -297,11 +297,6 @@ int ua_loop_call_soon_threadsafe(LoopObject *self, PyObject *cb, PyObject *args)
     return 0;
 }
 
-void ua_loop_wakeup(LoopObject *self)
-{
-    ua_wakeup_signal(&self->wakeup);
-}
-
 void ua_loop_link_waiter(LoopObject *self, ua_waiter_link *link, PyObject *task)
 {
     link->task = task;   /* at the tail: close() finalizes in parking order */

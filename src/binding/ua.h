@@ -167,10 +167,6 @@ void ua_loop_unlink_waiter(ua_waiter_link *link);
  * the loop's thread at its next pass, waking it at once if it blocks.
  * 0, or -1 with an exception (closed loop, no memory). */
 int ua_loop_call_soon_threadsafe(LoopObject *loop, PyObject *cb, PyObject *args);
-/* Make the loop's current or next wait in the poller return at once. Any
- * thread, no GIL needed, async-signal-safe; the loop must stay alive and
- * open meanwhile. */
-void ua_loop_wakeup(LoopObject *loop);
 int ua_loop_cancel_coro(LoopObject *loop, PyObject *coro, PyObject *exc);
 ua_task *ua_loop_add_timeout(LoopObject *loop, PyObject *target, PyObject *waitfor, int32_t ms);
 void ua_loop_remove_timeout(LoopObject *loop, ua_task *t);
