@@ -38,6 +38,7 @@ SOURCES = {
     "test_linebuf": ["linebuf.c"],
     "test_wsproto": ["wsproto.c", "sha1.c"],
     "test_wakeup": ["wakeup.c", "poller_epoll.c"],
+    "test_waitq": [],
 }
 
 CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-O1", "-g"]

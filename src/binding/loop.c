@@ -300,19 +300,12 @@ int ua_loop_call_soon_threadsafe(LoopObject *self, PyObject *cb, PyObject *args)
 void ua_loop_link_waiter(LoopObject *self, ua_waiter_link *link, PyObject *task)
 {
     link->task = task;   /* at the tail: close() finalizes in parking order */
-    link->next = &self->waiters;
-    link->prev = self->waiters.prev;
-    self->waiters.prev->next = link;
-    self->waiters.prev = link;
+    ua_wq_push(&self->waiters, &link->node);
 }
 
 void ua_loop_unlink_waiter(ua_waiter_link *link)
 {
-    if (!link->next)
-        return;
-    link->prev->next = link->next;
-    link->next->prev = link->prev;
-    link->prev = link->next = NULL;
+    ua_wq_unlink(&link->node);
 }
 
 /* In the loop's thread: queue what other threads asked for. */
@@ -962,8 +955,8 @@ static PyObject *loop_repr(LoopObject *self)
  * them now, so their finally blocks run (and they leave what they wait in). */
 static void finalize_waiters(LoopObject *self)
 {
-    while (self->waiters.next != &self->waiters) {
-        ua_waiter_link *link = self->waiters.next;
+    while (self->waiters) {
+        ua_waiter_link *link = UA_WNODE_ENTRY(self->waiters, ua_waiter_link, node);
         PyObject *task = Py_NewRef(link->task);
         ua_loop_unlink_waiter(link);
         PyObject *r = PyGen_Check(task) || PyCoro_CheckExact(task)
@@ -1127,8 +1120,6 @@ static PyObject *loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     ua_runq_init(&self->runq);
     ua_runq_init(&self->ts_calls);
     ua_runq_init(&self->parked);
-    self->waiters.prev = self->waiters.next = &self->waiters;
-    self->waiters.task = NULL;
     ua_timerheap_init(&self->timers);
     ua_ptrmap_init(&self->tasks, offsetof(ua_task, obj));
     self->wakeup.rfd = self->wakeup.wfd = -1;

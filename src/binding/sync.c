@@ -15,10 +15,6 @@
 
 typedef struct WaitOp WaitOp;
 
-typedef struct {
-    WaitOp *head, *tail;
-} waitlist;
-
 enum { W_GET, W_PUT, W_ACQUIRE, W_DONE };
 enum { S_START, S_YIELDED, S_WAITING, S_WOKEN, S_FINISHED };
 
@@ -28,8 +24,8 @@ struct WaitOp {
     PyObject *task;         /* the parked coroutine */
     LoopObject *loop;       /* the loop to wake it on */
     PyObject *value;        /* put: what to put; get: what was handed over */
-    WaitOp *prev, *next;    /* in the owner's waitlist, which holds a reference */
-    ua_waiter_link link;    /* in the loop's list while in the waitlist */
+    ua_wnode node;          /* in the owner's queue of waiters, which holds a reference */
+    ua_waiter_link link;    /* in the loop's list while in that queue */
     uint8_t kind, state;
 };
 
@@ -38,13 +34,13 @@ typedef struct {
     ua_runq items;          /* strong references, oldest first */
     Py_ssize_t maxsize;     /* <= 0: unbounded */
     Py_ssize_t reserved;    /* slots handed to woken putters that have not run yet */
-    waitlist getters, putters;
+    ua_wnode *getters, *putters;   /* queues of waiting WaitOps (waitq.h) */
 } QueueObject;
 
 typedef struct {
     PyObject_HEAD
     char locked;
-    waitlist waiters;
+    ua_wnode *waiters;
 } LockObject;
 
 extern PyTypeObject WaitOp_Type, Queue_Type, Lock_Type;
@@ -52,35 +48,26 @@ static PyObject *QueueEmpty, *QueueFull;
 
 /* ---- wait lists -------------------------------------------------------------- */
 
-static void wl_append(waitlist *l, WaitOp *op)
+static WaitOp *op_of(ua_wnode *n)
+{
+    return n ? UA_WNODE_ENTRY(n, WaitOp, node) : NULL;
+}
+
+static void wl_append(ua_wnode **l, WaitOp *op)
 {
     Py_INCREF(op);
     ua_loop_link_waiter(op->loop, &op->link, op->task);
-    op->prev = l->tail;
-    op->next = NULL;
-    if (l->tail)
-        l->tail->next = op;
-    else
-        l->head = op;
-    l->tail = op;
+    ua_wq_push(l, &op->node);
 }
 
 /* Unlink op; the caller takes over the list's reference. */
-static void wl_remove(waitlist *l, WaitOp *op)
+static void wl_remove(WaitOp *op)
 {
     ua_loop_unlink_waiter(&op->link);
-    if (op->prev)
-        op->prev->next = op->next;
-    else
-        l->head = op->next;
-    if (op->next)
-        op->next->prev = op->prev;
-    else
-        l->tail = op->prev;
-    op->prev = op->next = NULL;
+    ua_wq_unlink(&op->node);
 }
 
-static waitlist *list_of(WaitOp *op)
+static ua_wnode **list_of(WaitOp *op)
 {
     if (op->kind == W_ACQUIRE)
         return &((LockObject *)op->owner)->waiters;
@@ -90,27 +77,27 @@ static waitlist *list_of(WaitOp *op)
 
 /* The first waiter that can still be woken: waiters whose loop was closed
  * under them (their task is gone) are dropped on the way. */
-static WaitOp *first_live(waitlist *l)
+static WaitOp *first_live(ua_wnode **l)
 {
-    while (l->head && l->head->loop->closed) {
-        WaitOp *dead = l->head;
-        wl_remove(l, dead);
+    while (*l && op_of(*l)->loop->closed) {
+        WaitOp *dead = op_of(*l);
+        wl_remove(dead);
         dead->state = S_FINISHED;
         Py_DECREF(dead);
     }
-    return l->head;
+    return op_of(*l);
 }
 
 /* Mark the first live waiter woken (handing it value), unlink it, schedule
  * its task. 1 if one was woken, 0 if nobody waits, -1 on error. */
-static int wake_first(waitlist *l, PyObject *value)
+static int wake_first(ua_wnode **l, PyObject *value)
 {
     WaitOp *op = first_live(l);
     if (!op)
         return 0;
     if (ua_loop_check_thread(op->loop) < 0)   /* before anything changes */
         return -1;
-    wl_remove(l, op);
+    wl_remove(op);
     op->state = S_WOKEN;
     if (value)
         Py_XSETREF(op->value, Py_NewRef(value));
@@ -195,8 +182,10 @@ static PyObject *waitop_new(PyObject *owner, int kind, PyObject *value)
     op->task = NULL;
     op->loop = NULL;
     op->value = Py_XNewRef(value);
-    op->prev = op->next = NULL;
-    op->link.prev = op->link.next = NULL;
+    op->node.next = op->node.prev = NULL;
+    op->node.queue = NULL;
+    op->link.node.next = op->link.node.prev = NULL;
+    op->link.node.queue = NULL;
     op->kind = (uint8_t)kind;
     op->state = S_START;
     return (PyObject *)op;
@@ -288,7 +277,7 @@ static int waitop_abandon(WaitOp *op)
 {
     int rc = 0;
     if (op->state == S_WAITING) {
-        wl_remove(list_of(op), op);
+        wl_remove(op);
         op->state = S_FINISHED;
         Py_DECREF(op);   /* the list's reference */
     } else if (op->state == S_WOKEN) {
@@ -502,18 +491,18 @@ static int queue_traverse(QueueObject *q, visitproc visit, void *arg)
 {
     for (size_t i = 0; i < q->items.len; i++)
         Py_VISIT((PyObject *)ua_runq_at(&q->items, i));
-    for (WaitOp *op = q->getters.head; op; op = op->next)
-        Py_VISIT(op);
-    for (WaitOp *op = q->putters.head; op; op = op->next)
-        Py_VISIT(op);
+    for (ua_wnode *n = q->getters; n; n = ua_wq_next(&q->getters, n))
+        Py_VISIT(op_of(n));
+    for (ua_wnode *n = q->putters; n; n = ua_wq_next(&q->putters, n))
+        Py_VISIT(op_of(n));
     return 0;
 }
 
-static void drop_waiters(waitlist *l)
+static void drop_waiters(ua_wnode **l)
 {
-    while (l->head) {
-        WaitOp *op = l->head;
-        wl_remove(l, op);
+    while (*l) {
+        WaitOp *op = op_of(*l);
+        wl_remove(op);
         op->state = S_FINISHED;
         Py_DECREF(op);
     }
@@ -606,8 +595,8 @@ static PyObject *lock_repr(LockObject *l)
 
 static int lock_traverse(LockObject *l, visitproc visit, void *arg)
 {
-    for (WaitOp *op = l->waiters.head; op; op = op->next)
-        Py_VISIT(op);
+    for (ua_wnode *n = l->waiters; n; n = ua_wq_next(&l->waiters, n))
+        Py_VISIT(op_of(n));
     return 0;
 }
 

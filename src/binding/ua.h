@@ -14,6 +14,7 @@
 #include "runq.h"
 #include "ticks.h"
 #include "timerheap.h"
+#include "waitq.h"
 #include "wakeup.h"
 
 /* ---- task record ------------------------------------------------------
@@ -66,8 +67,8 @@ typedef struct ua_task {
  * not own it (what it waits in does): a task waiting in a queue nobody holds
  * any more is freed with the queue. */
 typedef struct ua_waiter_link {
-    struct ua_waiter_link *prev, *next;    /* NULL while not linked */
-    PyObject *task;                        /* borrowed */
+    ua_wnode node;          /* in loop->waiters (waitq.h) */
+    PyObject *task;         /* borrowed */
 } ua_waiter_link;
 
 typedef struct LoopObject {
@@ -88,7 +89,7 @@ typedef struct LoopObject {
     ua_wakeup wakeup;       /* wakes it from other threads and signal handlers */
     ua_runq ts_calls;       /* records from call_soon_threadsafe(), not yet queued */
     ua_runq parked;         /* ST_PARKED records: kept so close() and the GC reach them */
-    ua_waiter_link waiters; /* list head: tasks parked in a Queue or Lock */
+    ua_wnode *waiters;      /* queue of ua_waiter_links: tasks parked in a Queue or Lock */
     struct LoopObject *prev_loop, *next_loop;  /* all live loops, for cancel() */
     struct TaskObject *v3_tasks;   /* live v3 Tasks, one strong reference each (v3.h) */
     PyObject *exc_handler;  /* set_exception_handler()'s handler, or NULL */

@@ -25,6 +25,7 @@
 
 #include "tasks.h"
 #include "awaitable.h"
+#include "waitq.h"
 
 /* rec.flags of a v3 Task, beside F_MAIN, F_WAKE and F_TIMED */
 enum {
@@ -42,7 +43,7 @@ typedef struct TaskObject {
                                      * exception while live, outcome once done */
     LoopObject *loop;               /* borrowed: the loop holding it, NULL after */
     struct TaskObject *lprev, *lnext;   /* in loop->v3_tasks */
-    WaitObject *doneq;              /* what its end does, in order: Waits of tasks
+    ua_wnode *doneq;                /* what its end does, in order: Waits of tasks
                                      * awaiting it (W_TASK, W_WAITFOR), its gather
                                      * (W_GATHER_CHILD), done callbacks (W_CALLBACK) */
 } TaskObject;
@@ -69,8 +70,7 @@ enum {
 
 struct WaitObject {
     PyObject_HEAD
-    WaitObject *next, *prev;    /* in the target's queue (circular) */
-    WaitObject **queue;         /* that queue's head while linked, else NULL */
+    ua_wnode link;              /* in the target's queue of waiters (waitq.h) */
     TaskObject *task;           /* the task parked on it (strong, while parked) */
     PyObject *target;           /* what it waits on (strong) */
     PyObject *value;            /* kind's data: the item handed over, results... */
@@ -122,15 +122,24 @@ static inline void ua_task_set_waiting(TaskObject *t, WaitObject *w)
     }
 }
 
-/* v3_wait.c: queues of Waits, and the Wait type */
+/* v3_wait.c: queues of Waits (waitq.h), and the Wait type */
 WaitObject *ua_wait_new(int kind, PyObject *target);
-void ua_waitq_push(WaitObject **q, WaitObject *w);
-void ua_waitq_unlink(WaitObject *w);
+
+/* The Wait of a queue's node, or NULL. */
+static inline WaitObject *ua_wait_of(ua_wnode *n)
+{
+    return n ? UA_WNODE_ENTRY(n, WaitObject, link) : NULL;
+}
+
+/* for each Wait w in queue q (which must not change meanwhile) */
+#define UA_WAITQ_FOR(w, q) \
+    for (WaitObject *w = ua_wait_of(*(q)); w; w = ua_wait_of(ua_wq_next((q), &w->link)))
+
 /* Unlink the first Wait of q, mark it handed, wake its task; 0 if q is empty. */
-int ua_waitq_wake_first(WaitObject **q);
-int ua_waitq_wake_all(WaitObject **q);
-void ua_waitq_detach_all(WaitObject **q);              /* the owner goes away */
-PyObject *ua_wait_park(WaitObject *w, WaitObject **q); /* link cur task into q, yield False */
+int ua_waitq_wake_first(ua_wnode **q);
+int ua_waitq_wake_all(ua_wnode **q);
+void ua_waitq_detach_all(ua_wnode **q);              /* the owner goes away */
+PyObject *ua_wait_park(WaitObject *w, ua_wnode **q); /* link cur task into q, yield False */
 PyObject *ua_wait_done(PyObject *value);               /* end the await with value */
 int ua_wake_task(TaskObject *t);
 int ua_wait_hand(WaitObject *w);                       /* unlink, mark handed, wake its task */

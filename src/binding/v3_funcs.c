@@ -41,7 +41,7 @@ static PyObject *waitfor_next(WaitObject *w)
          * yields, in the timer heap: the first to come wakes it. (Its timer
          * fields are in use: cancel() does not find this Wait, and needs
          * not: the thrown exception unlinks it.) */
-        ua_waitq_push(&t->doneq, w);
+        ua_wq_push(&t->doneq, &w->link);
         Py_XSETREF(w->task, (TaskObject *)Py_NewRef(cur));
         w->state = 1;
         return ua_sleep_ms_new(w->n);
@@ -123,7 +123,7 @@ static PyObject *mod_wait_for_ms(PyObject *m, PyObject *const *args, Py_ssize_t 
 /* Take g's entry out of t's doneq: 1 if it was there. */
 static int unregister(WaitObject *g, TaskObject *t)
 {
-    for (WaitObject *w = t->doneq; w; w = w->next == t->doneq ? NULL : w->next)
+    UA_WAITQ_FOR(w, &t->doneq)
         if (w->kind == W_GATHER_CHILD && w->target == (PyObject *)g) {
             ua_doneq_remove(w);
             return 1;

@@ -14,7 +14,7 @@ typedef struct {
     ua_runq items;              /* strong references, oldest first */
     Py_ssize_t maxsize;         /* <= 0: no limit */
     Py_ssize_t unfinished;      /* puts not yet matched by task_done() */
-    WaitObject *getters, *putters, *joiners;
+    ua_wnode *getters, *putters, *joiners;   /* queues of Waits */
 } QueueObject;
 
 static PyTypeObject Queue_Type;
@@ -45,7 +45,7 @@ static int is_full(QueueObject *q)
 static int enter(QueueObject *q, PyObject *item, int front)
 {
     if (q->getters) {
-        q->getters->value = item;
+        ua_wait_of(q->getters)->value = item;
         return ua_waitq_wake_first(&q->getters) < 0 ? -1 : 0;
     }
     return items_push(q, item, front);
@@ -54,7 +54,7 @@ static int enter(QueueObject *q, PyObject *item, int front)
 /* A slot freed: the first waiting putter's item goes in, the putter wakes. */
 static int admit_putter(QueueObject *q)
 {
-    WaitObject *p = q->putters;
+    WaitObject *p = ua_wait_of(q->putters);
     if (!p || is_full(q))
         return 0;
     PyObject *item = p->value;

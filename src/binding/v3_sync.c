@@ -12,7 +12,7 @@
 
 typedef struct {
     PyObject_HEAD
-    WaitObject *waiters;
+    ua_wnode *waiters;      /* queue of Waits */
     uint8_t state;
 } EventObject;
 
@@ -84,7 +84,7 @@ static PyTypeObject Event_Type = {
 
 typedef struct {
     PyObject_HEAD
-    WaitObject *waiters;
+    ua_wnode *waiters;      /* queue of Waits */
     Py_ssize_t value;       /* how many may acquire now (Lock: 1 free, 0 locked) */
     Py_ssize_t bound;       /* BoundedSemaphore: the initial value; else -1 */
     uint8_t is_lock;

@@ -148,14 +148,14 @@ static int run_doneq(LoopObject *loop, TaskObject *t)
 {
     int rc = 0, awaited = 0;
     while (t->doneq) {
-        WaitObject *w = t->doneq;
+        WaitObject *w = ua_wait_of(t->doneq);
         if (w->kind == W_GATHER_CHILD) {
-            ua_waitq_unlink(w);
+            ua_wq_unlink(&w->link);
             awaited = 1;
             ua_v3_gather_child_done((WaitObject *)w->target, t);
             Py_DECREF(w);
         } else if (w->kind == W_CALLBACK) {
-            ua_waitq_unlink(w);
+            ua_wq_unlink(&w->link);
             PyObject *args = PyTuple_Pack(1, (PyObject *)t);
             if (!args || ua_loop_call_soon(loop, w->value, args) < 0)
                 rc = -1;
@@ -277,7 +277,7 @@ int ua_v3_cancel(TaskObject *t)
         return 0;   /* its loop was closed: it will never run again */
     WaitObject *w = ua_task_waiting(t);
     if (w)
-        ua_waitq_unlink(w);   /* its Wait undoes the rest when thrown into */
+        ua_wq_unlink(&w->link);   /* its Wait undoes the rest when thrown into */
     if (w && w->kind == W_GATHER)
         ua_v3_gather_cancel(w);   /* its tasks at once, before they run again (as CPython) */
     PyObject *exc = PyObject_CallNoArgs(ua_v3_CancelledError);
@@ -365,8 +365,7 @@ static PyObject *task_remove_done_callback(TaskObject *t, PyObject *fn)
     Py_ssize_t removed = 0;
     for (int again = 1; again;) {   /* a comparison may change the queue: start over */
         again = 0;
-        WaitObject *w = t->doneq;
-        while (w) {
+        UA_WAITQ_FOR(w, &t->doneq) {
             if (w->kind == W_CALLBACK) {
                 int eq = PyObject_RichCompareBool(w->value, fn, Py_EQ);
                 if (eq < 0)
@@ -378,7 +377,6 @@ static PyObject *task_remove_done_callback(TaskObject *t, PyObject *fn)
                     break;
                 }
             }
-            w = w->next == t->doneq ? NULL : w->next;
         }
     }
     return PyLong_FromSsize_t(removed);
@@ -408,7 +406,7 @@ static int task_traverse(TaskObject *t, visitproc visit, void *arg)
 {
     Py_VISIT(t->rec.obj);
     Py_VISIT(t->rec.aux);
-    for (WaitObject *w = t->doneq; w; w = w->next == t->doneq ? NULL : w->next)
+    UA_WAITQ_FOR(w, &t->doneq)
         if (w->kind == W_GATHER_CHILD || w->kind == W_CALLBACK)
             Py_VISIT(w);   /* the entries it owns */
     return 0;

@@ -13,39 +13,7 @@
 
 ua_wait_ops ua_wait_kinds[W_NKINDS];
 
-/* ---- queues of Waits: circular, doubly linked, FIFO ------------------------ */
-
-void ua_waitq_push(WaitObject **q, WaitObject *w)
-{
-    WaitObject *head = *q;
-    if (!head) {
-        w->next = w->prev = w;
-        *q = w;
-    } else {
-        w->next = head;
-        w->prev = head->prev;
-        head->prev->next = w;
-        head->prev = w;
-    }
-    w->queue = q;
-}
-
-void ua_waitq_unlink(WaitObject *w)
-{
-    WaitObject **q = w->queue;
-    if (!q)
-        return;
-    if (w->next == w)
-        *q = NULL;
-    else {
-        w->prev->next = w->next;
-        w->next->prev = w->prev;
-        if (*q == w)
-            *q = w->next;
-    }
-    w->next = w->prev = NULL;
-    w->queue = NULL;
-}
+/* ---- queues of Waits (waitq.h) ---------------------------------------------- */
 
 int ua_wake_task(TaskObject *t)
 {
@@ -57,7 +25,7 @@ int ua_wake_task(TaskObject *t)
 /* Hand the Wait what it waited for and wake its task. */
 int ua_wait_hand(WaitObject *w)
 {
-    ua_waitq_unlink(w);
+    ua_wq_unlink(&w->link);
     w->handed = 1;
     TaskObject *t = w->task;
     if (!t)
@@ -70,35 +38,35 @@ int ua_wait_hand(WaitObject *w)
     return rc;
 }
 
-int ua_waitq_wake_first(WaitObject **q)
+int ua_waitq_wake_first(ua_wnode **q)
 {
     if (!*q)
         return 0;
-    return ua_wait_hand(*q) < 0 ? -1 : 1;
+    return ua_wait_hand(ua_wait_of(*q)) < 0 ? -1 : 1;
 }
 
-int ua_waitq_wake_all(WaitObject **q)
+int ua_waitq_wake_all(ua_wnode **q)
 {
     int rc = 0;
     while (*q)
-        if (ua_wait_hand(*q) < 0)
+        if (ua_wait_hand(ua_wait_of(*q)) < 0)
             rc = -1;
     return rc;
 }
 
-void ua_waitq_detach_all(WaitObject **q)
+void ua_waitq_detach_all(ua_wnode **q)
 {
     while (*q)
-        ua_waitq_unlink(*q);
+        ua_wq_unlink(*q);
 }
 
-PyObject *ua_wait_park(WaitObject *w, WaitObject **q)
+PyObject *ua_wait_park(WaitObject *w, ua_wnode **q)
 {
     TaskObject *cur = ua_v3_current_or_error("this awaitable");
     if (!cur)
         return NULL;
     if (q)
-        ua_waitq_push(q, w);
+        ua_wq_push(q, &w->link);
     w->handed = 0;
     Py_XSETREF(w->task, (TaskObject *)Py_NewRef(cur));
     ua_task_set_waiting(cur, w);
@@ -129,8 +97,8 @@ WaitObject *ua_wait_new(int kind, PyObject *target)
         if (!w)
             return NULL;
     }
-    w->next = w->prev = NULL;
-    w->queue = NULL;
+    w->link.next = w->link.prev = NULL;
+    w->link.queue = NULL;
     w->task = NULL;
     w->target = Py_XNewRef(target);
     w->value = NULL;
@@ -146,7 +114,7 @@ WaitObject *ua_wait_new(int kind, PyObject *target)
 /* The task stops waiting on w (resumed, or thrown into). */
 void ua_wait_release(WaitObject *w)
 {
-    ua_waitq_unlink(w);
+    ua_wq_unlink(&w->link);
     TaskObject *t = w->task;
     if (t) {
         w->task = NULL;
@@ -160,21 +128,19 @@ void ua_wait_release(WaitObject *w)
 
 /* ---- a task's doneq ---------------------------------------------------------- */
 
-#define WQ_FOR(w, head) for (WaitObject *w = (head); w; w = w->next == (head) ? NULL : w->next)
-
 int ua_doneq_add(TaskObject *t, int kind, PyObject *target, PyObject *value)
 {
     WaitObject *w = ua_wait_new(kind, target);
     if (!w)
         return -1;
     w->value = Py_XNewRef(value);
-    ua_waitq_push(&t->doneq, w);   /* the queue keeps the reference */
+    ua_wq_push(&t->doneq, &w->link);   /* the queue keeps the reference */
     return 0;
 }
 
 void ua_doneq_remove(WaitObject *w)
 {
-    ua_waitq_unlink(w);
+    ua_wq_unlink(&w->link);
     Py_DECREF(w);
 }
 
@@ -183,7 +149,7 @@ void ua_doneq_clear_owned(TaskObject *t)
     int again = 1;
     while (again) {   /* a removal may run code that changes the queue: start over */
         again = 0;
-        WQ_FOR(w, t->doneq) {
+        UA_WAITQ_FOR(w, &t->doneq) {
             if (w->kind == W_GATHER_CHILD || w->kind == W_CALLBACK) {
                 ua_doneq_remove(w);
                 again = 1;
@@ -195,7 +161,7 @@ void ua_doneq_clear_owned(TaskObject *t)
 
 WaitObject *ua_task_gather(TaskObject *t)
 {
-    WQ_FOR(w, t->doneq) {
+    UA_WAITQ_FOR(w, &t->doneq) {
         if (w->kind == W_GATHER_CHILD)
             return (WaitObject *)w->target;
     }
@@ -204,7 +170,7 @@ WaitObject *ua_task_gather(TaskObject *t)
 
 int ua_task_awaited(TaskObject *t)
 {
-    WQ_FOR(w, t->doneq) {
+    UA_WAITQ_FOR(w, &t->doneq) {
         if (w->kind == W_TASK || w->kind == W_WAITFOR)
             return 1;
     }
