@@ -9,7 +9,8 @@ use too; pyenv's 3.12 and 3.13 have no setuptools, so it is not needed):
                  of the extension (make asan, make refleak, make pythons)
 
 Only what changed is recompiled (a source newer than its object, any
-header newer, other flags than last time); --force recompiles everything.
+header newer, other flags than last time), and the extension linked again
+only then; --force recompiles everything.
 Any failure exits non-zero with the compiler's message. UA_CFLAGS and
 UA_LDFLAGS add flags (make asan uses them). setup.py, which pip uses, takes
 the sources and flags from here (one list for both)."""
@@ -73,9 +74,10 @@ def build(lib, temp, force):
               + ["-D%s=%s" % d for d in DEFINES] + CFLAGS + extra_cflags())
     tmp = temp or os.path.join("build", "temp-%s" % sys.implementation.cache_tag)
     os.makedirs(os.path.join(ROOT, tmp), exist_ok=True)
-    # Other flags than last time (UA_CFLAGS, another compiler): all again.
+    ldshared, ldflags = shlex.split(cfg("LDSHARED")), extra_ldflags()
+    # Other flags than last time (UA_CFLAGS, UA_LDFLAGS, another compiler): all again.
     stamp = os.path.join(ROOT, tmp, "flags")
-    flags = shlex.join(cc + cflags)
+    flags = shlex.join(cc + cflags + ldshared + ldflags)
     if not os.path.exists(stamp) or open(stamp).read() != flags:
         force = True
     if force and os.path.exists(stamp):
@@ -94,8 +96,12 @@ def build(lib, temp, force):
     with open(stamp, "w") as f:
         f.write(flags)
     target = os.path.join(lib or "", *NAME.split(".")) + cfg("EXT_SUFFIX")
-    os.makedirs(os.path.join(ROOT, os.path.dirname(target)), exist_ok=True)
-    run(shlex.split(cfg("LDSHARED")) + objects + extra_ldflags() + ["-o", target])
+    t = os.path.join(ROOT, target)
+    # Linked again only if an object is newer (an extension in use stays as it is).
+    if not os.path.exists(t) or os.path.getmtime(t) < max(os.path.getmtime(os.path.join(ROOT, o))
+                                                          for o in objects):
+        os.makedirs(os.path.dirname(t), exist_ok=True)
+        run(ldshared + objects + ldflags + ["-o", target])
 
 
 def main():
