@@ -139,20 +139,23 @@ static PyObject *mod_get_event_loop(PyObject *m, PyObject *args, PyObject *kwds)
     return (PyObject *)ua_default_loop();
 }
 
-static PyObject *mod_sleep(PyObject *m, PyObject *secs)
+PyObject *ua_sleep_for(PyObject *delay, int in_secs, int clamp)
 {
     int32_t ms;
-    if (ua_delay_from_secs(secs, &ms, "sleep") < 0)
+    const char *name = in_secs ? "sleep" : "sleep_ms";
+    if ((in_secs ? ua_delay_from_secs(delay, &ms, name) : ua_delay_from_ms(delay, &ms, name)) < 0)
         return NULL;
-    return ua_sleep_ms_new(ms);
+    return ua_sleep_ms_new(clamp && ms < 0 ? 0 : ms);
+}
+
+static PyObject *mod_sleep(PyObject *m, PyObject *secs)
+{
+    return ua_sleep_for(secs, 1, 0);
 }
 
 static PyObject *mod_sleep_ms(PyObject *m, PyObject *ms_obj)
 {
-    int32_t ms;
-    if (ua_delay_from_ms(ms_obj, &ms, "sleep_ms") < 0)
-        return NULL;
-    return ua_sleep_ms_new(ms);
+    return ua_sleep_for(ms_obj, 0, 0);
 }
 
 static int coro_finished(PyObject *coro)

@@ -136,6 +136,9 @@ LoopObject *ua_default_loop(void);   /* new reference; created on first use */
 void ua_log(const char *logger, const char *fmt, ...);
 int ua_delay_from_secs(PyObject *secs, int32_t *ms, const char *what);
 int ua_delay_from_ms(PyObject *ms_obj, int32_t *ms, const char *what);
+/* sleep(secs) (in_secs) or sleep_ms(ms) of either API: a SleepMs for the
+ * delay; clamp: a negative delay counts as 0 (v3). */
+PyObject *ua_sleep_for(PyObject *delay, int in_secs, int clamp);
 
 /* loop.c: what the other files use */
 /* The loop whose run_forever() runs in the calling thread (the innermost, if

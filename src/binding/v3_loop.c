@@ -279,20 +279,15 @@ static PyObject *mod_current_task(PyObject *m, PyObject *unused)
     return Py_NewRef(t);
 }
 
+/* A negative delay counts as 0, as in MicroPython. */
 static PyObject *mod_sleep(PyObject *m, PyObject *secs)
 {
-    int32_t ms;
-    if (ua_delay_from_secs(secs, &ms, "sleep") < 0)
-        return NULL;
-    return ua_sleep_ms_new(ms < 0 ? 0 : ms);
+    return ua_sleep_for(secs, 1, 1);
 }
 
 static PyObject *mod_sleep_ms(PyObject *m, PyObject *ms_obj)
 {
-    int32_t ms;
-    if (ua_delay_from_ms(ms_obj, &ms, "sleep_ms") < 0)
-        return NULL;
-    return ua_sleep_ms_new(ms < 0 ? 0 : ms);
+    return ua_sleep_for(ms_obj, 0, 1);
 }
 
 static PyObject *mod_get_event_loop(PyObject *m, PyObject *args, PyObject *kwds)
