@@ -9,7 +9,7 @@
 #include "v3.h"
 
 static LoopObject *v3_default;
-static PyObject *str_message, *str_exception, *str_future, *print_exception;
+static PyObject *str_message, *str_exception, *str_future;
 static PyObject *base_stop;   /* EventLoop.stop */
 
 /* ---- loops -------------------------------------------------------------------- */
@@ -69,14 +69,11 @@ static int default_handler(PyObject *context)
     if (!exc && PyErr_Occurred())
         return -1;
     if (exc && PyExceptionInstance_Check(exc)) {
-        PyObject *kw = Py_BuildValue("{s:O}", "file", err);
-        PyObject *args = kw ? PyTuple_Pack(1, exc) : NULL;
-        PyObject *r = args ? PyObject_Call(print_exception, args, kw) : NULL;
-        Py_XDECREF(args);
-        Py_XDECREF(kw);
-        if (!r)
-            return -1;
-        Py_DECREF(r);
+        /* The interpreter's own printer (to sys.stderr, as err is): the
+         * traceback and the chained exceptions, with no module to import. */
+        PyObject *tb = PyException_GetTraceback(exc);
+        PyErr_Display((PyObject *)Py_TYPE(exc), exc, tb);
+        Py_XDECREF(tb);
     }
     return 0;
 }
@@ -341,13 +338,6 @@ int ua_v3_loop_ready(PyObject *m)
     if (!(str_message = PyUnicode_InternFromString("message")) ||
         !(str_exception = PyUnicode_InternFromString("exception")) ||
         !(str_future = PyUnicode_InternFromString("future")))
-        return -1;
-    PyObject *tb = PyImport_ImportModule("traceback");
-    if (!tb)
-        return -1;
-    print_exception = PyObject_GetAttrString(tb, "print_exception");
-    Py_DECREF(tb);
-    if (!print_exception)
         return -1;
     /* The handler methods go on the 2.0 EventLoop, so both APIs have them. */
     for (PyMethodDef *d = handler_methods; d->ml_name; d++) {
