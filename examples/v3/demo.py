@@ -52,7 +52,7 @@ def button(flag):
 
 
 async def main():
-    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    server = await asyncio.start_server(echo, "127.0.0.1", 0, backlog=CLIENTS)
     port = server.socket.getsockname()[1]
     print("v3 echo server on 127.0.0.1:%d" % port)
     t0 = time.ticks_ms()
