@@ -585,3 +585,59 @@ def test_cancelling_drain_keeps_what_was_not_sent(aio):
             s.close()
         lsock.close()
     assert left > 0
+
+
+# ---- line limit (beyond MicroPython: as 2.0's limit=) ----------------------------
+
+def test_start_server_limit_raises_in_that_handler_only_and_keeps_serving(aio):
+    seen = []
+
+    async def handler(reader, writer):
+        try:
+            seen.append(await reader.readline())
+        except asyncio.LimitOverrunError as e:
+            seen.append(("over", e.limit))
+        writer.write(b"bye\n")
+        await writer.drain()
+        await writer.wait_closed()
+
+    async def main():
+        srv, port = await serve(handler, limit=1000)
+        for line in (b"x" * 5000 + b"\n", b"short\n"):
+            reader, writer = await aio.open_connection(HOST, port)
+            writer.write(line)
+            await writer.drain()
+            assert await reader.readline() == b"bye\n"
+            await writer.wait_closed()
+        srv.close()
+        await srv.wait_closed()
+
+    run(main())
+    assert seen == [("over", 1000), b"short\n"]
+    assert issubclass(asyncio.LimitOverrunError, ValueError)
+
+
+def test_open_connection_limit_applies_to_the_client_stream(aio):
+    async def main():
+        srv, port = await serve(echo_lines)
+        reader, writer = await aio.open_connection(HOST, port, limit=100)
+        writer.write(b"y" * 500 + b"\n")
+        await writer.drain()
+        with pytest.raises(asyncio.LimitOverrunError, match="100"):
+            await reader.readline()
+        await writer.wait_closed()
+        srv.close()
+        await srv.wait_closed()
+
+    run(main())
+
+
+@pytest.mark.parametrize("bad, exc", [("10", TypeError), (0, ValueError), (-5, ValueError)])
+def test_a_bad_limit_is_refused_before_any_socket(aio, bad, exc):
+    async def main():
+        with pytest.raises(exc, match="limit"):
+            await aio.open_connection(HOST, 9, limit=bad)   # no connect is tried
+        with pytest.raises(exc, match="limit"):
+            await aio.start_server(echo_lines, HOST, 0, limit=bad)
+
+    run(main())

@@ -145,11 +145,12 @@ static PySendResult close_step(ua_streamop *op, PyObject **result)
 
 /* ---- Stream ------------------------------------------------------------------ */
 
-static PyObject *stream_make(PyTypeObject *type, PyObject *sock, PyObject *extra)
+static PyObject *stream_make(PyTypeObject *type, PyObject *sock, PyObject *extra, size_t limit)
 {
     PyObject *rd = ua_reader_new(sock, NULL);
     if (!rd)
         return NULL;
+    ((ReaderObject *)rd)->limit = limit;
     if (((ReaderObject *)rd)->kind == IO_PY) {
         PyErr_Format(PyExc_TypeError, "Stream() needs a socket (plain or SSL), not %.100s",
                      Py_TYPE(sock)->tp_name);
@@ -174,11 +175,13 @@ static PyObject *stream_make(PyTypeObject *type, PyObject *sock, PyObject *extra
 
 static PyObject *stream_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"s", "e", NULL};
-    PyObject *s, *e = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:Stream", kwlist, &s, &e))
+    static char *kwlist[] = {"s", "e", "limit", NULL};
+    PyObject *s, *e = NULL, *limit = Py_None;
+    size_t lim;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:Stream", kwlist, &s, &e, &limit) ||
+        ua_limit_arg(limit, &lim) < 0)
         return NULL;
-    return stream_make(type, s, e == Py_None ? NULL : e);
+    return stream_make(type, s, e == Py_None ? NULL : e, lim);
 }
 
 static PyObject *stream_read(StreamObject *st, PyObject *const *args, Py_ssize_t nargs)
@@ -368,8 +371,9 @@ static PyTypeObject Stream_Type = {
     .tp_name = "uasyncio.v3.Stream",
     .tp_basicsize = sizeof(StreamObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Stream(s, e={}): a socket (plain or SSL) read and written in C; "
-              "StreamReader and StreamWriter are this class.",
+    .tp_doc = "Stream(s, e={}, limit=None): a socket (plain or SSL) read and written in C; "
+              "StreamReader and StreamWriter are this class. limit: readline()'s line limit "
+              "(None: no limit; past it, LimitOverrunError).",
     .tp_new = stream_tp_new,
     .tp_dealloc = (destructor)stream_dealloc,
     .tp_traverse = (traverseproc)stream_traverse,
@@ -390,6 +394,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *sock, *cb, *spawn;
     LoopObject *loop;   /* the loop it runs on, once started */
+    size_t limit;       /* each connection's line limit */
     int raw;
     int closed;
 } AcceptorObject;
@@ -411,7 +416,7 @@ static int acceptor_serve(PyObject *owner, PyObject *sock, PyObject *peer)
     } else {
         PyObject *extra = PyDict_New();
         PyObject *st = extra && PyDict_SetItem(extra, str_peername, peer) == 0
-                           ? stream_make(&Stream_Type, sock, extra) : NULL;
+                           ? stream_make(&Stream_Type, sock, extra, a->limit) : NULL;
         coro = st ? PyObject_CallFunctionObjArgs(a->cb, st, st, NULL) : NULL;
         Py_XDECREF(st);
         Py_XDECREF(extra);
@@ -493,10 +498,13 @@ static PyObject *acceptor_close(AcceptorObject *a, PyObject *unused)
 
 static PyObject *acceptor_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"sock", "cb", "spawn", "raw", NULL};
-    PyObject *sock, *cb, *spawn;
+    static char *kwlist[] = {"sock", "cb", "spawn", "raw", "limit", NULL};
+    PyObject *sock, *cb, *spawn, *limit = Py_None;
     int raw = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|p:Acceptor", kwlist, &sock, &cb, &spawn, &raw))
+    size_t lim;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|pO:Acceptor", kwlist, &sock, &cb, &spawn, &raw,
+                                     &limit) ||
+        ua_limit_arg(limit, &lim) < 0)
         return NULL;
     if (!PyCallable_Check(cb) || !PyCallable_Check(spawn)) {
         PyErr_SetString(PyExc_TypeError, "Acceptor(): cb and spawn must be callable");
@@ -509,6 +517,7 @@ static PyObject *acceptor_tp_new(PyTypeObject *type, PyObject *args, PyObject *k
     a->cb = Py_NewRef(cb);
     a->spawn = Py_NewRef(spawn);
     a->raw = raw;
+    a->limit = lim;
     return (PyObject *)a;
 }
 
@@ -571,7 +580,7 @@ static PyTypeObject Acceptor_Type = {
     .tp_name = "uasyncio.v3.Acceptor",
     .tp_basicsize = sizeof(AcceptorObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Acceptor(sock, cb, spawn, raw=False): the accept loop of a v3 Server, awaited by its task.",
+    .tp_doc = "Acceptor(sock, cb, spawn, raw=False, limit=None): the accept loop of a v3 Server, awaited by its task.",
     .tp_new = acceptor_tp_new,
     .tp_dealloc = (destructor)acceptor_dealloc,
     .tp_traverse = (traverseproc)acceptor_traverse,

@@ -105,4 +105,4 @@ class Queue:
 
 from uasyncio.v3.stream import Server as Server, Stream as Stream, StreamReader as StreamReader
 from uasyncio.v3.stream import StreamWriter as StreamWriter, open_connection as open_connection
-from uasyncio.v3.stream import start_server as start_server
+from uasyncio.v3.stream import start_server as start_server, LimitOverrunError as LimitOverrunError

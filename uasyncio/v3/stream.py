@@ -8,9 +8,10 @@ object's glue.
 import errno as _errno
 import socket as _socket
 
-from uasyncio import _connect, _tls_wrap
+from uasyncio import LimitOverrunError, _connect, _tls_wrap
 from uasyncio._uasyncio import Acceptor as _Acceptor
 from uasyncio._uasyncio import Stream
+from uasyncio._uasyncio import StreamReader as _Reader
 from uasyncio._uasyncio import _v3 as _core
 from uasyncio.core import coroutine as _coroutine
 
@@ -19,7 +20,8 @@ _tls_wrap = _coroutine(_tls_wrap)   # awaitable from async def too
 StreamReader = Stream
 StreamWriter = Stream
 
-__all__ = ["Stream", "StreamReader", "StreamWriter", "Server", "open_connection", "start_server"]
+__all__ = ["Stream", "StreamReader", "StreamWriter", "Server", "open_connection", "start_server",
+           "LimitOverrunError"]
 
 
 def _errtext(err):
@@ -27,11 +29,13 @@ def _errtext(err):
 
 
 @_coroutine
-def open_connection(host, port, ssl=None, server_hostname=None):
+def open_connection(host, port, ssl=None, server_hostname=None, limit=None):
     """Connect without blocking; returns (stream, stream). A refused or
-    failed connect raises OSError. ssl: True or an ssl.SSLContext."""
+    failed connect raises OSError. ssl: True or an ssl.SSLContext. limit
+    (beyond MicroPython): readline()'s line limit (None: no limit)."""
+    _check_limit(limit)   # a bad limit fails before connecting
     s, addr = yield from _connect(host, port, ssl, server_hostname, _errtext)
-    st = Stream(s, {"peername": addr})
+    st = Stream(s, {"peername": addr}, limit)
     return st, st
 
 
@@ -85,20 +89,26 @@ class Server:
         return "<Server %r%s>" % (self._acceptor.sock, " closed" if self.state else "")
 
 
-def _tls_handler(cb, ctx):
+def _check_limit(limit):
+    _Reader(None, limit=limit)   # raises for a bad limit, as 2.0's open_connection checks
+
+
+def _tls_handler(cb, ctx, limit):
     async def client(sock, peer):
         try:
             s = await _tls_wrap(sock, ctx, True)
         except (OSError, ValueError):
             return   # a failed handshake ends that connection only (_tls_wrap closed it)
-        st = Stream(s, {"peername": peer})
+        st = Stream(s, {"peername": peer}, limit)
         await cb(st, st)
     return client
 
 
-async def start_server(cb, host, port, backlog=5, ssl=None):
+async def start_server(cb, host, port, backlog=5, ssl=None, limit=None):
     """Listen on (host, port) and run cb(reader, writer) as a task for each
-    connection; returns the started Server. ssl: an ssl.SSLContext."""
+    connection; returns the started Server. ssl: an ssl.SSLContext. limit
+    (beyond MicroPython): each stream's line limit (None: no limit)."""
+    _check_limit(limit)
     family, _, _, _, addr = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)[0]
     s = _socket.socket(family, _socket.SOCK_STREAM)
     try:
@@ -110,9 +120,9 @@ async def start_server(cb, host, port, backlog=5, ssl=None):
         s.close()
         raise
     if ssl:
-        acceptor = _Acceptor(s, _tls_handler(cb, ssl), _core.create_task, True)
+        acceptor = _Acceptor(s, _tls_handler(cb, ssl, limit), _core.create_task, True)
     else:
-        acceptor = _Acceptor(s, cb, _core.create_task)
+        acceptor = _Acceptor(s, cb, _core.create_task, limit=limit)
     srv = Server(acceptor)
     srv.task = _core.create_task(srv._serve())
     try:
