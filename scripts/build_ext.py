@@ -78,8 +78,11 @@ def build(lib, temp, force):
     # Other flags than last time (UA_CFLAGS, UA_LDFLAGS, another compiler): all again.
     stamp = os.path.join(ROOT, tmp, "flags")
     flags = shlex.join(cc + cflags + ldshared + ldflags)
-    if not os.path.exists(stamp) or open(stamp).read() != flags:
+    if not os.path.exists(stamp):
         force = True
+    else:
+        with open(stamp) as f:
+            force = force or f.read() != flags
     if force and os.path.exists(stamp):
         os.remove(stamp)   # written again only once all is built
     headers = glob.glob("src/*/*.h", root_dir=ROOT)
