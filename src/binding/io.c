@@ -67,9 +67,9 @@ static int set_oserror(int fd, const char *what)
 }
 
 /* Park t (a coroutine or a callback record, in no queue) on obj. */
-static int park_on_fd(LoopObject *self, ua_task *t, int fd, int dir, const char *what)
+static int park_on_fd(LoopObject *self, ua_task *t, int fd, int dir, const char *what, uint64_t owner)
 {
-    int rc = ua_poller_add(&self->poller, fd, dir, t);
+    int rc = ua_poller_add_owned(&self->poller, fd, dir, t, owner);
     if (rc == UA_POLL_ALWAYS)       /* a regular file: ready now */
         return ua_loop_queue(self, t);
     if (rc < 0)
@@ -80,7 +80,7 @@ static int park_on_fd(LoopObject *self, ua_task *t, int fd, int dir, const char 
     return 0;
 }
 
-int ua_loop_io_wait(LoopObject *self, ua_task *t, PyObject *obj, int dir)
+int ua_loop_io_wait(LoopObject *self, ua_task *t, PyObject *obj, int dir, uint64_t owner)
 {
     if (t->aux || (t->flags & F_WAKE)) {   /* a pending wake or exception wins */
         t->flags &= ~(F_WAKE | F_TIMED);
@@ -94,7 +94,7 @@ int ua_loop_io_wait(LoopObject *self, ua_task *t, PyObject *obj, int dir)
         fd = -1;
     }
     /* An error here is raised in the task, not in the loop. */
-    if (fd < 0 || park_on_fd(self, t, fd, dir, dir == UA_POLL_READ ? "IORead" : "IOWrite") < 0)
+    if (fd < 0 || park_on_fd(self, t, fd, dir, dir == UA_POLL_READ ? "IORead" : "IOWrite", owner) < 0)
         return ua_loop_pend_error(self, t);
     if (ua_debug)
         ua_log("uasyncio", "%s wait on fd %d: %R", dir_name[dir], fd, t->obj);
@@ -193,7 +193,7 @@ static PyObject *add_waiter(LoopObject *self, PyObject *const *args, Py_ssize_t 
     if (ua_debug)
         ua_log("uasyncio", "%s(%R, %R)", name, args[0], cb);
     /* Like asyncio and 2.0, a new registration replaces the old one. */
-    if (ua_loop_io_done(self, args[0], dir) < 0 || park_on_fd(self, t, fd, dir, name) < 0) {
+    if (ua_loop_io_done(self, args[0], dir) < 0 || park_on_fd(self, t, fd, dir, name, 0) < 0) {
         ua_task_drop(self, t);
         return NULL;
     }

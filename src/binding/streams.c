@@ -329,7 +329,9 @@ static int fill(ReaderObject *r, PyObject **wait, const ua_read *q, PyObject **r
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                *wait = ua_syscall_new(&IORead_Type, r->ios);
+                /* r holds its socket, open while its fd reads: the poller
+                 * may trust the registration of r's previous wait. */
+                *wait = ua_syscall_owned(&IORead_Type, r->ios, r->id);
                 return *wait ? 0 : -1;
             }
             PyErr_SetFromErrno(PyExc_OSError);
@@ -840,6 +842,7 @@ static void reader_init(ReaderObject *r, PyObject *polls, PyObject *ios)
     r->eof = 0;
     r->budget = READ_BUDGET;
     r->limit = UA_NO_LIMIT;
+    r->id = ua_stream_id();
 }
 
 PyObject *ua_reader_new(PyObject *polls, PyObject *ios)

@@ -103,7 +103,22 @@ PyObject *ua_syscall_new(PyTypeObject *type, PyObject *arg)
     if (!op)
         return NULL;
     op->arg = Py_NewRef(arg);
+    op->owner = 0;
     return (PyObject *)op;
+}
+
+PyObject *ua_syscall_owned(PyTypeObject *type, PyObject *arg, uint64_t owner)
+{
+    PyObject *op = ua_syscall_new(type, arg);
+    if (op)
+        ((SysCallObject *)op)->owner = owner;
+    return op;
+}
+
+uint64_t ua_stream_id(void)
+{
+    static uint64_t last;   /* the GIL serialises callers */
+    return ++last;
 }
 
 /* ---- SleepMs ------------------------------------------------------------

@@ -105,6 +105,7 @@ extern PyTypeObject PollLoop_Type;
 typedef struct {
     PyObject_HEAD
     PyObject *arg;          /* SysCall: the args tuple; SysCall1: the arg */
+    uint64_t owner;         /* IORead/IOWrite: the stream waiting (ua_syscall_owned), or 0 */
 } SysCallObject;
 
 typedef struct {
@@ -117,6 +118,11 @@ extern PyTypeObject SysCall_Type, SysCall1_Type, StopLoop_Type, IORead_Type,
     IOWrite_Type, IOReadDone_Type, IOWriteDone_Type, SleepMs_Type;
 PyObject *ua_sleep_ms_new(int32_t ms);
 PyObject *ua_syscall_new(PyTypeObject *type, PyObject *arg);
+/* The same, yielded by a stream with an id of its own (ua_stream_id()) that
+ * holds arg open from one wait to the next: see ua_poller_add_owned(). */
+PyObject *ua_syscall_owned(PyTypeObject *type, PyObject *arg, uint64_t owner);
+/* A new stream id: never 0, never given twice. */
+uint64_t ua_stream_id(void);
 int ua_syscalls_ready(PyObject *module);
 
 /* waitfor.c */
@@ -199,7 +205,7 @@ int ua_fd_of(PyObject *obj);
 
 /* io.c: the poller side of the loop, and PollEventLoop */
 int ua_poll_loop_ready(PyObject *module);
-int ua_loop_io_wait(LoopObject *loop, ua_task *t, PyObject *obj, int dir);
+int ua_loop_io_wait(LoopObject *loop, ua_task *t, PyObject *obj, int dir, uint64_t owner);
 int ua_loop_io_done(LoopObject *loop, PyObject *obj, int dir);
 int ua_loop_io_closing(LoopObject *loop, PyObject *obj);
 int ua_loop_poll(LoopObject *loop, int delay);

@@ -24,6 +24,7 @@ enum { UA_POLL_READ = 0, UA_POLL_WRITE = 1 };
 typedef struct ua_poll_fd {
     void *waiter[2];    /* read, write */
     uint32_t kernel;    /* epoll events registered now; 0 = not in the set */
+    uint64_t owner;     /* who made that registration (ua_poller_add_owned), or 0 */
 } ua_poll_fd;
 
 typedef struct ua_poller {
@@ -52,6 +53,13 @@ int ua_poller_set_wakeup(ua_poller *p, int fd);
 /* Park a waiter on fd for dir. 0; UA_POLL_ALWAYS; -1 with errno (EBADF,
  * EBUSY if the slot is taken, ENOMEM). */
 int ua_poller_add(ua_poller *p, int fd, int dir, void *waiter);
+
+/* ua_poller_add() for a caller that names itself (owner != 0) and keeps fd
+ * open between its waits: when the lazily kept registration is its own,
+ * it is trusted as is, saving the epoll_ctl that re-checks it (one per wait
+ * of a connection that reads, answers and waits again). An fd closed
+ * through the poller (ua_poller_forget) loses its owner. */
+int ua_poller_add_owned(ua_poller *p, int fd, int dir, void *waiter, uint64_t owner);
 
 /* The waiter parked on fd for dir, or NULL. */
 void *ua_poller_waiter(const ua_poller *p, int fd, int dir);

@@ -106,6 +106,11 @@ static int set_kernel(ua_poller *p, int fd, uint32_t want)
 
 int ua_poller_add(ua_poller *p, int fd, int dir, void *waiter)
 {
+    return ua_poller_add_owned(p, fd, dir, waiter, 0);
+}
+
+int ua_poller_add_owned(ua_poller *p, int fd, int dir, void *waiter, uint64_t owner)
+{
     if (fd < 0) {
         errno = EBADF;
         return -1;
@@ -119,9 +124,10 @@ int ua_poller_add(ua_poller *p, int fd, int dir, void *waiter)
     }
     /* With no waiter left, the fd may have been closed and its number reused
      * since the kernel last heard of it: re-arm it for real (MOD, or ADD on
-     * ENOENT) rather than trusting the lazily kept registration. */
+     * ENOENT) rather than trusting the lazily kept registration, unless
+     * the owner that made it says the fd stayed open since. */
     int rc;
-    if (!s->waiter[0] && !s->waiter[1] && s->kernel) {
+    if (!s->waiter[0] && !s->waiter[1] && s->kernel && !(owner && s->owner == owner)) {
         struct epoll_event ev = {.events = s->kernel | dir_events[dir], .data.fd = fd};
         rc = epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev);
         if (rc < 0 && errno == ENOENT)
@@ -136,6 +142,7 @@ int ua_poller_add(ua_poller *p, int fd, int dir, void *waiter)
             return UA_POLL_ALWAYS;
         return -1;
     }
+    s->owner = owner;
     s->waiter[dir] = waiter;
     p->nwaiters++;
     return 0;
@@ -259,6 +266,7 @@ void ua_poller_forget(ua_poller *p, int fd, void *waiters[2])
         }
     }
     s->kernel = 0;
+    s->owner = 0;
 }
 
 int ua_poller_wait(ua_poller *p, int timeout_ms, ua_poll_ready_fn ready, void *ctx)
