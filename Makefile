@@ -11,7 +11,7 @@ PYTEST = PYTHONPATH="$$(/usr/bin/python3 scripts/pythons.py --testpath)" $(PYTHO
 endif
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all build deps testdeps demo test check pythons faults asan asan-build refleak valgrind bench fuzz load load-asan clean
+.PHONY: all build deps testdeps demo test check pythons faults asan asan-build refleak valgrind bench chart fuzz load load-asan clean
 
 all: build
 
@@ -104,9 +104,21 @@ load-asan: asan-build
 	@scripts/install-deps.sh bench
 	$(SAN_RUN) $(PYTHON) reliability/load.py --sanitized $(LOAD_ARGS)
 
+# The benchmarks (medians of BENCH_REPEAT runs), their JSON in bench/results/,
+# then the chart of their ratios (docs/bench.svg, shown in the README).
+BENCH_REPEAT ?= 3
 bench: deps build
-	$(PYTHON) bench/run.py
-	$(PYTHON) bench/run.py --v3
+	@scripts/install-deps.sh bench
+	@mkdir -p bench/results
+	$(PYTHON) bench/run.py --repeat $(BENCH_REPEAT) --json bench/results/core.json
+	$(PYTHON) bench/run.py --v3 --repeat $(BENCH_REPEAT) --json bench/results/core-v3.json
+	$(PYTHON) bench/net.py --repeat $(BENCH_REPEAT) --json bench/results/net.json
+	$(PYTHON) bench/chart.py
+
+# Redraw docs/bench.svg from the JSON in bench/results/ (no benchmark run).
+chart:
+	@scripts/install-deps.sh bench
+	$(PYTHON) bench/chart.py
 
 clean:
 	rm -rf build uasyncio/*.so

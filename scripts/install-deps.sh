@@ -36,7 +36,8 @@ for extra in "$@"; do
       [ -d /usr/lib/python3/dist-packages/exceptiongroup ] || need+=(python3-exceptiongroup)
       [ -d /usr/lib/python3/dist-packages/tomli ] || need+=(python3-tomli) ;;
     dbg) [ -x /usr/bin/python3-dbg ] || need+=(python3-dbg) ;;
-    bench) command -v ab >/dev/null || need+=(apache2-utils); command -v wrk >/dev/null || need+=(wrk) ;;
+    bench) command -v ab >/dev/null || need+=(apache2-utils); command -v wrk >/dev/null || need+=(wrk)
+           py 'import matplotlib' || need+=(python3-matplotlib) ;;
     fuzz) command -v clang >/dev/null || need+=(clang); dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev) ;;
     valgrind) command -v valgrind >/dev/null || need+=(valgrind) ;;
     *) echo "install-deps.sh: unknown group '$extra'" >&2; exit 2 ;;

@@ -1051,13 +1051,32 @@ static PyObject *writer_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwd
     return (PyObject *)w;
 }
 
-static PyObject *writer_awrite(WriterObject *w, PyObject *args, PyObject *kwds)
+static PyObject *writer_awrite(WriterObject *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static char *kwlist[] = {"buf", "off", "sz", NULL};
     PyObject *buf;
     Py_ssize_t off = 0, sz = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|nn:awrite", kwlist, &buf, &off, &sz))
-        return NULL;
+    if (nargs == 1 && !kwnames) {
+        /* awrite(buf), the usual call: no argument parsing (~500 instructions). */
+        buf = args[0];
+    } else {
+        PyObject *tuple = PyTuple_New(nargs), *kwds = NULL;
+        for (Py_ssize_t i = 0; tuple && i < nargs; i++)
+            PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
+        if (tuple && kwnames && PyTuple_GET_SIZE(kwnames)) {
+            kwds = PyDict_New();
+            for (Py_ssize_t i = 0; kwds && i < PyTuple_GET_SIZE(kwnames); i++)
+                if (PyDict_SetItem(kwds, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
+                    Py_CLEAR(kwds);
+            if (!kwds)
+                Py_CLEAR(tuple);
+        }
+        int ok = tuple && PyArg_ParseTupleAndKeywords(tuple, kwds, "O|nn:awrite", kwlist, &buf, &off, &sz);
+        Py_XDECREF(tuple);   /* buf stays alive: the caller holds it in args */
+        Py_XDECREF(kwds);
+        if (!ok)
+            return NULL;
+    }
     OpObject *op = ua_op_new((PyObject *)w, writer_write_step, "StreamWriter.awrite");
     if (op && op_set_buffer(op, buf, off, sz) < 0)
         Py_CLEAR(op);
@@ -1126,7 +1145,7 @@ static void writer_dealloc(WriterObject *w)
 }
 
 static PyMethodDef writer_methods[] = {
-    {"awrite", (PyCFunction)(void (*)(void))writer_awrite, METH_VARARGS | METH_KEYWORDS,
+    {"awrite", (PyCFunction)(void (*)(void))writer_awrite, METH_FASTCALL | METH_KEYWORDS,
      "awrite(buf, off=0, sz=-1): awaitable; writes buf[off:off+sz] completely."},
     {"awriteiter", (PyCFunction)writer_awriteiter, METH_O, "awriteiter(iterable): awaitable; awrite each item."},
     {"aclose", (PyCFunction)writer_aclose, METH_NOARGS, "aclose(): awaitable; unregister and close."},
