@@ -154,11 +154,17 @@ static int op_clear(OpObject *op)
     return 0;
 }
 
+ua_streamop *ua_op_freelist[UA_OP_FREELIST_MAX];
+int ua_op_nfree;
+
 static void op_dealloc(OpObject *op)
 {
     PyObject_GC_UnTrack(op);
     op_clear(op);
-    PyObject_GC_Del(op);
+    if (ua_op_nfree < UA_OP_FREELIST_MAX)
+        ua_op_freelist[ua_op_nfree++] = op;
+    else
+        PyObject_GC_Del(op);
 }
 
 /* ---- the read buffer ------------------------------------------------------------ */
