@@ -675,6 +675,51 @@ static void test_fd_closed_and_reused_while_lazily_registered(void)
     ua_poller_close(&p);
 }
 
+static void test_owned_waits_again_and_forget_drops_the_owner(void)
+{
+    /* An owner waits, is handed out, waits again (its lazily kept
+     * registration trusted) and is woken again. Then the fd is forgotten
+     * (closed through the poller), closed, and its number reused: the same
+     * owner token parked on the new socket must still be woken. */
+    ua_poller p;
+    ua_poller_init(&p);
+    recorder r;
+    rec_init(&r, &p);
+    int sv[2];
+    if (!CHECK_EQ(make_pair(sv), 0))
+        return;
+    for (int round = 0; round < 3; round++) {
+        r.n = 0;
+        CHECK_EQ(ua_poller_add_owned(&p, sv[0], UA_POLL_READ, WA, 7), 0);
+        put_byte(sv[1]);
+        CHECK_EQ(ua_poller_wait(&p, 1000, on_ready, &r), 1);
+        CHECK(r.n == 1 && r.calls[0].waiter == WA);
+        char c;
+        CHECK_EQ(read(sv[0], &c, 1), 1);
+    }
+    int old = sv[0];
+    void *w[2];
+    ua_poller_forget(&p, sv[0], w);
+    close(sv[0]);
+    close(sv[1]);
+
+    int nv[2];
+    if (!CHECK_EQ(make_pair(nv), 0))
+        return;
+    int fd = nv[0] == old ? nv[0] : nv[1] == old ? nv[1] : -1;
+    int peer = fd == nv[0] ? nv[1] : nv[0];
+    if (CHECK(fd == old)) {
+        r.n = 0;
+        CHECK_EQ(ua_poller_add_owned(&p, fd, UA_POLL_READ, WB, 7), 0);
+        put_byte(peer);
+        CHECK_EQ(ua_poller_wait(&p, 200, on_ready, &r), 1);
+        CHECK(r.n == 1 && r.calls[0].waiter == WB);
+    }
+    close(nv[0]);
+    close(nv[1]);
+    ua_poller_close(&p);
+}
+
 static void test_fd_closed_while_a_dup_lives_on_stops_waking(void)
 {
     /* The fd is registered (lazily, after a hand-out), then closed while a
@@ -798,6 +843,7 @@ int main(void)
     RUN(test_ready_callback_may_add_a_waiter_on_a_high_fd);
     RUN(test_fd_closed_and_reused_while_lazily_registered);
     RUN(test_fd_closed_while_a_dup_lives_on_stops_waking);
+    RUN(test_owned_waits_again_and_forget_drops_the_owner);
     RUN(test_more_ready_fds_than_one_batch);
     return check_summary("test_poller");
 }
