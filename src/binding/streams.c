@@ -17,7 +17,7 @@
 #define READ_BUDGET 16   /* reads in a row before yielding to other tasks */
 
 static PyObject *socket_type;       /* socket.socket */
-static PyObject *str_ssl, *str_readline, *str_read, *str_recv, *str_send, *str_write, *str_close;
+static PyObject *str_io_refs, *str_ssl, *str_readline, *str_read, *str_recv, *str_send, *str_write, *str_close;
 static PyObject *chunk_size;        /* CHUNK as an int: an SSL socket's recv() argument */
 static char scratch[CHUNK];         /* recv() target; used with the GIL held */
 
@@ -695,7 +695,7 @@ static PyObject *sock_close_c;   /* _socket.socket.close */
 /* No file object made by makefile() still uses it (socket.py counts them). */
 static int plain_socket_unshared(PyObject *obj)
 {
-    PyObject *refs = PyObject_GetAttrString(obj, "_io_refs");
+    PyObject *refs = PyObject_GetAttr(obj, str_io_refs);
     if (!refs) {
         PyErr_Clear();
         return 0;
@@ -1208,7 +1208,7 @@ int ua_streams_ready(PyObject *module)
     Py_DECREF(socket_mod);
     if (!socket_type)
         return -1;
-    if (!(str_ssl = PyUnicode_InternFromString("ssl")) ||
+    if (!(str_ssl = PyUnicode_InternFromString("ssl")) || !(str_io_refs = PyUnicode_InternFromString("_io_refs")) ||
         !(str_readline = PyUnicode_InternFromString("readline")) ||
         !(str_read = PyUnicode_InternFromString("read")) || !(str_recv = PyUnicode_InternFromString("recv")) ||
         !(chunk_size = PyLong_FromLong(CHUNK)) || !(str_send = PyUnicode_InternFromString("send")) ||
