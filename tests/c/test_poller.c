@@ -638,6 +638,26 @@ static void test_ready_callback_may_add_a_waiter_on_a_high_fd(void)
     ua_poller_close(&p);
 }
 
+/* A new socket pair takes the number `old` a closed fd had: a waiter (WB,
+ * for `owner`) parked on it must be woken by the kernel's news of it. */
+static void check_reused_fd_wakes(ua_poller *p, recorder *r, int old, uint64_t owner)
+{
+    int nv[2];
+    if (!CHECK_EQ(make_pair(nv), 0))
+        return;
+    int fd = nv[0] == old ? nv[0] : nv[1] == old ? nv[1] : -1;
+    int peer = fd == nv[0] ? nv[1] : nv[0];
+    if (CHECK(fd == old)) {
+        r->n = 0;
+        CHECK_EQ(ua_poller_add_owned(p, fd, UA_POLL_READ, WB, owner), 0);
+        put_byte(peer);
+        CHECK_EQ(ua_poller_wait(p, 200, on_ready, r), 1);
+        CHECK(r->n == 1 && r->calls[0].waiter == WB);
+    }
+    close(nv[0]);
+    close(nv[1]);
+}
+
 static void test_fd_closed_and_reused_while_lazily_registered(void)
 {
     /* A reader is handed out (the fd stays registered, lazily), then the
@@ -657,21 +677,7 @@ static void test_fd_closed_and_reused_while_lazily_registered(void)
     int old = sv[0];
     close(sv[0]);
     close(sv[1]);
-
-    int nv[2];
-    if (!CHECK_EQ(make_pair(nv), 0))
-        return;
-    int fd = nv[0] == old ? nv[0] : nv[1] == old ? nv[1] : -1;
-    int peer = fd == nv[0] ? nv[1] : nv[0];
-    if (CHECK(fd == old)) {
-        r.n = 0;
-        CHECK_EQ(ua_poller_add(&p, fd, UA_POLL_READ, WB), 0);
-        put_byte(peer);
-        CHECK_EQ(ua_poller_wait(&p, 200, on_ready, &r), 1);
-        CHECK(r.n == 1 && r.calls[0].waiter == WB);
-    }
-    close(nv[0]);
-    close(nv[1]);
+    check_reused_fd_wakes(&p, &r, old, 0);
     ua_poller_close(&p);
 }
 
@@ -702,21 +708,7 @@ static void test_owned_waits_again_and_forget_drops_the_owner(void)
     ua_poller_forget(&p, sv[0], w);
     close(sv[0]);
     close(sv[1]);
-
-    int nv[2];
-    if (!CHECK_EQ(make_pair(nv), 0))
-        return;
-    int fd = nv[0] == old ? nv[0] : nv[1] == old ? nv[1] : -1;
-    int peer = fd == nv[0] ? nv[1] : nv[0];
-    if (CHECK(fd == old)) {
-        r.n = 0;
-        CHECK_EQ(ua_poller_add_owned(&p, fd, UA_POLL_READ, WB, 7), 0);
-        put_byte(peer);
-        CHECK_EQ(ua_poller_wait(&p, 200, on_ready, &r), 1);
-        CHECK(r.n == 1 && r.calls[0].waiter == WB);
-    }
-    close(nv[0]);
-    close(nv[1]);
+    check_reused_fd_wakes(&p, &r, old, 7);
     ua_poller_close(&p);
 }
 
