@@ -683,14 +683,23 @@ def main(argv=None):
     t_start = time.time()
     results = []
     try:
-        for name, kind, run, repeatable in jobs:
-            print("  %-14s on %-8s ..." % (name, kind), end="", file=sys.stderr, flush=True)
-            runs = [run() for _ in range(max(1, args.repeat) if repeatable else 1)]
-            rec = combine(runs, median_value=False)
-            results.append(rec)
-            print(" %s%s" % (fmt_num(rec.get("value")) + " " + rec.get("unit", "") if "value" in rec else "",
-                             "  ERROR: " + rec["error"] if "error" in rec else ""),
-                  file=sys.stderr, flush=True)
+        # The repeats of one test take turns across the servers (c, uasyncio,
+        # ..., c, uasyncio, ...): a machine that drifts over minutes then
+        # weighs on every server alike, not on the last one run.
+        for name in dict.fromkeys(job[0] for job in jobs):
+            group = [job for job in jobs if job[0] == name]
+            rounds = max(1, args.repeat) if group[0][3] else 1
+            runs = {kind: [] for _, kind, _, _ in group}
+            for i in range(rounds):
+                for _, kind, run, _ in group:
+                    print("  %-14s on %-8s (%d/%d) ..." % (name, kind, i + 1, rounds), end="",
+                          file=sys.stderr, flush=True)
+                    r = run()
+                    runs[kind].append(r)
+                    print(" %s%s" % (fmt_num(r.get("value")) + " " + r.get("unit", "") if "value" in r else "",
+                                     "  ERROR: " + r["error"] if "error" in r else ""),
+                          file=sys.stderr, flush=True)
+            results.extend(combine(runs[kind], median_value=False) for _, kind, _, _ in group)
     finally:
         Server.kill_all()
 

@@ -181,14 +181,27 @@ static PyObject *block_owner(void *p)
     return (PyObject *)((char *)p - offsetof(PyBytesObject, ob_sval));
 }
 
+/* First-size blocks of streams that closed, kept for the next: a short
+ * connection (an HTTP request) then buffers without a malloc and a free. */
+#define SPARE_MAX 16
+static PyObject *spare[SPARE_MAX];
+static int nspare;
+
 static void *bytes_resize(void *p, size_t n)
 {
     PyObject *obj = p ? block_owner(p) : NULL;
+    if (!n && obj && nspare < SPARE_MAX && Py_REFCNT(obj) == 1 &&
+        PyBytes_GET_SIZE(obj) == UA_LINEBUF_FIRST_CAP) {
+        spare[nspare++] = obj;
+        return NULL;
+    }
     if (!n || n > (size_t)PY_SSIZE_T_MAX - sizeof(PyBytesObject)) {
         Py_XDECREF(obj);
         return NULL;
     }
-    if (!obj)
+    if (!obj && n == UA_LINEBUF_FIRST_CAP && nspare)
+        obj = spare[--nspare];
+    else if (!obj)
         obj = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
     else if (_PyBytes_Resize(&obj, (Py_ssize_t)n) < 0)
         obj = NULL;

@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIRST_CAP 4096
-
 static void *resize(const ua_linebuf *b, void *p, size_t n)
 {
     if (b->mem)
@@ -28,10 +26,10 @@ void ua_linebuf_free(ua_linebuf *b)
     b->start = b->end = b->cap = b->scanned = 0;
 }
 
-/* The smallest doubling of from (FIRST_CAP if 0) that holds need, or 0. */
+/* The smallest doubling of from (UA_LINEBUF_FIRST_CAP if 0) that holds need, or 0. */
 static size_t grown(size_t from, size_t need)
 {
-    size_t cap = from ? from : FIRST_CAP;
+    size_t cap = from ? from : UA_LINEBUF_FIRST_CAP;
     while (cap < need) {
         if (cap > (size_t)-1 / 2)
             return 0;

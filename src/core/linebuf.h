@@ -19,6 +19,9 @@
  * grow loses what it held and is left empty. */
 typedef void *(*ua_linebuf_resize)(void *p, size_t n);
 
+/* The size of a buffer's first block (then doubled as needed). */
+#define UA_LINEBUF_FIRST_CAP 4096
+
 typedef struct ua_linebuf {
     char *data;
     size_t start;     /* first unconsumed byte */
