@@ -4,6 +4,7 @@ echo round trip (and per HTTP request), each server against the C epoll server.
 
     python3 bench/cost.py [--servers uasyncio,asyncio,uvloop,c] [--only echo,http]
                           [--rounds N] [--requests N] [--no-callgrind] [--no-strace]
+                          [--cpu-split N [--split-rounds N] [--split-requests N]]
 
 Each figure is a difference of two runs of the same server, one with the load
 and one without (start-up and tear-down cancel out), divided by the round trips
@@ -14,7 +15,14 @@ or requests:
              space per round trip (the kernel's share is not counted).
 
 Neither depends on how busy the machine is, so the figures are the same from
-run to run (time figures are net.py's job). The load generators are the C echo
+run to run (time figures are net.py's job).
+
+  user/sys   with --cpu-split N: the server's user and system CPU time per
+             round trip (request), in microseconds, from /proc/PID/stat over
+             the loaded run alone, server and load on CPUs 0 and 1; N runs,
+             taking turns across the servers, the median of each. This one
+             is time, so it moves with the machine: it shows on which side of
+             the kernel boundary the difference to the C server lies. The load generators are the C echo
 client (bench/c/echo_client.c, -r rounds per connection) and ab.
 """
 
@@ -22,6 +30,7 @@ import argparse
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +44,7 @@ sys.dont_write_bytecode = True
 
 from common import ROOT, child_env, csv_list  # noqa: E402
 from net import (BUILD, ECHO_CONFIGS, HTTP_CONCURRENCY, SERVERS, build_c, ensure_ab, free_port,  # noqa: E402
-                 listening, server_cmd)
+                 listening, pinned, server_cmd)
 
 
 def wait_listening(port, proc, limit=120.0):
@@ -133,6 +142,47 @@ def measure(kind, mode, load, units, tools):
     return rec
 
 
+def cpu_times(pid):
+    """(user, system) CPU seconds of process pid so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    hz = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / hz, int(fields[12]) / hz
+
+
+def cpu_split(kind, mode, load, units):
+    """(user, system) microseconds of the server's CPU per unit, for one loaded run."""
+    port = free_port()
+    proc = subprocess.Popen(server_cmd(kind, mode, port), env=child_env(), cwd=ROOT,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, preexec_fn=pinned(0))
+    try:
+        wait_listening(port, proc)
+        before = cpu_times(proc.pid)
+        load(port)
+        after = cpu_times(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    return tuple((a - b) * 1e6 / units for a, b in zip(after, before))
+
+
+def measure_all(servers, mode, counted, timed, tools):
+    """counted: (load, units) for the counts; timed: (runs, load, units) for
+    the CPU split (a longer load: /proc's times tick every 10 ms)."""
+    res = {s: measure(s, mode, counted[0], counted[1], tools) for s in servers}
+    runs, load, units = timed
+    if runs:
+        splits = {s: [] for s in servers}
+        for _ in range(runs):
+            for s in servers:
+                splits[s].append(cpu_split(s, mode, load, units))
+        for s in servers:
+            res[s]["user_us"] = statistics.median(u for u, _ in splits[s])
+            res[s]["sys_us"] = statistics.median(k for _, k in splits[s])
+    return res
+
+
 def table(title, unit, results, servers):
     print("\n%s (per %s)" % (title, unit))
     names = sorted({k for r in results.values() for k in r.get("syscalls", {})},
@@ -142,6 +192,10 @@ def table(title, unit, results, servers):
     if any("ir" in r for r in results.values()):
         print("| instructions (user space) | " + " | ".join(
             "%.0f" % results[s]["ir"] if "ir" in results[s] else "-" for s in servers) + " |")
+    for key, label in (("user_us", "user CPU, us"), ("sys_us", "system CPU, us")):
+        if any(key in r for r in results.values()):
+            print("| %s | " % label + " | ".join(
+                "%.1f" % results[s][key] if key in results[s] else "-" for s in servers) + " |")
     if names:
         print("| syscalls, all | " + " | ".join(
             "%.2f" % sum(results[s].get("syscalls", {}).values()) for s in servers) + " |")
@@ -158,19 +212,29 @@ def main(argv=None):
     ap.add_argument("--requests", type=int, default=5000, help="HTTP requests (default 5000)")
     ap.add_argument("--no-strace", action="store_true")
     ap.add_argument("--no-callgrind", action="store_true")
+    ap.add_argument("--cpu-split", type=int, default=0, metavar="N",
+                    help="also user and system CPU per unit, median of N timed runs")
+    ap.add_argument("--split-rounds", type=int, default=20000,
+                    help="echo round trips per connection in a --cpu-split run (default 20000)")
+    ap.add_argument("--split-requests", type=int, default=40000,
+                    help="HTTP requests in a --cpu-split run (default 40000)")
     args = ap.parse_args(argv)
     tools = [t for t in ("strace", "callgrind") if not getattr(args, "no_" + t)]
+    if args.cpu_split:
+        os.sched_setaffinity(0, {1})   # the load generators: off the server's CPU 0
     build_c()
     if "echo" in args.only:
         for conns, size in ECHO_CONFIGS:
-            res = {s: measure(s, "echo", echo_load(conns, size, args.rounds), conns * args.rounds, tools)
-                   for s in args.servers}
+            res = measure_all(args.servers, "echo", (echo_load(conns, size, args.rounds), conns * args.rounds),
+                              (args.cpu_split, echo_load(conns, size, args.split_rounds),
+                               conns * args.split_rounds), tools)
             table("echo %d x %d B" % (conns, size), "round trip", res, args.servers)
     if "http" in args.only:
         ensure_ab()
         for conc in HTTP_CONCURRENCY:
-            res = {s: measure(s, "http", http_load(conc, args.requests), args.requests, tools)
-                   for s in args.servers}
+            res = measure_all(args.servers, "http", (http_load(conc, args.requests), args.requests),
+                              (args.cpu_split, http_load(conc, args.split_requests), args.split_requests),
+                              tools)
             table("HTTP ab -c %d" % conc, "request", res, args.servers)
 
 

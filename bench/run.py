@@ -159,14 +159,19 @@ def main(argv=None):
     results = []
     for name in args.only:
         params = workloads[name]["quick" if args.quick else "full"]
-        for loop in loops:
-            print("  running %-6s on %-8s ..." % (name, loop), end="", file=sys.stderr, flush=True)
-            runs = [run_child(suite, name, loop, params, args.cpu, args.timeout, args.no_gc)
-                    for _ in range(max(1, args.repeat))]
-            rec = combine(runs)
-            results.append(rec)
-            print(" %s" % ("ERROR: " + rec["error"] if "error" in rec else fmt_num(rec["value"])),
-                  file=sys.stderr, flush=True)
+        # The repeats take turns across the loops, so that a machine whose
+        # speed drifts over minutes weighs on every loop alike.
+        runs = {loop: [] for loop in loops}
+        rounds = max(1, args.repeat)
+        for i in range(rounds):
+            for loop in loops:
+                print("  running %-6s on %-8s (%d/%d) ..." % (name, loop, i + 1, rounds), end="",
+                      file=sys.stderr, flush=True)
+                r = run_child(suite, name, loop, params, args.cpu, args.timeout, args.no_gc)
+                runs[loop].append(r)
+                print(" %s" % ("ERROR: " + r["error"] if "error" in r else fmt_num(r["value"])),
+                      file=sys.stderr, flush=True)
+        results.extend(combine(runs[loop]) for loop in loops)
 
     print()
     print(table(results, loops, workloads))

@@ -59,8 +59,7 @@ static int ipv4_text(const struct in_addr *in, char *out)
     return (int)(p - out);
 }
 
-/* The address tuple CPython's accept() gives. */
-static PyObject *sockaddr_to_py(const struct sockaddr_storage *ss)
+PyObject *ua_sockaddr_to_py(const struct sockaddr_storage *ss)
 {
     char host[INET6_ADDRSTRLEN];
     if (ss->ss_family == AF_INET) {
@@ -81,6 +80,42 @@ static PyObject *sockaddr_to_py(const struct sockaddr_storage *ss)
     if (ss->ss_family == AF_UNIX)
         return PyUnicode_DecodeFSDefault(((const struct sockaddr_un *)ss)->sun_path);
     return Py_NewRef(Py_None);
+}
+
+int ua_extra_set_peer(ua_extra *e, const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET || ss->ss_family == AF_INET6) {
+        memcpy(&e->peer, ss, ss->ss_family == AF_INET ? sizeof(e->peer.in4) : sizeof(e->peer.in6));
+        return 0;
+    }
+    PyObject *peer = ua_sockaddr_to_py(ss);   /* a Unix socket's: now (it does not fit) */
+    if (!peer)
+        return -1;
+    if (!e->dict && !(e->dict = PyDict_New())) {
+        Py_DECREF(peer);
+        return -1;
+    }
+    int rc = PyDict_SetItem(e->dict, str_peername, peer);
+    Py_DECREF(peer);
+    return rc;
+}
+
+PyObject *ua_extra_dict(ua_extra *e)
+{
+    if (!e->dict && !(e->dict = PyDict_New()))
+        return NULL;
+    if (e->peer.sa.sa_family != AF_UNSPEC) {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        memcpy(&ss, &e->peer, sizeof(e->peer));
+        e->peer.sa.sa_family = AF_UNSPEC;
+        PyObject *peer = ua_sockaddr_to_py(&ss);
+        int rc = peer ? PyDict_SetItem(e->dict, str_peername, peer) : -1;
+        Py_XDECREF(peer);
+        if (rc < 0)
+            return NULL;
+    }
+    return e->dict;
 }
 
 static int listen_now(ServerObject *self)
@@ -161,17 +196,17 @@ static PyObject *new_socket(int family, int fd)
  * costs two fcntl calls per connection): its recv() raises BlockingIOError
  * rather than blocking, as a non-blocking socket's does. TLS sets it
  * properly before the handshake. */
-static int serve_connection(PyObject *owner, PyObject *sock, PyObject *peer)
+static int serve_connection(PyObject *owner, PyObject *sock, const struct sockaddr_storage *peer)
 {
     ServerObject *self = (ServerObject *)owner;
-    PyObject *extra = PyDict_New();
-    if (extra && PyDict_SetItem(extra, str_peername, peer) < 0)
-        Py_CLEAR(extra);
-    PyObject *reader = extra ? ua_reader_new(sock, NULL) : NULL;
+    PyObject *reader = ua_reader_new(sock, NULL);
     if (reader)
         ((ReaderObject *)reader)->limit = self->limit;
-    PyObject *writer = reader ? ua_writer_new(sock, extra) : NULL;
-    PyObject *coro = writer ? PyObject_CallFunctionObjArgs(self->client_coro, reader, writer, NULL) : NULL;
+    PyObject *writer = reader ? ua_writer_new(sock) : NULL;
+    if (writer && ua_extra_set_peer(&((WriterObject *)writer)->extra, peer) < 0)
+        Py_CLEAR(writer);
+    PyObject *args[2] = {reader, writer};
+    PyObject *coro = writer ? PyObject_Vectorcall(self->client_coro, args, 2, NULL) : NULL;
     LoopObject *loop = ua_running_loop_get();
     int rc = coro && loop ? ua_loop_call_soon(loop, coro, NULL) : -1;
     if (coro && !loop)
@@ -179,7 +214,6 @@ static int serve_connection(PyObject *owner, PyObject *sock, PyObject *peer)
     Py_XDECREF(coro);
     Py_XDECREF(writer);
     Py_XDECREF(reader);
-    Py_XDECREF(extra);
     return rc;
 }
 
@@ -190,26 +224,14 @@ static void report_connection(PyObject *owner)
     PyErr_WriteUnraisable(owner);
 }
 
-/* An accepted fd as a socket.socket, with its peer address; on failure the
- * fd is closed. */
-static int wrap_accepted(int fd, const struct sockaddr_storage *ss, PyObject **sock, PyObject **peer)
+/* An accepted fd as a socket.socket; on failure the fd is closed. */
+static PyObject *wrap_accepted(int fd, int family)
 {
     ua_set_nodelay(fd);
-    *sock = new_socket(ss->ss_family, fd);
-    if (!*sock) {
+    PyObject *sock = new_socket(family, fd);
+    if (!sock)
         close(fd);
-        return -1;
-    }
-    *peer = sockaddr_to_py(ss);
-    if (!*peer) {
-        PyObject *exc = ua_err_fetch();
-        PyObject *r = PyObject_CallMethodNoArgs(*sock, str_close);
-        Py_XDECREF(r);
-        ua_err_restore(exc);
-        Py_CLEAR(*sock);
-        return -1;
-    }
-    return 0;
+    return sock;
 }
 
 PySendResult ua_accept_step(PyObject *owner, PyObject *lsock, const int *closed, ua_serve_fn serve,
@@ -255,12 +277,12 @@ PySendResult ua_accept_step(PyObject *owner, PyObject *lsock, const int *closed,
                 continue;   /* that connection is gone; the next one may be fine */
             }
         }
-        PyObject *sock, *peer;
-        if (wrap_accepted(fd, &ss, &sock, &peer) < 0) {
+        PyObject *sock = wrap_accepted(fd, ss.ss_family);
+        if (!sock) {
             report(owner);
             continue;
         }
-        if (serve(owner, sock, peer) < 0) {
+        if (serve(owner, sock, &ss) < 0) {
             /* The connection is dropped; the first error is the one reported. */
             PyObject *exc = ua_err_fetch();
             PyObject *r = PyObject_CallMethodNoArgs(sock, str_close);
@@ -268,7 +290,6 @@ PySendResult ua_accept_step(PyObject *owner, PyObject *lsock, const int *closed,
             ua_err_restore(exc);
             report(owner);
         }
-        Py_DECREF(peer);
         Py_DECREF(sock);
     }
     *result = Py_NewRef(Py_None);

@@ -1039,13 +1039,13 @@ PyTypeObject Reader_Type = {
 
 /* ---- StreamWriter ----------------------------------------------------------------------- */
 
-PyObject *ua_writer_new(PyObject *s, PyObject *extra)
+PyObject *ua_writer_new(PyObject *s)
 {
     WriterObject *w = PyObject_GC_New(WriterObject, &Writer_Type);
     if (!w)
         return NULL;
     w->s = Py_NewRef(s);
-    w->extra = Py_NewRef(extra);
+    memset(&w->extra, 0, sizeof(w->extra));
     w->kind = (uint8_t)io_kind(s, s);
     PyObject_GC_Track(w);
     return (PyObject *)w;
@@ -1061,12 +1061,8 @@ static PyObject *writer_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwd
     if (!w)
         return NULL;
     w->s = Py_NewRef(s);
-    w->extra = extra == Py_None ? PyDict_New() : Py_NewRef(extra);
+    w->extra.dict = extra == Py_None ? NULL : Py_NewRef(extra);   /* tp_alloc zeroed the rest */
     w->kind = (uint8_t)io_kind(s, s);
-    if (!w->extra) {
-        Py_DECREF(w);
-        return NULL;
-    }
     return (PyObject *)w;
 }
 
@@ -1129,9 +1125,12 @@ static PyObject *writer_get_extra_info(WriterObject *w, PyObject *args, PyObject
         return NULL;
     if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "socket") == 0)
         return Py_NewRef(w->s);
-    if (!PyDict_Check(w->extra))
-        return PyObject_CallMethod(w->extra, "get", "OO", name, dflt);
-    PyObject *v = PyDict_GetItemWithError(w->extra, name);
+    PyObject *extra = ua_extra_dict(&w->extra);
+    if (!extra)
+        return NULL;
+    if (!PyDict_Check(extra))
+        return PyObject_CallMethod(extra, "get", "OO", name, dflt);
+    PyObject *v = PyDict_GetItemWithError(extra, name);
     if (!v && PyErr_Occurred())
         return NULL;
     return Py_NewRef(v ? v : dflt);
@@ -1145,14 +1144,14 @@ static PyObject *writer_repr(WriterObject *w)
 static int writer_traverse(WriterObject *w, visitproc visit, void *arg)
 {
     Py_VISIT(w->s);
-    Py_VISIT(w->extra);
+    Py_VISIT(w->extra.dict);
     return 0;
 }
 
 static int writer_clear(WriterObject *w)
 {
     Py_CLEAR(w->s);
-    Py_CLEAR(w->extra);
+    Py_CLEAR(w->extra.dict);
     return 0;
 }
 
@@ -1175,7 +1174,16 @@ static PyMethodDef writer_methods[] = {
 
 static PyMemberDef writer_members[] = {
     {"s", T_OBJECT, offsetof(WriterObject, s), READONLY, "the socket (or object) written to"},
-    {"extra", T_OBJECT, offsetof(WriterObject, extra), READONLY, "extra information"},
+    {NULL},
+};
+
+static PyObject *writer_get_extra(WriterObject *w, void *closure)
+{
+    return Py_XNewRef(ua_extra_dict(&w->extra));
+}
+
+static PyGetSetDef writer_getset[] = {
+    {"extra", (getter)writer_get_extra, NULL, "extra information (a dict: 'peername', ...)", NULL},
     {NULL},
 };
 
@@ -1192,6 +1200,7 @@ PyTypeObject Writer_Type = {
     .tp_repr = (reprfunc)writer_repr,
     .tp_methods = writer_methods,
     .tp_members = writer_members,
+    .tp_getset = writer_getset,
 };
 
 /* Does a real socket keep its fd where sock_head says, open and closed? */

@@ -6,6 +6,7 @@
 #include "linebuf.h"
 
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 /* How a stream reaches its data. */
 enum {
@@ -27,10 +28,29 @@ typedef struct {
     uint64_t id;          /* ua_stream_id(): names its waits to the poller */
 } ReaderObject;
 
+/* get_extra_info()'s dict, made when first asked for. An accepted
+ * connection's peer address waits in raw form until then: most servers
+ * never ask, and as Python objects it is a dict, a tuple, a str and an int
+ * a connection, in time and in memory. */
+typedef struct {
+    PyObject *dict;       /* NULL until asked for (or given) */
+    union {
+        struct sockaddr sa;   /* sa_family AF_UNSPEC (0): none waiting */
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } peer;
+} ua_extra;
+/* Keep an accepted connection's peer address for "peername": 0, or -1 with
+ * an exception. */
+int ua_extra_set_peer(ua_extra *e, const struct sockaddr_storage *ss);
+/* The dict, made now if need be (a borrowed reference), or NULL with an
+ * exception. */
+PyObject *ua_extra_dict(ua_extra *e);
+
 typedef struct {
     PyObject_HEAD
     PyObject *s;
-    PyObject *extra;      /* dict for get_extra_info() */
+    ua_extra extra;       /* for get_extra_info() */
     uint8_t kind;
 } WriterObject;
 
@@ -41,7 +61,7 @@ extern PyObject *ua_LimitOverrunError;   /* a ValueError subclass */
 
 /* New stream objects over a socket (the fast path when it is a plain one). */
 PyObject *ua_reader_new(PyObject *polls, PyObject *ios);
-PyObject *ua_writer_new(PyObject *s, PyObject *extra);
+PyObject *ua_writer_new(PyObject *s);
 int ua_streams_ready(PyObject *module);
 /* Read more into r->buf (a socket or TLS reader): 1 data or EOF (r->eof),
  * 0 would block (*wait: the syscall to yield), -1 error. */
@@ -164,9 +184,11 @@ static inline ua_streamop *ua_read_op_new(PyObject *stream, ua_op_step step, con
 
 /* ---- server.c: the accept loop both start_server()s share ---------------------- */
 
-/* Serve one accepted connection (sock, its peer address): 0, or -1 with an
- * exception (the connection is then closed and reported). */
-typedef int (*ua_serve_fn)(PyObject *owner, PyObject *sock, PyObject *peer);
+/* Serve one accepted connection (sock, its peer's address): 0, or -1 with
+ * an exception (the connection is then closed and reported). */
+typedef int (*ua_serve_fn)(PyObject *owner, PyObject *sock, const struct sockaddr_storage *peer);
+/* A socket address as the tuple (or str) CPython's accept() gives. */
+PyObject *ua_sockaddr_to_py(const struct sockaddr_storage *ss);
 /* Accept what is pending on lsock (a burst, then yield to other tasks),
  * handing each connection to serve; report(owner) hears, with the error
  * set, of one that could not be served, and the loop goes on. Ends

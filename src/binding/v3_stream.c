@@ -23,13 +23,12 @@
 typedef struct {
     PyObject_HEAD
     ReaderObject *rd;   /* the read side: socket, buffer, fill() */
-    PyObject *extra;    /* get_extra_info()'s dict */
+    ua_extra extra;     /* get_extra_info()'s */
     ua_linebuf out;     /* written, not yet taken by the kernel */
     uint8_t closed;     /* wait_closed()/aclose() closed the socket */
 } StreamObject;
 
 static PyTypeObject Stream_Type, Acceptor_Type;
-static PyObject *str_peername;
 
 #define SOCK(st) ((st)->rd->ios)
 
@@ -165,11 +164,7 @@ static PyObject *stream_make(PyTypeObject *type, PyObject *sock, PyObject *extra
     st->rd = (ReaderObject *)rd;
     ua_linebuf_init(&st->out);
     st->closed = 0;
-    st->extra = extra ? Py_NewRef(extra) : PyDict_New();
-    if (!st->extra) {
-        Py_DECREF(st);
-        return NULL;
-    }
+    st->extra.dict = Py_XNewRef(extra);   /* tp_alloc zeroed the peer */
     return (PyObject *)st;
 }
 
@@ -284,7 +279,8 @@ static PyObject *stream_get_extra_info(StreamObject *st, PyObject *const *args, 
     PyObject *name = args[0];
     if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "socket") == 0)
         return Py_NewRef(SOCK(st));
-    PyObject *v = PyObject_GetItem(st->extra, name);
+    PyObject *extra = ua_extra_dict(&st->extra);
+    PyObject *v = extra ? PyObject_GetItem(extra, name) : NULL;
     if (v || nargs == 1 || !PyErr_ExceptionMatches(PyExc_KeyError))
         return v;   /* as MicroPython, KeyError when absent and no default is given */
     PyErr_Clear();
@@ -303,7 +299,7 @@ static PyObject *stream_get_s(StreamObject *st, void *closure)
 
 static PyObject *stream_get_e(StreamObject *st, void *closure)
 {
-    return Py_NewRef(st->extra);
+    return Py_XNewRef(ua_extra_dict(&st->extra));
 }
 
 static PyObject *stream_get_buffered(StreamObject *st, void *closure)
@@ -314,14 +310,14 @@ static PyObject *stream_get_buffered(StreamObject *st, void *closure)
 static int stream_traverse(StreamObject *st, visitproc visit, void *arg)
 {
     Py_VISIT(st->rd);
-    Py_VISIT(st->extra);
+    Py_VISIT(st->extra.dict);
     return 0;
 }
 
 static int stream_clear(StreamObject *st)
 {
     Py_CLEAR(st->rd);
-    Py_CLEAR(st->extra);
+    Py_CLEAR(st->extra.dict);
     return 0;
 }
 
@@ -407,19 +403,21 @@ static void acceptor_close_listener(AcceptorObject *a)
     ua_listener_close(a->loop ? a->loop : ua_running_loop_get(), a->sock);
 }
 
-static int acceptor_serve(PyObject *owner, PyObject *sock, PyObject *peer)
+static int acceptor_serve(PyObject *owner, PyObject *sock, const struct sockaddr_storage *peer)
 {
     AcceptorObject *a = (AcceptorObject *)owner;
-    PyObject *coro;
+    PyObject *coro = NULL;
     if (a->raw) {
-        coro = PyObject_CallFunctionObjArgs(a->cb, sock, peer, NULL);
+        PyObject *addr = ua_sockaddr_to_py(peer);
+        coro = addr ? PyObject_CallFunctionObjArgs(a->cb, sock, addr, NULL) : NULL;
+        Py_XDECREF(addr);
     } else {
-        PyObject *extra = PyDict_New();
-        PyObject *st = extra && PyDict_SetItem(extra, str_peername, peer) == 0
-                           ? stream_make(&Stream_Type, sock, extra, a->limit) : NULL;
-        coro = st ? PyObject_CallFunctionObjArgs(a->cb, st, st, NULL) : NULL;
+        PyObject *st = stream_make(&Stream_Type, sock, NULL, a->limit);
+        if (st && ua_extra_set_peer(&((StreamObject *)st)->extra, peer) < 0)
+            Py_CLEAR(st);
+        PyObject *args[2] = {st, st};
+        coro = st ? PyObject_Vectorcall(a->cb, args, 2, NULL) : NULL;
         Py_XDECREF(st);
-        Py_XDECREF(extra);
     }
     PyObject *task = coro ? PyObject_CallOneArg(a->spawn, coro) : NULL;
     Py_XDECREF(coro);
@@ -595,8 +593,6 @@ static PyTypeObject Acceptor_Type = {
 
 int ua_v3_stream_ready(PyObject *module)
 {
-    if (!(str_peername = PyUnicode_InternFromString("peername")))
-        return -1;
     if (PyType_Ready(&Stream_Type) < 0 || PyType_Ready(&Acceptor_Type) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "Stream", (PyObject *)&Stream_Type) < 0 ||
