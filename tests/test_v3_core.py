@@ -49,6 +49,25 @@ def test_module_run_until_complete(aio):
     assert aio.run_until_complete(t) == "r"
 
 
+
+def test_module_run_until_complete_with_no_task_runs_until_stop(aio):
+    """MicroPython's core function: with no task (or None), until stop()."""
+    out = []
+
+    async def worker(n):
+        await aio.sleep_ms(1)
+        out.append(n)
+        if n == 2:
+            aio.get_event_loop().stop()
+    for call in (lambda: aio.run_until_complete(), lambda: aio.run_until_complete(None)):
+        out.clear()
+        for n in range(3):
+            aio.create_task(worker(n))
+        assert call() is None
+        assert out == [0, 1, 2]
+    with pytest.raises(TypeError):
+        aio.run_until_complete(None, None)
+
 def test_create_task_returns_a_task_that_runs(both):
     async def child(out, n):
         out.append(n)

@@ -246,12 +246,25 @@ static PyObject *mod_run(PyObject *m, PyObject *coro)
     return r;
 }
 
-static PyObject *mod_run_until_complete(PyObject *m, PyObject *aw)
+/* With no task (or None), as MicroPython's: run until stop(). */
+static PyObject *mod_run_until_complete(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "run_until_complete() takes at most 1 argument (%zd given)", nargs);
+        return NULL;
+    }
     LoopObject *loop = default_loop();
     if (!loop)
         return NULL;
-    PyObject *r = run_until_complete(loop, aw);
+    PyObject *aw = nargs ? args[0] : Py_None;
+    PyObject *r;
+    if (aw == Py_None) {
+        r = ua_loop_run_forever(loop);
+        if (r)
+            Py_SETREF(r, Py_NewRef(Py_None));
+    } else {
+        r = run_until_complete(loop, aw);
+    }
     Py_DECREF(loop);
     return r;
 }
@@ -320,8 +333,9 @@ LoopObject *ua_v3_default_loop_borrowed(void)
 
 static PyMethodDef v3_functions[] = {
     {"run", mod_run, METH_O, "run(coro): run coro as a task on the loop until it ends; returns its value."},
-    {"run_until_complete", mod_run_until_complete, METH_O,
-     "run_until_complete(aw): run the default loop until the task (or coroutine) ends; returns its value."},
+    {"run_until_complete", (PyCFunction)(void (*)(void))mod_run_until_complete, METH_FASTCALL,
+     "run_until_complete(aw=None): run the default loop until the task (or coroutine) ends; returns its "
+     "value. With none, until stop()."},
     {"create_task", mod_create_task, METH_O, "create_task(coro): schedule coro; returns its Task."},
     {"current_task", mod_current_task, METH_NOARGS, "The Task running now."},
     {"sleep", mod_sleep, METH_O, "sleep(secs): awaitable."},

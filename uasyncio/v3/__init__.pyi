@@ -1,6 +1,6 @@
 # Type stubs of uasyncio.v3 (see ../__init__.pyi for how the stubs are laid
 # out: a new v3 module gets its .pyi beside it).
-from typing import Any, Callable, Coroutine, Generator, Generic, TypeVar, final
+from typing import Any, Callable, Coroutine, Generator, Generic, TypeVar, final, overload
 
 from uasyncio import PollEventLoop
 from uasyncio.core import _Op
@@ -34,6 +34,9 @@ class Loop(PollEventLoop):
     def run_until_complete(self, aw: _Aw[_T] | Task) -> _T: ...  # type: ignore[override]
 
 def run(coro: _Aw[_T]) -> _T: ...
+@overload
+def run_until_complete(aw: None = None) -> None: ...
+@overload
 def run_until_complete(aw: _Aw[_T] | Task) -> _T: ...
 def create_task(coro: _Aw[Any]) -> Task: ...
 def current_task() -> Task: ...
