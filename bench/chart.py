@@ -83,7 +83,8 @@ def bars(ax, groups, series, title, ylabel, log=False, ref_line=1.0):
     if log:
         ax.set_yscale("log")
     ax.margins(y=0.15)
-    ax.legend(fontsize=7, loc="upper left")
+    # Below the axes, where no bar can be hidden behind it.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(present), frameon=False)
 
 
 def main(argv=None):
@@ -117,7 +118,7 @@ def main(argv=None):
         print("chart.py: no results (run make bench, or pass --net/--core/--v3)", file=sys.stderr)
         return 1
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.0), squeeze=False)
     for ax, (kind, groups) in zip(axes[0], panels):
         if kind == "net":
             bars(ax, groups, list(COLORS), "Network servers: work per server CPU-second",
