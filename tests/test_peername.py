@@ -47,6 +47,27 @@ def check_family(af):
     return True
 
 
+def serve_one_client(loop, af, host, handler, done):
+    """A 2.0 server on host for one client from a thread, until done();
+    returns the client's own address."""
+    srv = uasyncio.start_server(handler, host, 0)
+    loop.create_task(srv)
+    loop.run_until_complete(uasyncio.sleep_ms(1))
+    port = srv.socket.getsockname()[1]
+    client = []
+    t = threading.Thread(target=connect_from_thread, args=(af, host, port, client))
+    t.start()
+
+    async def main():
+        await until(done)
+        uasyncio.cancel(srv)
+        await uasyncio.sleep_ms(20)
+
+    run(loop, main())
+    t.join(20)
+    return client[0]
+
+
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("af,host", FAMILIES, ids=["ipv4", "ipv6"])
 def test_v2_server_side_peername(loop, af, host):
@@ -61,22 +82,7 @@ def test_v2_server_side_peername(loop, af, host):
         await writer.aclose()
         seen.append(("after close", writer.get_extra_info("peername")))
 
-    srv = uasyncio.start_server(handler, host, 0)
-    loop.create_task(srv)
-    loop.run_until_complete(uasyncio.sleep_ms(1))
-    port = srv.socket.getsockname()[1]
-    client = []
-    t = threading.Thread(target=connect_from_thread, args=(af, host, port, client))
-    t.start()
-
-    async def main():
-        await until(lambda: len(seen) == 4)
-        uasyncio.cancel(srv)
-        await uasyncio.sleep_ms(20)
-
-    run(loop, main())
-    t.join(20)
-    peer = client[0]
+    peer = serve_one_client(loop, af, host, handler, lambda: len(seen) == 4)
     assert seen == [("line", b"hello\n"), ("extra", {"peername": peer}), ("info", peer),
                     ("after close", peer)]
 
@@ -94,23 +100,9 @@ def test_v2_peername_asked_only_after_the_close(loop, af, host):
         await writer.aclose()
         writers.append(writer)
 
-    srv = uasyncio.start_server(handler, host, 0)
-    loop.create_task(srv)
-    loop.run_until_complete(uasyncio.sleep_ms(1))
-    port = srv.socket.getsockname()[1]
-    client = []
-    t = threading.Thread(target=connect_from_thread, args=(af, host, port, client))
-    t.start()
-
-    async def main():
-        await until(lambda: writers)
-        uasyncio.cancel(srv)
-        await uasyncio.sleep_ms(20)
-
-    run(loop, main())
-    t.join(20)
-    assert writers[0].extra == {"peername": client[0]}
-    assert writers[0].get_extra_info("peername") == client[0]
+    peer = serve_one_client(loop, af, host, handler, lambda: writers)
+    assert writers[0].extra == {"peername": peer}
+    assert writers[0].get_extra_info("peername") == peer
 
 
 @pytest.mark.timeout(30)
