@@ -155,3 +155,32 @@ def test_a_writer_made_by_hand_keeps_its_extra():
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.timeout(30)
+def test_peername_survives_a_memory_error_while_it_is_made(loop):
+    """The address made into the dict failing with MemoryError (each
+    allocation in turn) does not lose it: asked again, it is there."""
+    import _testcapi
+    writers = []
+
+    async def handler(reader, writer):
+        await reader.readline()
+        await writer.aclose()
+        writers.append(writer)
+
+    peer = serve_one_client(loop, socket.AF_INET, "127.0.0.1", handler, lambda: writers)
+    failed = 0
+    for i in range(200):
+        _testcapi.set_nomemory(i, i + 1)   # the i-th allocation from now fails
+        try:
+            got = writers[0].get_extra_info("peername")
+        except MemoryError:
+            failed += 1
+            continue
+        finally:
+            _testcapi.remove_mem_hooks()
+        break
+    assert failed, "no allocation failed: nothing was tested"
+    assert got == peer
+    assert writers[0].extra == {"peername": peer}

@@ -68,6 +68,58 @@ def test_module_run_until_complete_with_no_task_runs_until_stop(aio):
     with pytest.raises(TypeError):
         aio.run_until_complete(None, None)
 
+PROGRAM_UNTIL_IDLE = """
+    import socket, threading, time
+    import uasyncio.v3 as asyncio
+    out = []
+
+    async def sleeper(n):
+        await asyncio.sleep_ms(5 * n)
+        out.append(("slept", n))
+
+    async def forgotten(ev):
+        await ev.wait()            # no task will set it: nothing can wake this one
+        out.append("never")
+
+    async def flag_waiter(flag):
+        await flag.wait()          # another thread sets it: the loop must wait
+        out.append("flag")
+
+    async def server_then_close():
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        await asyncio.sleep_ms(30)  # the listening socket waits on I/O meanwhile
+        server.close()
+        await server.wait_closed()
+        out.append("server closed")
+
+    for n in range(3):
+        asyncio.create_task(sleeper(n))
+    asyncio.create_task(forgotten(asyncio.Event()))
+    flag = asyncio.ThreadSafeFlag()
+    asyncio.create_task(flag_waiter(flag))
+    asyncio.create_task(server_then_close())
+    threading.Thread(target=lambda: (time.sleep(0.3), flag.set())).start()
+    t0 = time.monotonic()
+    print(asyncio.run_until_complete())
+    print(out)
+    print(time.monotonic() - t0 >= 0.3)
+"""
+
+
+def test_module_run_until_complete_with_no_task_returns_once_nothing_can_wake(tmp_path):
+    """MicroPython's core function with no task: it returns when no task is
+    queued, sleeping or waiting on I/O (a ThreadSafeFlag counts: another
+    thread may set it), though a task still waits on an Event no one sets."""
+    from conftest import run_program
+    proc = run_program(tmp_path, PROGRAM_UNTIL_IDLE, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:3] == [
+        "None",
+        "[('slept', 0), ('slept', 1), ('slept', 2), 'server closed', 'flag']",
+        "True",
+    ], proc.stdout + proc.stderr
+
+
 def test_create_task_returns_a_task_that_runs(both):
     async def child(out, n):
         out.append(n)

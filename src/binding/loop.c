@@ -716,6 +716,11 @@ PyObject *ua_loop_run_forever(LoopObject *self)
         int delay;
         if (next_delay(self, &delay) < 0)
             break;
+        if (self->woken_from_outside && delay < 0 && !self->poller.nwaiters && !self->ts_calls.len &&
+            !ua_wakeup_asked(&self->wakeup) && !self->woken_from_outside(self)) {
+            ret = Py_NewRef(Py_None);   /* nothing can wake any task any more */
+            break;
+        }
         /* A loop that never blocks (the poller checks signals before it
          * blocks) still acts on a Ctrl-C caught while C code ran. */
         if (!delay && !(++passes & 255) && PyErr_CheckSignals() < 0)

@@ -108,12 +108,12 @@ PyObject *ua_extra_dict(ua_extra *e)
         struct sockaddr_storage ss;
         memset(&ss, 0, sizeof(ss));
         memcpy(&ss, &e->peer, sizeof(e->peer));
-        e->peer.sa.sa_family = AF_UNSPEC;
         PyObject *peer = ua_sockaddr_to_py(&ss);
         int rc = peer ? PyDict_SetItem(e->dict, str_peername, peer) : -1;
         Py_XDECREF(peer);
         if (rc < 0)
-            return NULL;
+            return NULL;   /* the address still waits: asked again, it is made again */
+        e->peer.sa.sa_family = AF_UNSPEC;
     }
     return e->dict;
 }

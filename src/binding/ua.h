@@ -94,6 +94,10 @@ typedef struct LoopObject {
     struct TaskObject *v3_tasks;   /* live v3 Tasks, one strong reference each (v3.h) */
     PyObject *exc_handler;  /* set_exception_handler()'s handler, or NULL */
     uint8_t vclock;         /* virtual clock: time jumps to the next timer when idle */
+    /* NULL: run until stop(). Else (v3's run_until_complete() with no task,
+     * as MicroPython's) return once no task is queued, sleeping or waiting
+     * on I/O, and this says that no other thread can wake one either. */
+    int (*woken_from_outside)(struct LoopObject *loop);
     uint32_t vnow;          /* the virtual clock's ticks */
     PyObject *weakreflist;
 } LoopObject;

@@ -246,7 +246,8 @@ static PyObject *mod_run(PyObject *m, PyObject *coro)
     return r;
 }
 
-/* With no task (or None), as MicroPython's: run until stop(). */
+/* With no task (or None), as MicroPython's: run until nothing can wake any
+ * task (or stop()). */
 static PyObject *mod_run_until_complete(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs > 1) {
@@ -259,7 +260,9 @@ static PyObject *mod_run_until_complete(PyObject *m, PyObject *const *args, Py_s
     PyObject *aw = nargs ? args[0] : Py_None;
     PyObject *r;
     if (aw == Py_None) {
+        loop->woken_from_outside = ua_v3_flag_waiting;
         r = ua_loop_run_forever(loop);
+        loop->woken_from_outside = NULL;
         if (r)
             Py_SETREF(r, Py_NewRef(Py_None));
     } else {
@@ -335,7 +338,7 @@ static PyMethodDef v3_functions[] = {
     {"run", mod_run, METH_O, "run(coro): run coro as a task on the loop until it ends; returns its value."},
     {"run_until_complete", (PyCFunction)(void (*)(void))mod_run_until_complete, METH_FASTCALL,
      "run_until_complete(aw=None): run the default loop until the task (or coroutine) ends; returns its "
-     "value. With none, until stop()."},
+     "value. With none, until no task can be woken any more (or stop())."},
     {"create_task", mod_create_task, METH_O, "create_task(coro): schedule coro; returns its Task."},
     {"current_task", mod_current_task, METH_NOARGS, "The Task running now."},
     {"sleep", mod_sleep, METH_O, "sleep(secs): awaitable."},

@@ -333,6 +333,36 @@ void ua_v3_flag_forget(WaitObject *w)
         f->waiter = NULL;
 }
 
+int ua_v3_flag_waiting(LoopObject *loop)
+{
+    /* The end of each task's await chain: looked at only when the loop has
+     * nothing else left, so a walk is cheap enough. */
+    for (TaskObject *t = loop->v3_tasks; t; t = t->lnext) {
+        PyObject *obj = Py_XNewRef(t->rec.obj);
+        for (int depth = 0; obj && depth < 1000; depth++) {
+            if (Py_IS_TYPE(obj, &Wait_Type)) {
+                WaitObject *w = (WaitObject *)obj;
+                int waits = w->kind == W_FLAG && w->target && ((FlagObject *)w->target)->waiter == w;
+                Py_DECREF(obj);
+                if (waits)
+                    return 1;
+                obj = NULL;
+                break;
+            }
+            const char *inner = PyCoro_CheckExact(obj) ? "cr_await" : PyGen_Check(obj) ? "gi_yieldfrom" : NULL;
+            PyObject *next = inner ? PyObject_GetAttrString(obj, inner) : NULL;
+            if (!next)
+                PyErr_Clear();
+            Py_DECREF(obj);
+            obj = next;
+            if (obj == Py_None)
+                Py_CLEAR(obj);
+        }
+        Py_XDECREF(obj);
+    }
+    return 0;
+}
+
 static PyMethodDef flag_methods[] = {
     {"set", (PyCFunction)flag_set, METH_NOARGS,
      "Set the flag; safe from any thread or a signal handler, wakes the loop at once."},
