@@ -7,9 +7,13 @@ Prints what happened and exits.
 """
 import os
 import sys
+import sysconfig
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+if os.path.exists(os.path.join(ROOT, "uasyncio", "_uasyncio" + sysconfig.get_config_var("EXT_SUFFIX"))):
+    # this folder's build first, if made for this Python
+    sys.path.insert(0, ROOT)
 import uasyncio as asyncio  # noqa: E402
 from echo_server import echo  # noqa: E402
 from http_server import serve as http  # noqa: E402

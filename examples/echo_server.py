@@ -1,8 +1,12 @@
 """A line echo server: python3 examples/echo_server.py [port]"""
 import os
 import sys
+import sysconfig
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+if os.path.exists(os.path.join(ROOT, "uasyncio", "_uasyncio" + sysconfig.get_config_var("EXT_SUFFIX"))):
+    # this folder's build first, if made for this Python
+    sys.path.insert(0, ROOT)
 import uasyncio as asyncio  # noqa: E402
 
 

@@ -2,8 +2,12 @@
 python3 examples/http_server.py [port]      then: curl http://127.0.0.1:8081/"""
 import os
 import sys
+import sysconfig
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+if os.path.exists(os.path.join(ROOT, "uasyncio", "_uasyncio" + sysconfig.get_config_var("EXT_SUFFIX"))):
+    # this folder's build first, if made for this Python
+    sys.path.insert(0, ROOT)
 import uasyncio as asyncio  # noqa: E402
 
 RESPONSE = (b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nHello")

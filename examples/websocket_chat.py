@@ -10,9 +10,12 @@ are printed on stdout, and the port is printed once listening.
 import argparse
 import os
 import sys
+import sysconfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
+if os.path.exists(os.path.join(HERE, "..", "uasyncio", "_uasyncio" + sysconfig.get_config_var("EXT_SUFFIX"))):
+    # this folder's build first, if made for this Python
+    sys.path.insert(0, os.path.join(HERE, ".."))
 import uasyncio as asyncio  # noqa: E402
 from uasyncio.websocket.server import WSReader, WSWriter  # noqa: E402
 
