@@ -12,6 +12,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -91,6 +92,28 @@ def combine(runs, median_value=True):
     if median_value:
         return dict(best, value=med, runs=runs)
     return dict(best, runs=runs)
+
+
+def describe(rec):
+    """A run's record in a few words, for the progress lines."""
+    if "error" in rec:
+        return "ERROR: " + rec["error"]
+    return (fmt_num(rec.get("value")) + " " + rec.get("unit", "")).rstrip()
+
+
+def take_turns(name, runners, rounds, show=describe):
+    """Run each of runners ({who: fn() -> record}) `rounds` times, taking
+    turns (a, b, ..., a, b, ...) so that a machine whose speed drifts over
+    minutes weighs on all of them alike; progress on stderr. Returns
+    {who: [records]}."""
+    runs = {who: [] for who in runners}
+    for i in range(rounds):
+        for who, run in runners.items():
+            print("  %-14s on %-8s (%d/%d) ..." % (name, who, i + 1, rounds), end="", file=sys.stderr, flush=True)
+            rec = run()
+            runs[who].append(rec)
+            print(" " + show(rec), file=sys.stderr, flush=True)
+    return runs
 
 
 def write_json(path, meta, results):

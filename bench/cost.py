@@ -42,7 +42,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True
 
-from common import ROOT, child_env, csv_list  # noqa: E402
+from common import ROOT, child_env, csv_list, take_turns  # noqa: E402
 from net import (BUILD, ECHO_CONFIGS, HTTP_CONCURRENCY, SERVERS, build_c, ensure_ab, free_port,  # noqa: E402
                  listening, pinned, server_cmd)
 
@@ -173,10 +173,8 @@ def measure_all(servers, mode, counted, timed, tools):
     res = {s: measure(s, mode, counted[0], counted[1], tools) for s in servers}
     runs, load, units = timed
     if runs:
-        splits = {s: [] for s in servers}
-        for _ in range(runs):
-            for s in servers:
-                splits[s].append(cpu_split(s, mode, load, units))
+        splits = take_turns("cpu split", {s: (lambda s=s: cpu_split(s, mode, load, units)) for s in servers},
+                            runs, show=lambda r: "user %.1f us, system %.1f us" % r)
         for s in servers:
             res[s]["user_us"] = statistics.median(u for u, _ in splits[s])
             res[s]["sys_us"] = statistics.median(k for _, k in splits[s])

@@ -42,7 +42,7 @@ if HERE not in sys.path:
 sys.dont_write_bytecode = True   # leave no __pycache__ in the tree
 
 from common import (ROOT, PYTHON, available, child_env, combine, csv_list,  # noqa: E402
-                    fmt_num, fmt_ratio, probe_python, ratio, render, write_json)
+                    fmt_num, fmt_ratio, probe_python, ratio, render, take_turns, write_json)
 
 BUILD = os.path.join(HERE, "build")
 C_PROGRAMS = ("echo_client", "server")
@@ -683,22 +683,10 @@ def main(argv=None):
     t_start = time.time()
     results = []
     try:
-        # The repeats of one test take turns across the servers (c, uasyncio,
-        # ..., c, uasyncio, ...): a machine that drifts over minutes then
-        # weighs on every server alike, not on the last one run.
         for name in dict.fromkeys(job[0] for job in jobs):
             group = [job for job in jobs if job[0] == name]
-            rounds = max(1, args.repeat) if group[0][3] else 1
-            runs = {kind: [] for _, kind, _, _ in group}
-            for i in range(rounds):
-                for _, kind, run, _ in group:
-                    print("  %-14s on %-8s (%d/%d) ..." % (name, kind, i + 1, rounds), end="",
-                          file=sys.stderr, flush=True)
-                    r = run()
-                    runs[kind].append(r)
-                    print(" %s%s" % (fmt_num(r.get("value")) + " " + r.get("unit", "") if "value" in r else "",
-                                     "  ERROR: " + r["error"] if "error" in r else ""),
-                          file=sys.stderr, flush=True)
+            runs = take_turns(name, {kind: run for _, kind, run, _ in group},
+                              max(1, args.repeat) if group[0][3] else 1)
             results.extend(combine(runs[kind], median_value=False) for _, kind, _, _ in group)
     finally:
         Server.kill_all()

@@ -29,7 +29,7 @@ if HERE not in sys.path:
 sys.dont_write_bytecode = True   # leave no __pycache__ in the tree
 
 from common import (ROOT, PYTHON, available, child_env, combine, csv_list,  # noqa: E402
-                    fmt_num, fmt_ratio, probe_python, ratio, render, write_json)
+                    fmt_num, fmt_ratio, probe_python, ratio, render, take_turns, write_json)
 
 # The two sets of workloads (modules beside this file): each has LOOPS,
 # WORKLOADS, setup(loop) and runs as the child script.
@@ -159,18 +159,9 @@ def main(argv=None):
     results = []
     for name in args.only:
         params = workloads[name]["quick" if args.quick else "full"]
-        # The repeats take turns across the loops, so that a machine whose
-        # speed drifts over minutes weighs on every loop alike.
-        runs = {loop: [] for loop in loops}
-        rounds = max(1, args.repeat)
-        for i in range(rounds):
-            for loop in loops:
-                print("  running %-6s on %-8s (%d/%d) ..." % (name, loop, i + 1, rounds), end="",
-                      file=sys.stderr, flush=True)
-                r = run_child(suite, name, loop, params, args.cpu, args.timeout, args.no_gc)
-                runs[loop].append(r)
-                print(" %s" % ("ERROR: " + r["error"] if "error" in r else fmt_num(r["value"])),
-                      file=sys.stderr, flush=True)
+        runs = take_turns(name, {loop: (lambda loop=loop: run_child(suite, name, loop, params, args.cpu,
+                                                                    args.timeout, args.no_gc))
+                                 for loop in loops}, max(1, args.repeat))
         results.extend(combine(runs[loop]) for loop in loops)
 
     print()

@@ -29,7 +29,7 @@ HAVE_IPV6, IPV6_WHY = ipv6_loopback()
 FAMILIES = [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
 
 
-def connect_from_thread(af, host, port, out):
+def connect_from_thread(host, port, out):
     """Connect, note the client's own address, send a line, wait for EOF."""
     with socket.create_connection((host, port), timeout=20) as c:
         out.append(c.getsockname())
@@ -55,7 +55,7 @@ def serve_one_client(loop, af, host, handler, done):
     loop.run_until_complete(uasyncio.sleep_ms(1))
     port = srv.socket.getsockname()[1]
     client = []
-    t = threading.Thread(target=connect_from_thread, args=(af, host, port, client))
+    t = threading.Thread(target=connect_from_thread, args=(host, port, client))
     t.start()
 
     async def main():
@@ -124,7 +124,7 @@ def test_v3_server_side_peername(af, host):
     async def main():
         server = await v3.start_server(handler, host, 0)
         port = server.socket.getsockname()[1]
-        t = threading.Thread(target=connect_from_thread, args=(af, host, port, client))
+        t = threading.Thread(target=connect_from_thread, args=(host, port, client))
         t.start()
         while len(seen) < 4:
             await v3.sleep_ms(5)
