@@ -154,15 +154,45 @@ static int op_clear(OpObject *op)
     return 0;
 }
 
-ua_streamop *ua_op_freelist[UA_OP_FREELIST_MAX];
-int ua_op_nfree;
+/* Ops freed, kept for reuse: a round trip makes two ops (a read and a
+ * write), which then cost no allocation in steady state. */
+#define OP_FREELIST_MAX 64
+static OpObject *op_freelist[OP_FREELIST_MAX];
+static int op_nfree;
+
+ua_streamop *ua_op_new(PyObject *stream, ua_op_step step, const char *name)
+{
+    OpObject *op;
+    if (op_nfree) {
+        op = op_freelist[--op_nfree];
+        PyObject_Init((PyObject *)op, &StreamOp_Type);
+    } else if (!(op = PyObject_GC_New(OpObject, &StreamOp_Type))) {
+        return NULL;
+    }
+    op->stream = Py_NewRef(stream);
+    op->acc = NULL;
+    op->step = step;
+    op->name = name;
+    op->off = op->sz = 0;
+    op->waited = op->wrote = op->yielded = op->has_view = op->done = 0;
+    PyObject_GC_Track(op);
+    return op;   /* op->rq: only a read's, set by ua_read_op_new */
+}
+
+ua_streamop *ua_read_op_new(PyObject *stream, ua_op_step step, const char *name, ua_read rq)
+{
+    OpObject *op = ua_op_new(stream, step, name);
+    if (op)
+        op->rq = rq;
+    return op;
+}
 
 static void op_dealloc(OpObject *op)
 {
     PyObject_GC_UnTrack(op);
     op_clear(op);
-    if (ua_op_nfree < UA_OP_FREELIST_MAX)
-        ua_op_freelist[ua_op_nfree++] = op;
+    if (op_nfree < OP_FREELIST_MAX)
+        op_freelist[op_nfree++] = op;
     else
         PyObject_GC_Del(op);
 }

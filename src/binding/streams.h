@@ -147,40 +147,9 @@ struct ua_streamop {
     uint8_t has_view;
     uint8_t done;
 };
-/* A new op on stream (NULL with an exception); a read's with what it asks.
- * Inline: one is made per stream call. */
-/* Ops freed, kept for reuse: a round trip makes two ops (a read and a
- * write), which then cost no allocation in steady state. */
-#define UA_OP_FREELIST_MAX 64
-extern ua_streamop *ua_op_freelist[UA_OP_FREELIST_MAX];
-extern int ua_op_nfree;
-
-static inline ua_streamop *ua_op_new(PyObject *stream, ua_op_step step, const char *name)
-{
-    ua_streamop *op;
-    if (ua_op_nfree) {
-        op = ua_op_freelist[--ua_op_nfree];
-        PyObject_Init((PyObject *)op, &StreamOp_Type);
-    } else if (!(op = PyObject_GC_New(ua_streamop, &StreamOp_Type))) {
-        return NULL;
-    }
-    op->stream = Py_NewRef(stream);
-    op->acc = NULL;
-    op->step = step;
-    op->name = name;
-    op->off = op->sz = 0;
-    op->waited = op->wrote = op->yielded = op->has_view = op->done = 0;
-    PyObject_GC_Track(op);
-    return op;   /* op->rq: only a read's, set by ua_read_op_new */
-}
-
-static inline ua_streamop *ua_read_op_new(PyObject *stream, ua_op_step step, const char *name, ua_read rq)
-{
-    ua_streamop *op = ua_op_new(stream, step, name);
-    if (op)
-        op->rq = rq;
-    return op;
-}
+/* A new op on stream (NULL with an exception); a read's with what it asks. */
+ua_streamop *ua_op_new(PyObject *stream, ua_op_step step, const char *name);
+ua_streamop *ua_read_op_new(PyObject *stream, ua_op_step step, const char *name, ua_read rq);
 
 /* ---- server.c: the accept loop both start_server()s share ---------------------- */
 
