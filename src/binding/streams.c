@@ -1096,7 +1096,8 @@ static PyObject *writer_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwd
     return (PyObject *)w;
 }
 
-static PyObject *writer_awrite(WriterObject *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+PyObject *ua_awrite_op_new(PyObject *stream, ua_op_step step, const char *name, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kwnames)
 {
     static char *kwlist[] = {"buf", "off", "sz", NULL};
     PyObject *buf;
@@ -1122,10 +1123,15 @@ static PyObject *writer_awrite(WriterObject *w, PyObject *const *args, Py_ssize_
         if (!ok)
             return NULL;
     }
-    OpObject *op = ua_op_new((PyObject *)w, writer_write_step, "StreamWriter.awrite");
+    OpObject *op = ua_op_new(stream, step, name);
     if (op && op_set_buffer(op, buf, off, sz) < 0)
         Py_CLEAR(op);
     return (PyObject *)op;
+}
+
+static PyObject *writer_awrite(WriterObject *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return ua_awrite_op_new((PyObject *)w, writer_write_step, "StreamWriter.awrite", args, nargs, kwnames);
 }
 
 static PyObject *writer_awriteiter(WriterObject *w, PyObject *iterable)

@@ -150,6 +150,10 @@ struct ua_streamop {
 /* A new op on stream (NULL with an exception); a read's with what it asks. */
 ua_streamop *ua_op_new(PyObject *stream, ua_op_step step, const char *name);
 ua_streamop *ua_read_op_new(PyObject *stream, ua_op_step step, const char *name, ua_read rq);
+/* An awrite(buf, off=0, sz=-1) op on stream (arguments as METH_FASTCALL |
+ * METH_KEYWORDS gives them), holding buf[off:off+sz] in its view, off, sz. */
+PyObject *ua_awrite_op_new(PyObject *stream, ua_op_step step, const char *name, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kwnames);
 
 /* ---- server.c: the accept loop both start_server()s share ---------------------- */
 

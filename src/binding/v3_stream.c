@@ -239,24 +239,9 @@ static PyObject *stream_drain(StreamObject *st, PyObject *unused)
     return (PyObject *)ua_op_new((PyObject *)st, drain_step, "Stream.drain");
 }
 
-static PyObject *stream_awrite(StreamObject *st, PyObject *args, PyObject *kwds)
+static PyObject *stream_awrite(StreamObject *st, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"buf", "off", "sz", NULL};
-    PyObject *buf;
-    Py_ssize_t off = 0, sz = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|nn:awrite", kwlist, &buf, &off, &sz))
-        return NULL;
-    ua_streamop *op = ua_op_new((PyObject *)st, awrite_step, "Stream.awrite");
-    if (!op)
-        return NULL;
-    if (ua_get_data(buf, &op->view, &off, &sz, "awrite") < 0) {
-        Py_DECREF(op);
-        return NULL;
-    }
-    op->has_view = 1;
-    op->off = off;
-    op->sz = sz;
-    return (PyObject *)op;
+    return ua_awrite_op_new((PyObject *)st, awrite_step, "Stream.awrite", args, nargs, kwnames);
 }
 
 static PyObject *stream_close(StreamObject *st, PyObject *unused)
@@ -342,9 +327,9 @@ static PyMethodDef stream_methods[] = {
      "write(buf): hand the kernel what it takes now, buffer the rest (sent by drain())."},
     {"drain", (PyCFunction)stream_drain, METH_NOARGS,
      "drain(): awaitable; send everything buffered; always yields once."},
-    {"awrite", (PyCFunction)(void (*)(void))stream_awrite, METH_VARARGS | METH_KEYWORDS,
+    {"awrite", (PyCFunction)(void (*)(void))stream_awrite, METH_FASTCALL | METH_KEYWORDS,
      "awrite(buf, off=0, sz=-1): awaitable; write(buf[off:off+sz]) then drain()."},
-    {"awritestr", (PyCFunction)(void (*)(void))stream_awrite, METH_VARARGS | METH_KEYWORDS,
+    {"awritestr", (PyCFunction)(void (*)(void))stream_awrite, METH_FASTCALL | METH_KEYWORDS,
      "awritestr(s): as awrite()."},
     {"close", (PyCFunction)stream_close, METH_NOARGS, "close(): as MicroPython, wait_closed() closes."},
     {"wait_closed", (PyCFunction)stream_wait_closed, METH_NOARGS,
