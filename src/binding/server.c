@@ -217,13 +217,6 @@ static int serve_connection(PyObject *owner, PyObject *sock, const struct sockad
     return rc;
 }
 
-/* One connection failing (no memory, a refused client_coro) must not end
- * the server: it is reported, and the server goes on. */
-static void report_connection(PyObject *owner)
-{
-    PyErr_WriteUnraisable(owner);
-}
-
 /* An accepted fd as a socket.socket; on failure the fd is closed. */
 static PyObject *wrap_accepted(int fd, int family)
 {
@@ -307,7 +300,9 @@ static PySendResult server_step(ServerObject *self, PyObject **result)
         self->loop = (LoopObject *)Py_NewRef(ua_running_loop_get());
     if (!self->sock && listen_now(self) < 0)
         return PYGEN_ERROR;
-    return ua_accept_step((PyObject *)self, self->sock, &self->closed, serve_connection, report_connection,
+    /* One connection failing (no memory, a refused client_coro) must not
+     * end the server: it is reported as unraisable, and the server goes on. */
+    return ua_accept_step((PyObject *)self, self->sock, &self->closed, serve_connection, PyErr_WriteUnraisable,
                           result);
 }
 
