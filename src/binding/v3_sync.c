@@ -335,30 +335,12 @@ void ua_v3_flag_forget(WaitObject *w)
 
 int ua_v3_flag_waiting(LoopObject *loop)
 {
-    /* The end of each task's await chain: looked at only when the loop has
-     * nothing else left, so a walk is cheap enough. */
+    /* Each task knows the Wait it is parked on, however deep in its await
+     * chain: looked at only when the loop has nothing else left. */
     for (TaskObject *t = loop->v3_tasks; t; t = t->lnext) {
-        PyObject *obj = Py_XNewRef(t->rec.obj);
-        for (int depth = 0; obj && depth < 1000; depth++) {
-            if (Py_IS_TYPE(obj, &Wait_Type)) {
-                WaitObject *w = (WaitObject *)obj;
-                int waits = w->kind == W_FLAG && w->target && ((FlagObject *)w->target)->waiter == w;
-                Py_DECREF(obj);
-                if (waits)
-                    return 1;
-                obj = NULL;
-                break;
-            }
-            const char *inner = PyCoro_CheckExact(obj) ? "cr_await" : PyGen_Check(obj) ? "gi_yieldfrom" : NULL;
-            PyObject *next = inner ? PyObject_GetAttrString(obj, inner) : NULL;
-            if (!next)
-                PyErr_Clear();
-            Py_DECREF(obj);
-            obj = next;
-            if (obj == Py_None)
-                Py_CLEAR(obj);
-        }
-        Py_XDECREF(obj);
+        WaitObject *w = ua_task_waiting(t);
+        if (w && w->kind == W_FLAG)
+            return 1;
     }
     return 0;
 }
