@@ -678,7 +678,7 @@ static int call_wait(LoopObject *self, int delay)
     return 0;
 }
 
-PyObject *ua_loop_run_forever(LoopObject *self)
+PyObject *ua_loop_run_forever(LoopObject *self, int until_idle)
 {
     if (check_caller(self) < 0)
         return NULL;
@@ -716,8 +716,8 @@ PyObject *ua_loop_run_forever(LoopObject *self)
         int delay;
         if (next_delay(self, &delay) < 0)
             break;
-        if (self->woken_from_outside && delay < 0 && !self->poller.nwaiters && !self->ts_calls.len &&
-            !ua_wakeup_asked(&self->wakeup) && !self->woken_from_outside(self)) {
+        if (until_idle && delay < 0 && !self->poller.nwaiters && !self->ts_calls.len &&
+            !ua_wakeup_asked(&self->wakeup) && !ua_v3_flag_waiting(self)) {
             ret = Py_NewRef(Py_None);   /* nothing can wake any task any more */
             break;
         }
@@ -755,7 +755,7 @@ PyObject *ua_loop_run_forever(LoopObject *self)
 
 static PyObject *loop_run_forever(LoopObject *self, PyObject *unused)
 {
-    PyObject *ret = ua_loop_run_forever(self);
+    PyObject *ret = ua_loop_run_forever(self, 0);
     if (!ret && !PyErr_Occurred())
         Py_RETURN_NONE;
     return ret;
@@ -782,7 +782,7 @@ static PyObject *loop_run_until_complete(LoopObject *self, PyObject *coro)
     if (t->state == ST_NEW && ua_loop_queue(self, t) < 0)
         return NULL;
     self->main_done = 0;
-    PyObject *ret = ua_loop_run_forever(self);
+    PyObject *ret = ua_loop_run_forever(self, 0);
     t = ua_ptrmap_get(&self->tasks, coro);
     if (t)
         t->flags &= ~F_MAIN;

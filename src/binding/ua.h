@@ -94,10 +94,6 @@ typedef struct LoopObject {
     struct TaskObject *v3_tasks;   /* live v3 Tasks, one strong reference each (v3.h) */
     PyObject *exc_handler;  /* set_exception_handler()'s handler, or NULL */
     uint8_t vclock;         /* virtual clock: time jumps to the next timer when idle */
-    /* NULL: run until stop(). Else (v3's run_until_complete() with no task,
-     * as MicroPython's) return once no task is queued, sleeping or waiting
-     * on I/O, and this says that no other thread can wake one either. */
-    int (*woken_from_outside)(struct LoopObject *loop);
     uint32_t vnow;          /* the virtual clock's ticks */
     PyObject *weakreflist;
 } LoopObject;
@@ -156,7 +152,11 @@ PyObject *ua_sleep_for(PyObject *delay, int in_secs, int clamp);
  * Per thread, so loops running in different threads never see each other. */
 LoopObject *ua_running_loop_get(void);
 int ua_loop_ready(PyObject *module);
-PyObject *ua_loop_run_forever(LoopObject *loop);   /* run_forever(): NULL (error) or its value */
+/* run_forever(): NULL (error) or its value. until_idle (v3's
+ * run_until_complete() with no task, as MicroPython's): also return None
+ * once no task is queued, sleeping, waiting on I/O or on a ThreadSafeFlag
+ * (which another thread may set). */
+PyObject *ua_loop_run_forever(LoopObject *loop, int until_idle);
 int ua_loop_queue(LoopObject *loop, ua_task *t);
 int ua_loop_wake(LoopObject *loop, ua_task *t);
 int ua_loop_unplace(LoopObject *loop, ua_task *t);
@@ -193,6 +193,7 @@ int ua_v3_task_reap(LoopObject *loop, ua_task *t);
 void ua_v3_release_all(LoopObject *loop, int finalize);   /* finalize: close() closes their coroutines */
 LoopObject *ua_v3_default_loop_borrowed(void);   /* v3's default loop, or NULL */
 int ua_v3_traverse(LoopObject *loop, visitproc visit, void *arg);
+int ua_v3_flag_waiting(LoopObject *loop);   /* a task of loop waits on a ThreadSafeFlag */
 /* An exception escaping a task when a handler is set: 1 handled, 0 no handler, -1 error */
 int ua_loop_handle_exception(LoopObject *loop, const char *message, PyObject *exc, PyObject *future);
 int ua_v3_ready(PyObject *module);

@@ -92,10 +92,6 @@ extern ua_wait_ops ua_wait_kinds[W_NKINDS];
 extern PyTypeObject Task_Type, Wait_Type, V3Loop_Type;
 extern PyObject *ua_v3_CancelledError, *ua_v3_TimeoutError;
 
-/* v3_sync.c: whether a task of loop waits on a ThreadSafeFlag, which
- * another thread may set. */
-int ua_v3_flag_waiting(LoopObject *loop);
-
 /* v3_task.c */
 TaskObject *ua_v3_current(void);                       /* borrowed; NULL outside a v3 task */
 TaskObject *ua_v3_current_or_error(const char *what);  /* ... with RuntimeError set */

@@ -173,7 +173,7 @@ static PyObject *run_until_complete(LoopObject *self, PyObject *aw)
     TaskObject *task = (TaskObject *)t;
     if (!TASK_DONE(task)) {
         task->rec.flags |= F_MAIN;
-        PyObject *ret = ua_loop_run_forever(self);
+        PyObject *ret = ua_loop_run_forever(self, 0);
         task->rec.flags &= ~F_MAIN;
         if (!ret) {
             Py_DECREF(t);
@@ -260,9 +260,7 @@ static PyObject *mod_run_until_complete(PyObject *m, PyObject *const *args, Py_s
     PyObject *aw = nargs ? args[0] : Py_None;
     PyObject *r;
     if (aw == Py_None) {
-        loop->woken_from_outside = ua_v3_flag_waiting;
-        r = ua_loop_run_forever(loop);
-        loop->woken_from_outside = NULL;
+        r = ua_loop_run_forever(loop, 1);
         if (r)
             Py_SETREF(r, Py_NewRef(Py_None));
     } else {
