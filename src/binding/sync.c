@@ -67,6 +67,14 @@ static void wl_remove(WaitOp *op)
     ua_wq_unlink(&op->node);
 }
 
+/* Unlink op, which ends unwoken, and drop the list's reference. */
+static void wl_drop(WaitOp *op)
+{
+    wl_remove(op);
+    op->state = S_FINISHED;
+    Py_DECREF(op);
+}
+
 static ua_wnode **list_of(WaitOp *op)
 {
     if (op->kind == W_ACQUIRE)
@@ -79,12 +87,8 @@ static ua_wnode **list_of(WaitOp *op)
  * under them (their task is gone) are dropped on the way. */
 static WaitOp *first_live(ua_wnode **l)
 {
-    while (*l && op_of(*l)->loop->closed) {
-        WaitOp *dead = op_of(*l);
-        wl_remove(dead);
-        dead->state = S_FINISHED;
-        Py_DECREF(dead);
-    }
+    while (*l && op_of(*l)->loop->closed)
+        wl_drop(op_of(*l));
     return op_of(*l);
 }
 
@@ -277,9 +281,7 @@ static int waitop_abandon(WaitOp *op)
 {
     int rc = 0;
     if (op->state == S_WAITING) {
-        wl_remove(op);
-        op->state = S_FINISHED;
-        Py_DECREF(op);   /* the list's reference */
+        wl_drop(op);
     } else if (op->state == S_WOKEN) {
         op->state = S_FINISHED;
         if (op->kind == W_ACQUIRE) {
@@ -500,12 +502,8 @@ static int queue_traverse(QueueObject *q, visitproc visit, void *arg)
 
 static void drop_waiters(ua_wnode **l)
 {
-    while (*l) {
-        WaitOp *op = op_of(*l);
-        wl_remove(op);
-        op->state = S_FINISHED;
-        Py_DECREF(op);
-    }
+    while (*l)
+        wl_drop(op_of(*l));
 }
 
 static int queue_clear(QueueObject *q)
