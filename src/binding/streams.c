@@ -154,21 +154,14 @@ static int op_clear(OpObject *op)
     return 0;
 }
 
-/* Ops freed, kept for reuse: a round trip makes two ops (a read and a
- * write), which then cost no allocation in steady state. */
-#define OP_FREELIST_MAX 64
-static OpObject *op_freelist[OP_FREELIST_MAX];
-static int op_nfree;
+/* A round trip makes two ops (a read and a write): kept for reuse. */
+static ua_freelist op_freelist;
 
 ua_streamop *ua_op_new(PyObject *stream, ua_op_step step, const char *name)
 {
-    OpObject *op;
-    if (op_nfree) {
-        op = op_freelist[--op_nfree];
-        PyObject_Init((PyObject *)op, &StreamOp_Type);
-    } else if (!(op = PyObject_GC_New(OpObject, &StreamOp_Type))) {
+    OpObject *op = (OpObject *)ua_freelist_new(&op_freelist, &StreamOp_Type);
+    if (!op)
         return NULL;
-    }
     op->stream = Py_NewRef(stream);
     op->acc = NULL;
     op->step = step;
@@ -191,10 +184,7 @@ static void op_dealloc(OpObject *op)
 {
     PyObject_GC_UnTrack(op);
     op_clear(op);
-    if (op_nfree < OP_FREELIST_MAX)
-        op_freelist[op_nfree++] = op;
-    else
-        PyObject_GC_Del(op);
+    ua_freelist_free(&op_freelist, (PyObject *)op);
 }
 
 /* ---- the read buffer ------------------------------------------------------------ */

@@ -169,19 +169,13 @@ static PyObject *q_get(QueueObject *q)
 /* Most operations end at their first step (an item is there, the lock is
  * free): a free list spares their allocation, and they are GC-tracked only
  * once they park, the one state in which they can be part of a cycle. */
-#define WAITOP_FREELIST_MAX 64
-static WaitOp *waitop_freelist[WAITOP_FREELIST_MAX];
-static int waitop_nfree;
+static ua_freelist waitop_freelist;
 
 static PyObject *waitop_new(PyObject *owner, int kind, PyObject *value)
 {
-    WaitOp *op;
-    if (waitop_nfree) {
-        op = waitop_freelist[--waitop_nfree];
-        PyObject_Init((PyObject *)op, &WaitOp_Type);
-    } else if (!(op = PyObject_GC_New(WaitOp, &WaitOp_Type))) {
+    WaitOp *op = (WaitOp *)ua_freelist_new(&waitop_freelist, &WaitOp_Type);
+    if (!op)
         return NULL;
-    }
     op->owner = Py_XNewRef(owner);
     op->task = NULL;
     op->loop = NULL;
@@ -385,10 +379,7 @@ static void waitop_dealloc(WaitOp *op)
     if (PyObject_GC_IsTracked((PyObject *)op))
         PyObject_GC_UnTrack(op);
     waitop_clear(op);
-    if (waitop_nfree < WAITOP_FREELIST_MAX)
-        waitop_freelist[waitop_nfree++] = op;
-    else
-        PyObject_GC_Del(op);
+    ua_freelist_free(&waitop_freelist, (PyObject *)op);
 }
 
 

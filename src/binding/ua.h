@@ -99,6 +99,33 @@ typedef struct LoopObject {
 } LoopObject;
 
 extern PyTypeObject Loop_Type;
+
+/* A free list of one GC type's objects: those freed are kept (up to
+ * UA_FREELIST_MAX) and handed out again, so an object made and freed per
+ * operation costs no allocation in steady state. */
+#define UA_FREELIST_MAX 64
+typedef struct {
+    PyObject *items[UA_FREELIST_MAX];
+    int n;
+} ua_freelist;
+
+/* A new object of type (not GC-tracked, its own fields unset), or NULL
+ * with MemoryError. */
+static inline PyObject *ua_freelist_new(ua_freelist *fl, PyTypeObject *type)
+{
+    if (fl->n)
+        return PyObject_Init(fl->items[--fl->n], type);
+    return PyObject_GC_New(PyObject, type);
+}
+
+/* Free an object already untracked and cleared: kept, or deleted. */
+static inline void ua_freelist_free(ua_freelist *fl, PyObject *obj)
+{
+    if (fl->n < UA_FREELIST_MAX)
+        fl->items[fl->n++] = obj;
+    else
+        PyObject_GC_Del(obj);
+}
 extern PyTypeObject PollLoop_Type;
 
 /* syscalls.c */
