@@ -11,7 +11,7 @@ PYTEST = PYTHONPATH="$$(/usr/bin/python3 scripts/pythons.py --testpath)" $(PYTHO
 endif
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all build deps testdeps demo test check pythons faults asan asan-build refleak valgrind bench chart fuzz load load-asan clean
+.PHONY: all build deps testdeps demo test check soak-tests pythons faults asan asan-build refleak valgrind bench chart fuzz load load-asan clean
 
 all: build
 
@@ -48,6 +48,22 @@ test: deps testdeps build
 check: deps testdeps build
 	$(PYTEST) -q -rs -p no:cacheprovider $(PYTEST_ARGS) tests
 
+# The suite N times over, each in a random order (pytest-random-order) and
+# on one CPU (taskset -c 0), as on a loaded machine; then every test that
+# failed even once. Logs in build/soak/.
+N ?= 5
+soak-tests: deps testdeps build
+	@mkdir -p build/soak; rm -f build/soak/*.log; \
+	for i in $$(seq $(N)); do \
+	    echo "== soak run $$i of $(N)"; \
+	    taskset -c 0 $(PYTEST) -q -rf -o cache_dir=build/soak/cache --random-order \
+	        $(PYTEST_ARGS) tests > build/soak/run-$$i.log 2>&1; \
+	    grep -E '(passed|failed|error)' build/soak/run-$$i.log | tail -1; \
+	done; \
+	if grep -hE '^(FAILED|ERROR) ' build/soak/*.log | sort | uniq -c; then \
+	    echo "soak-tests: tests failed (counts above; logs in build/soak/)"; exit 1; \
+	fi; echo "soak-tests: $(N) runs, no test failed"
+
 # The suite's core files (scheduling, streams, one file per subpackage) on
 # every other CPython >= 3.10 found (pyenv's), each on its own build.
 pythons: deps testdeps
@@ -59,8 +75,10 @@ faults: deps build
 
 # The whole suite against a build with AddressSanitizer and UBSan (and the
 # C core's unit tests built the same way).
-# Python runs the sanitizer build of the package from build/asan.
-SAN_RUN = UA_PKG_DIR=build/asan UA_SANITIZE=address,undefined \
+# Python runs the sanitizer build of the package from build/asan, with
+# PYTHONMALLOC=malloc so that every Python object and task record comes from
+# malloc, where ASan watches it (pymalloc's arenas it cannot see into).
+SAN_RUN = UA_PKG_DIR=build/asan UA_SANITIZE=address,undefined PYTHONMALLOC=malloc \
     LD_PRELOAD="$$(cc -print-file-name=libasan.so):$$(cc -print-file-name=libubsan.so)" \
     ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 

@@ -39,6 +39,13 @@ SOURCES = {
     "test_wsproto": ["wsproto.c", "sha1.c"],
     "test_wakeup": ["wakeup.c", "poller_epoll.c"],
     "test_waitq": [],
+    "test_alloc_failures": ["linebuf.c", "poller_epoll.c", "ptrmap.c", "runq.c",
+                            "ticks.c", "timerheap.c"],
+}
+
+# More for some programs: the core built with a failing allocator.
+EXTRA_FLAGS = {
+    "test_alloc_failures": ["-include", "tests/c/failalloc.h", "tests/c/failalloc.c"],
 }
 
 CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-O1", "-g"]
@@ -96,6 +103,7 @@ def _build(name, outdir, word="native"):
         + (_sanitize_flags() if word == "native" else ["-m32"])
         # Relative to the root (the cwd), so failure lines name short paths.
         + ["-Isrc/core", f"tests/c/{name}.c"]
+        + EXTRA_FLAGS.get(name, [])
         + [f"src/core/{src}" for src in SOURCES[name]]
         + ["-o", str(exe), "-pthread"]
     )

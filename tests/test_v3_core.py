@@ -91,6 +91,7 @@ PROGRAM_UNTIL_IDLE = """
         server.close()
         await server.wait_closed()
         out.append("server closed")
+        closed.set()
 
     for n in range(3):
         asyncio.create_task(sleeper(n))
@@ -98,11 +99,20 @@ PROGRAM_UNTIL_IDLE = """
     flag = asyncio.ThreadSafeFlag()
     asyncio.create_task(flag_waiter(flag))
     asyncio.create_task(server_then_close())
-    threading.Thread(target=lambda: (time.sleep(0.3), flag.set())).start()
-    t0 = time.monotonic()
+    closed = threading.Event()
+
+    def setter():
+        # Only once everything else is over, and a moment later, so the loop
+        # has nothing left but the flag's waiter when the flag is set.
+        closed.wait(30)
+        time.sleep(0.05)
+        flag.set()
+    setter_thread = threading.Thread(target=setter)
+    setter_thread.start()
     print(asyncio.run_until_complete())
     print(out)
-    print(time.monotonic() - t0 >= 0.3)
+    setter_thread.join(30)
+    print(closed.is_set())
 """
 
 
