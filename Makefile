@@ -48,15 +48,15 @@ test: deps testdeps build
 check: deps testdeps build
 	$(PYTEST) -q -rs -p no:cacheprovider $(PYTEST_ARGS) tests
 
-# The suite N times over, each in a random order (pytest-random-order) and
+# The suite N times over, each in another random order (UA_TEST_SHUFFLE) and
 # on one CPU (taskset -c 0), as on a loaded machine; then every test that
 # failed even once. Logs in build/soak/.
 N ?= 5
 soak-tests: deps testdeps build
 	@mkdir -p build/soak; rm -f build/soak/*.log; \
 	for i in $$(seq $(N)); do \
-	    echo "== soak run $$i of $(N)"; \
-	    taskset -c 0 $(PYTEST) -q -rf -o cache_dir=build/soak/cache --random-order \
+	    seed=$$i$$$$; echo "== soak run $$i of $(N) (UA_TEST_SHUFFLE=$$seed)"; \
+	    UA_TEST_SHUFFLE=$$seed taskset -c 0 $(PYTEST) -q -rf -p no:cacheprovider \
 	        $(PYTEST_ARGS) tests > build/soak/run-$$i.log 2>&1; \
 	    grep -E '(passed|failed|error)' build/soak/run-$$i.log | tail -1; \
 	done; \

@@ -22,6 +22,15 @@ sys.path.insert(0, PKG_DIR)
 import uasyncio  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """UA_TEST_SHUFFLE=SEED runs the tests in an order shuffled by SEED
+    (make soak-tests), so a test that leans on another's leftovers shows."""
+    seed = os.environ.get("UA_TEST_SHUFFLE")
+    if seed:
+        import random
+        random.Random(seed).shuffle(items)
+
+
 def open_fds():
     return set(os.listdir("/proc/self/fd"))
 
