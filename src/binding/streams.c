@@ -255,6 +255,10 @@ static int append(ReaderObject *r, const void *p, size_t n)
 PyObject *ua_pybuf_take(ua_linebuf *b, size_t n)
 {
     size_t len = ua_linebuf_len(b);
+    if (n > len) {   /* a miscounted length must fail, never hand out bytes past the buffer */
+        PyErr_Format(PyExc_SystemError, "stream buffer: %zu bytes asked, %zu buffered", n, len);
+        return NULL;
+    }
     if (!n)
         return PyBytes_FromStringAndSize(NULL, 0);
     if (n >= HANDOVER_MIN && len - n <= n / 4 && b->mem == bytes_resize) {
