@@ -14,7 +14,7 @@
  *   2  space(want) (2 bytes) and commit nothing
  *   3  find_line, twice (asking again gives the same answer)
  *   4  readline: find_line, then consume the line found
- *   5  consume n (2 bytes) % (len + 1) bytes
+ *   5  consume n (2 bytes) % (len + 9) bytes (past the end: all of them)
  *   6  consume everything buffered
  *   7  space(SIZE_MAX - k) (1 byte): must fail with NULL and change nothing
  *   8  free (the model drops what was buffered)
@@ -195,7 +195,7 @@ static void append(ua_linebuf *b, model *m, size_t want, const uint8_t *src, siz
 static void consume(ua_linebuf *b, model *m, size_t n)
 {
     ua_linebuf_consume(b, n);
-    model_consume(m, n);
+    model_consume(m, n < model_len(m) ? n : model_len(m));
     if (model_len(m) == 0 && n) {
         /* An emptied buffer is released. */
         CHECK(b->data == NULL);
@@ -288,9 +288,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case 5: {
-            size_t n = u16(&r) % (model_len(&m) + 1);
-            if (n)
-                CHECK(memcmp(ua_linebuf_peek(&b), m.s + m.rd, n) == 0);
+            size_t n = u16(&r) % (model_len(&m) + 9);
+            size_t have = n < model_len(&m) ? n : model_len(&m);
+            if (have)
+                CHECK(memcmp(ua_linebuf_peek(&b), m.s + m.rd, have) == 0);
             consume(&b, &m, n);
             break;
         }

@@ -133,3 +133,23 @@ def client_context(cert, check_hostname):
     ctx.load_verify_locations(cert[0])
     ctx.check_hostname = check_hostname
     return ctx
+
+
+class _ScriptedSSLSocket(ssl.SSLSocket):
+    def send(self, data, flags=0):
+        self.given.append(data)
+        return self.answer(data)
+
+
+def scripted_ssl_socket(answer):
+    """An ssl.SSLSocket (the streams treat it as one; never handshaken) whose
+    send(data) keeps data in .given and returns answer(data). Close it."""
+    a, b = socket.socketpair()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.sslsocket_class = _ScriptedSSLSocket
+    s = ctx.wrap_socket(a, do_handshake_on_connect=False)
+    b.close()
+    s.given, s.answer = [], answer
+    return s

@@ -4,6 +4,7 @@ over real TCP sockets on 127.0.0.1 (and StreamReader over other objects).
 Every test runs its main coroutine under the loop's own wait_for and a
 pytest-timeout mark, so a hang fails the test instead of stalling the run.
 The `loop` fixture fails the test if a file descriptor was left open."""
+import gc
 import hashlib
 import io
 import os
@@ -14,7 +15,7 @@ import pytest
 
 import uasyncio
 from conftest import run, until  # noqa: F401
-from netutil import HOST, connect, echo_lines, raw_connect, serve, stop, thread_connect
+from netutil import HOST, connect, echo_lines, raw_connect, scripted_ssl_socket, serve, stop, thread_connect
 
 # Faults (resets, refusals, EMFILE, stalls, half-close) are in test_faults.py.
 
@@ -873,3 +874,86 @@ def test_a_task_watching_its_syscalls_sees_ioreaddone_at_the_end(loop):
         b.close()
     assert got == (b"one\n", b"tw", b"")
     assert log == ["IORead", "IOReadDone", "IOReadDone"]
+
+
+# ---- what a Python-level write() or send() is given, and what it returns -------------
+
+
+class KeepingSink:
+    """An object to write to whose write() keeps what it is given (as a
+    batching sink or a test double does) and takes it all, or returns the
+    next of answers."""
+
+    def __init__(self, answers=()):
+        self.given = []
+        self.answers = list(answers)
+
+    def write(self, data):
+        self.given.append(data)
+        return self.answers.pop(0) if self.answers else len(data)
+
+
+def test_a_write_that_keeps_its_argument_keeps_the_data_alive():
+    """write() gets a read-only memoryview that holds on to the data: the
+    bytearray cannot be resized under it, and the UTF-8 of a str, made only
+    for the write, lives as long as the view."""
+    sink = KeepingSink()
+    writer = uasyncio.StreamWriter(sink, {})
+    data = bytearray(b"0123456789" * 1000)
+    assert drive(writer.awrite(data, 10, 5000)) == ([], None)
+    view = sink.given[0]
+    assert isinstance(view, memoryview) and view.readonly
+    with pytest.raises(BufferError):
+        data.clear()
+    assert bytes(view) == bytes(data[10:5010])
+    text = "\u00e9" * 100000
+    assert drive(writer.awrite(text)) == ([], None)
+    gc.collect()
+    filler = [bytes([i]) * 200000 for i in range(4)]   # would take the memory of a freed encoding
+    assert bytes(sink.given[1]) == text.encode()
+    del filler
+
+
+def test_an_ssl_send_that_keeps_its_argument_keeps_the_data_alive():
+    s = scripted_ssl_socket(len)
+    try:
+        data = bytearray(b"tls" * 1000)
+        assert drive(uasyncio.StreamWriter(s, {}).awrite(data)) == ([], None)
+        with pytest.raises(BufferError):
+            data.clear()
+        assert [bytes(v) for v in s.given] == [b"tls" * 1000]
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("count", [-1, -5, 11, 2 ** 70, "ten"], ids=["-1", "-5", "11", "2**70", "str"])
+def test_a_write_count_outside_what_it_was_given_raises_oserror(count):
+    """A count below 0 or above the bytes given (or not an int) is refused:
+    it would move the next write's data outside the buffer."""
+    sink = KeepingSink([count])
+    with pytest.raises(OSError, match=r"write\(\) returned .* between 0 and 10 "):
+        drive(uasyncio.StreamWriter(sink, {}).awrite(b"0123456789"))
+    assert [bytes(v) for v in sink.given] == [b"0123456789"]
+
+
+@pytest.mark.parametrize("count", [-1, 11, 2 ** 70], ids=["-1", "11", "2**70"])
+def test_an_ssl_send_count_outside_what_it_was_given_raises_oserror(count):
+    s = scripted_ssl_socket(lambda data: count)
+    try:
+        with pytest.raises(OSError, match=r"send\(\) returned .* between 0 and 10 "):
+            drive(uasyncio.StreamWriter(s, {}).awrite(b"0123456789"))
+    finally:
+        s.close()
+
+
+def test_an_ssl_send_is_offered_at_most_64_kib_at_a_time():
+    """So a copy (v3's buffered output) never costs more than that a call,
+    and every retry offers the same bytes and no fewer."""
+    s = scripted_ssl_socket(lambda data: (len(data) + 1) // 2)   # half of it
+    try:
+        data = os.urandom(200000)
+        assert drive(uasyncio.StreamWriter(s, {}).awrite(data)) == ([], None)
+        assert max(len(v) for v in s.given) == 65536
+        assert b"".join(bytes(v)[:(len(v) + 1) // 2] for v in s.given) == data
+    finally:
+        s.close()

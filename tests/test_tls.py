@@ -1,12 +1,14 @@
 """TLS streams: start_server(..., ssl=context) and open_connection(..., ssl=...)
 with a self-signed certificate made for the test by the `openssl` command."""
 import hashlib
+import socket
 import ssl
+import sys
 
 import pytest
 
 import uasyncio
-from conftest import run, until  # noqa: F401
+from conftest import no_fd_leaked, run, until  # noqa: F401
 from netutil import cert, client_context, connect, serve, server_context, stop  # noqa: F401 - cert: a fixture
 
 HOST = "127.0.0.1"
@@ -202,3 +204,54 @@ def test_tls_streams_take_the_line_limit_of_start_server_and_open_connection(loo
     run(loop, main())
     assert seen == {"server_limit": 100, "client_limit": 200, "server_error": 100, "after": b"short\n",
                     "client_error": 200}
+
+
+# ---- a task in the handshake, finalized --------------------------------------------
+
+
+def test_closing_a_tls_handshake_closes_its_socket_and_raises_nothing(cert):
+    """Closed while it waits (its task finalized): the SSL socket is closed
+    at once, and the close raises nothing (no yield answers GeneratorExit)."""
+    a, b = socket.socketpair()
+    try:
+        hs = uasyncio._tls_wrap(a, server_context(cert), True)
+        waited = hs.send(None)   # the peer says nothing: it waits to read
+        assert isinstance(waited, uasyncio.IORead)
+        hs.close()
+        assert waited.arg.fileno() == -1
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_task_in_a_tls_handshake_is_finalized_by_close(cert):
+    """loop.close() finalizes a task whose open_connection() waits in the
+    handshake (the server never answers): nothing unraisable, no fd left."""
+    listener = socket.create_server((HOST, 0))
+    port = listener.getsockname()[1]
+    unraisable = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        with no_fd_leaked():
+            loop = uasyncio.PollEventLoop()
+            started = []
+
+            async def client():
+                started.append(1)
+                await uasyncio.open_connection(HOST, port, ssl=client_context(cert, False))
+
+            loop.create_task(client())
+            loop.run_until_complete(uasyncio.sleep_ms(50))
+            assert started
+            loop.close()
+            del loop
+            peer, _ = listener.accept()   # the client's connection, closed by now
+            peer.settimeout(10)
+            while peer.recv(4096):   # its ClientHello, then the end
+                pass
+            peer.close()
+    finally:
+        sys.unraisablehook = old_hook
+        listener.close()
+    assert [u.exc_value for u in unraisable] == []

@@ -4,12 +4,14 @@ clients, cancellation in a read and in drain, and what each leaves behind."""
 import hashlib
 import os
 import socket
+import ssl
 import threading
 
 import pytest
 
 import uasyncio.v3 as asyncio
 from conftest import no_fd_leaked
+from netutil import scripted_ssl_socket
 from v3util import echo_lines
 
 HOST = "127.0.0.1"
@@ -641,3 +643,35 @@ def test_a_bad_limit_is_refused_before_any_socket(aio, bad, exc):
             await aio.start_server(echo_lines, HOST, 0, limit=bad)
 
     run(main())
+
+
+def sent_counts(*answers):
+    """send()'s answers for scripted_ssl_socket: each a count, or an exception to raise."""
+    answers = list(answers)
+
+    def answer(data):
+        a = answers.pop(0)
+        if isinstance(a, BaseException):
+            raise a
+        return a
+    return answer
+
+
+@pytest.mark.parametrize("count", [-1, 11, 2 ** 70], ids=["-1", "11", "2**70"])
+def test_a_tls_send_count_outside_what_it_was_given_raises_oserror_in_write_and_drain(count):
+    """write() and drain() refuse a count below 0 or above the bytes given:
+    it would move the data (or the buffer's front) outside the buffer."""
+    s = scripted_ssl_socket(sent_counts(ssl.SSLWantWriteError(), count, count))
+    try:
+        st = asyncio.Stream(s)
+        st.write(b"0123456789")   # would block: kept for drain()
+        assert st.buffered == 10
+        op = st.drain().__await__()
+        with pytest.raises(OSError, match=r"send\(\) returned .* between 0 and 10 "):
+            op.send(None)
+        assert st.buffered == 10
+        with pytest.raises(OSError, match=r"send\(\) returned .* between 0 and 10 "):
+            asyncio.Stream(s).write(b"0123456789")
+        assert [bytes(v) for v in s.given] == [b"0123456789"] * 3
+    finally:
+        s.close()

@@ -5,10 +5,12 @@ import hashlib
 import os
 import socket
 import ssl
+import sys
 
 import pytest
 
 import uasyncio.v3 as asyncio
+from conftest import no_fd_leaked
 from netutil import cert, client_context, server_context  # noqa: F401 - cert: a fixture
 from test_v3_stream import aio, run  # noqa: F401
 
@@ -120,3 +122,46 @@ def test_tls_hostname_mismatch_is_refused(aio, cert):
         await srv.wait_closed()
 
     run(main())
+
+
+def test_tasks_in_tls_handshakes_are_finalized_when_the_loop_closes(cert):
+    """A client whose server never answers and a server-side handshake
+    whose client never speaks, both pending when the loop closes: each SSL
+    socket is closed at once and nothing is reported as unraisable."""
+    listener = socket.create_server((HOST, 0))   # accepts (the kernel does), never speaks
+    mute = []
+    unraisable = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        with no_fd_leaked():
+            loop = asyncio.new_event_loop()
+
+            async def client():
+                await asyncio.open_connection(HOST, listener.getsockname()[1], ssl=client_context(cert, False))
+
+            async def main():
+                srv, port = await tls_server(cert)
+                mute.append(socket.create_connection((HOST, port)))   # never says hello
+                asyncio.create_task(client())
+                await asyncio.sleep_ms(50)
+                srv.close()
+                await srv.wait_closed()
+
+            loop.run_until_complete(main())
+            loop.close()
+            del loop
+            mute[0].settimeout(10)
+            assert mute[0].recv(100) == b""   # the server's side of it is closed
+            mute.pop().close()
+            peer, _ = listener.accept()
+            peer.settimeout(10)
+            while peer.recv(4096):   # the ClientHello, then the end
+                pass
+            peer.close()
+    finally:
+        sys.unraisablehook = old_hook
+        listener.close()
+        for s in mute:
+            s.close()
+    assert [u.exc_value for u in unraisable] == []

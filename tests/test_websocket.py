@@ -19,6 +19,7 @@ import time
 import pytest
 
 import uasyncio
+from conftest import run_program
 from uasyncio.websocket.server import MAX_MESSAGE, WSConn, WSReader, WSWriter, make_respkey
 
 HOST = "127.0.0.1"
@@ -1201,3 +1202,49 @@ def test_a_timed_out_websocket_read_leaves_its_bytes_for_the_next(loop, how):
     else:
         assert seen == {"first": "timeout", "second": b"123456789\n"[:10]}
 
+
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("then", ["recv", "read", "readexactly", "readline"])
+def test_after_a_line_over_the_limit_the_rest_of_its_message_is_all_a_read_gets(tmp_path, then):
+    """readline() over the limit drops the line's bytes: the message being
+    read shrinks by as many, so the next read returns only what is left of
+    it (never bytes from past the buffer), then the next message. In a
+    program of its own: reading past the buffer may crash."""
+    proc = run_program(tmp_path, """
+        import socket, sys
+        import uasyncio
+        from uasyncio.websocket.server import WSConn
+
+        def frame(payload):   # a masked binary frame, key 0: the payload as it is
+            return bytes([0x82, 0x80 | len(payload)]) + bytes(4) + payload
+
+        async def main(then):
+            a, b = socket.socketpair()
+            a.setblocking(False)
+            ws = WSConn(uasyncio.StreamReader(a, limit=10), uasyncio.StreamWriter(a, {}))
+            close = bytes([0x88, 0x82]) + bytes(4) + b"\\x03\\xe8"   # 1000
+            b.sendall(frame(b"x" * 50 + b"\\nabc") + frame(b"after") + close)
+            seen = {}
+            try:
+                await ws.readline()
+            except uasyncio.LimitOverrunError as e:
+                seen["limit"] = e.limit
+            op = {"recv": ws.recv, "read": ws.read, "readexactly": lambda: ws.readexactly(3),
+                  "readline": ws.readline}[then]
+            seen["rest"] = await op()
+            seen["next"] = await ws.recv()
+            await ws.aclose()
+            b.close()
+            print(sorted(seen.items()))
+
+        loop = uasyncio.get_event_loop()
+        loop.run_until_complete(main(sys.argv[1]))
+        """, then)
+    assert proc.returncode == 0, proc.stderr
+    if then == "readline":   # no newline in what is left: it runs on into the next message
+        want = [("limit", 10), ("next", None), ("rest", b"abcafter")]
+    else:
+        want = [("limit", 10), ("next", b"after"), ("rest", b"abc")]
+    assert proc.stdout.strip() == repr(want)

@@ -12,12 +12,21 @@ import socket as _socket
 
 from uasyncio.core import *  # noqa: F401,F403
 from uasyncio.core import __all__ as _core_all
-from uasyncio.core import IORead, IOReadDone, IOWrite, IOWriteDone, coroutine as _coroutine
+from uasyncio.core import IORead, IOWrite, IOWriteDone, coroutine as _coroutine
 from uasyncio._uasyncio import LimitOverrunError, PollEventLoop, StreamReader, StreamWriter  # noqa: F401
 from uasyncio._uasyncio import start_server as _start_server
 
 __all__ = _core_all + ["PollEventLoop", "StreamReader", "StreamWriter", "LimitOverrunError", "open_connection",
                        "start_server"]
+
+
+def _close_now(sock):
+    """Close sock as aclose() does (the running loop forgets its fd and
+    wakes whoever waits on it) without yielding: fit for an except clause
+    that may be handling GeneratorExit (a task being finalized), where a
+    yield is an error."""
+    for _ in StreamWriter(sock).aclose():   # closing never waits: nothing is yielded
+        pass
 
 
 def _tls_wrap(sock, ssl, server_side, server_hostname=None):
@@ -35,13 +44,12 @@ def _tls_wrap(sock, ssl, server_side, server_hostname=None):
                 s.do_handshake()
                 return s
             except _ssl.SSLWantReadError:
-                yield IORead(s)
+                wait = IORead(s)
             except _ssl.SSLWantWriteError:
-                yield IOWrite(s)
+                wait = IOWrite(s)
+            yield wait   # outside the handlers: what is thrown in here has no SSLWant* context
     except BaseException:
-        yield IOReadDone(s)
-        yield IOWriteDone(s)
-        s.close()
+        _close_now(s)
         raise
 
 
@@ -65,7 +73,7 @@ def _connect(host, port, ssl, server_hostname, errtext=_os.strerror):
         if ssl:
             s = yield from _tls_wrap(s, ssl, False, server_hostname or host)
     except BaseException:
-        s.close()
+        _close_now(s)
         raise
     return s, addr
 

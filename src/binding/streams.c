@@ -255,6 +255,10 @@ static int append(ReaderObject *r, const void *p, size_t n)
 PyObject *ua_pybuf_take(ua_linebuf *b, size_t n)
 {
     size_t len = ua_linebuf_len(b);
+    if (n > len) {   /* a miscounted length must fail, never hand out bytes past the buffer */
+        PyErr_Format(PyExc_SystemError, "stream buffer: %zu bytes asked, %zu buffered", n, len);
+        return NULL;
+    }
     if (!n)
         return PyBytes_FromStringAndSize(NULL, 0);
     if (n >= HANDOVER_MIN && len - n <= n / 4 && b->mem == bytes_resize) {
@@ -570,8 +574,97 @@ PySendResult ua_read_step(ReaderObject *r, ua_read *q, PyObject **result)
 
 /* ---- writing ---------------------------------------------------------------------- */
 
-/* ua_sock_send(), static so that write_step's copy is inlined. */
-static inline Py_ssize_t sock_send(PyObject *s, int kind, const char *p, size_t n, int *want)
+/* What a Python-level write() or send() is given: a read-only memoryview
+ * over a BufferSlice, which holds an export of the data's owner. A write()
+ * may keep its argument (a test double, a batching sink): the view then
+ * keeps the owner alive, and a bytearray cannot be resized under it. */
+typedef struct {
+    PyObject_HEAD
+    Py_buffer src;        /* an export of the owner (src.obj NULL: none yet) */
+    Py_ssize_t off, len;  /* the part of it shown */
+} SliceObject;
+
+static int slice_getbuffer(SliceObject *sl, Py_buffer *view, int flags)
+{
+    return PyBuffer_FillInfo(view, (PyObject *)sl, (char *)sl->src.buf + sl->off, sl->len, 1, flags);
+}
+
+static int slice_traverse(SliceObject *sl, visitproc visit, void *arg)
+{
+    Py_VISIT(sl->src.obj);
+    return 0;
+}
+
+static void slice_dealloc(SliceObject *sl)
+{
+    PyObject_GC_UnTrack(sl);
+    if (sl->src.obj)
+        PyBuffer_Release(&sl->src);
+    PyObject_GC_Del(sl);
+}
+
+static PyBufferProcs slice_as_buffer = {.bf_getbuffer = (getbufferproc)slice_getbuffer};
+
+static PyTypeObject Slice_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uasyncio.BufferSlice",
+    .tp_basicsize = sizeof(SliceObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Part of the data a stream hands to a write() or send(), read-only; it keeps the data's\n"
+              "owner alive (what the memoryview those methods are given is over).",
+    .tp_dealloc = (destructor)slice_dealloc,
+    .tp_traverse = (traverseproc)slice_traverse,
+    .tp_as_buffer = &slice_as_buffer,
+};
+
+/* The n bytes at p, for Python code to read: p lies in from, an export the
+ * caller holds, and the memoryview returned holds one of its own. Memory
+ * no object owns (from NULL: a stream's own buffer, which moves and is
+ * freed) is copied into a bytes object. */
+static PyObject *data_for_python(const Py_buffer *from, const char *p, Py_ssize_t n)
+{
+    if (!from || !from->obj)
+        return PyBytes_FromStringAndSize(p, n);
+    SliceObject *sl = PyObject_GC_New(SliceObject, &Slice_Type);
+    if (!sl)
+        return NULL;
+    sl->src.obj = NULL;
+    sl->off = p - (const char *)from->buf;
+    sl->len = n;
+    PyObject *mv = NULL;
+    if (PyObject_GetBuffer(from->obj, &sl->src, PyBUF_SIMPLE) == 0) {
+        if (sl->src.len == from->len) {
+            PyObject_GC_Track(sl);
+            mv = PyMemoryView_FromObject((PyObject *)sl);
+        } else {
+            PyErr_SetString(PyExc_BufferError, "the data to write changed size while being written");
+        }
+    }
+    Py_DECREF(sl);
+    return mv;
+}
+
+/* The count a Python-level write() or send() returned for the n bytes it
+ * was given (None, where none_ok: 0): 0..n, else -1 with OSError, as
+ * CPython's buffered writer says of a raw write(). Trusted, a count out of
+ * range would move the data pointer outside the buffer. */
+static Py_ssize_t count_taken(PyObject *res, Py_ssize_t n, const char *what, int none_ok)
+{
+    if (res == Py_None && none_ok)
+        return 0;
+    Py_ssize_t k = PyLong_Check(res) ? PyLong_AsSsize_t(res) : -1;
+    if (k >= 0 && k <= n)
+        return k;
+    PyErr_Clear();   /* an OverflowError: out of range all the same */
+    PyErr_Format(PyExc_OSError, "%s() returned %R: not a count of bytes between 0 and %zd (what it was given)",
+                 what, res, n);
+    return -1;
+}
+
+/* ua_sock_send(), static so that write_step's copy is inlined. from: an
+ * export that holds p (or NULL: see data_for_python). */
+static inline Py_ssize_t sock_send(PyObject *s, int kind, const Py_buffer *from, const char *p, size_t n,
+                                   int *want)
 {
     *want = UA_POLL_WRITE;
     if (kind == IO_FD) {
@@ -591,11 +684,14 @@ static inline Py_ssize_t sock_send(PyObject *s, int kind, const char *p, size_t 
         }
     }
     /* An SSL socket: its send() raises SSLWant*Error when it would block.
-     * A retry must pass the same leading bytes, as OpenSSL asks: both
-     * callers keep what is unsent where it was. */
-    PyObject *mv = PyMemoryView_FromMemory((char *)p, (Py_ssize_t)n, PyBUF_READ);
-    PyObject *res = mv ? PyObject_CallMethodOneArg(s, str_send, mv) : NULL;
-    Py_XDECREF(mv);
+     * A retry must pass the same leading bytes, and no fewer of them, as
+     * OpenSSL asks: both callers keep what is unsent where it was, and every
+     * call offers at most CHUNK (so a copy costs no more than that). */
+    if (n > CHUNK)
+        n = CHUNK;
+    PyObject *data = data_for_python(from, p, (Py_ssize_t)n);
+    PyObject *res = data ? PyObject_CallMethodOneArg(s, str_send, data) : NULL;
+    Py_XDECREF(data);
     if (!res) {
         int w = ua_ssl_want();
         if (!w)
@@ -603,14 +699,14 @@ static inline Py_ssize_t sock_send(PyObject *s, int kind, const char *p, size_t 
         *want = w == 1 ? UA_POLL_READ : UA_POLL_WRITE;
         return 0;
     }
-    Py_ssize_t k = PyLong_AsSsize_t(res);
+    Py_ssize_t k = count_taken(res, (Py_ssize_t)n, "send", 0);
     Py_DECREF(res);
     return k;
 }
 
 Py_ssize_t ua_sock_send(PyObject *s, int kind, const char *p, size_t n, int *want)
 {
-    return sock_send(s, kind, p, n, want);
+    return sock_send(s, kind, NULL, p, n, want);
 }
 
 int ua_get_data(PyObject *buf, Py_buffer *view, Py_ssize_t *off, Py_ssize_t *sz, const char *what)
@@ -649,7 +745,7 @@ static PySendResult write_step(OpObject *op, WriterObject *w, PyObject **result)
         Py_ssize_t k;
         if (w->kind != IO_PY) {
             int want;
-            k = sock_send(w->s, w->kind, p, (size_t)op->sz, &want);
+            k = sock_send(w->s, w->kind, &op->view, p, (size_t)op->sz, &want);
             if (k < 0)
                 return PYGEN_ERROR;
             if (!k) {
@@ -664,14 +760,14 @@ static PySendResult write_step(OpObject *op, WriterObject *w, PyObject **result)
                 return *result ? PYGEN_NEXT : PYGEN_ERROR;
             }
             op->waited = 0;
-            PyObject *mv = PyMemoryView_FromMemory((char *)p, op->sz, PyBUF_READ);
+            PyObject *mv = data_for_python(&op->view, p, op->sz);
             PyObject *res = mv ? PyObject_CallMethodOneArg(w->s, str_write, mv) : NULL;
             Py_XDECREF(mv);
             if (!res)
                 return PYGEN_ERROR;
-            k = res == Py_None ? 0 : PyLong_AsSsize_t(res);
+            k = count_taken(res, op->sz, "write", 1);   /* None: nothing taken yet, as 2.0 */
             Py_DECREF(res);
-            if (k < 0 && PyErr_Occurred())
+            if (k < 0)
                 return PYGEN_ERROR;
             op->wrote = 1;
             if (k == 0) {
@@ -1262,7 +1358,8 @@ int ua_streams_ready(PyObject *module)
         !(chunk_size = PyLong_FromLong(CHUNK)) || !(str_send = PyUnicode_InternFromString("send")) ||
         !(str_write = PyUnicode_InternFromString("write")) || !(str_close = PyUnicode_InternFromString("close")))
         return -1;
-    if (PyType_Ready(&StreamOp_Type) < 0 || PyType_Ready(&Reader_Type) < 0 || PyType_Ready(&Writer_Type) < 0)
+    if (PyType_Ready(&StreamOp_Type) < 0 || PyType_Ready(&Reader_Type) < 0 || PyType_Ready(&Writer_Type) < 0 ||
+        PyType_Ready(&Slice_Type) < 0)
         return -1;
     if (check_sock_layout() < 0)
         return -1;

@@ -97,8 +97,10 @@ typedef struct {
  * read completes, so one abandoned part way loses no byte. */
 PySendResult ua_read_step(ReaderObject *r, ua_read *q, PyObject **result);
 /* Send up to n bytes of p on s (kind IO_FD: send() on its fd; IO_TRYFIRST:
- * its send()) without blocking: the count taken; 0 if it would block, *want
- * then the direction to wait for; -1 with an exception. */
+ * its send(), given a copy of at most 64 KiB, and the count it returns
+ * checked: OSError if not in 0..what it was given) without blocking: the
+ * count taken; 0 if it would block, *want then the direction to wait for;
+ * -1 with an exception. */
 Py_ssize_t ua_sock_send(PyObject *s, int kind, const char *p, size_t n, int *want);
 /* Hold buf[off:off+sz] (bytes-like, or str as UTF-8; sz -1: to the end) in
  * *view, *sz made the slice's length; -1 with TypeError/ValueError naming

@@ -369,11 +369,19 @@ static PySendResult read_message(WSOpObject *op, PyObject **result)
 
 /* ---- the op's steps ------------------------------------------------------------------- */
 
+/* n bytes left the front of base.buf (returned, or dropped as a line over
+ * the limit): the message being read is that much shorter. front_len must
+ * never count past the buffer: a read takes that many bytes. */
+static void payload_gone(WSConnObject *ws, size_t n)
+{
+    ws->front_len = n < ws->front_len ? ws->front_len - n : ua_linebuf_len(&ws->base.buf);
+}
+
 static PyObject *take_payload(WSConnObject *ws, size_t n)
 {
     PyObject *b = ua_pybuf_take(&ws->base.buf, n);
     if (b)
-        ws->front_len = n < ws->front_len ? ws->front_len - n : ua_linebuf_len(&ws->base.buf);
+        payload_gone(ws, n);
     return b;
 }
 
@@ -413,8 +421,12 @@ static int answer_from_payload(WSOpObject *op, PyObject **result)
     case WS_READLINE: {
         ws->got_empty = 0;
         ssize_t line = ua_reader_find_line(&ws->base);
+        if (line == -2) {   /* the over-long line was dropped */
+            payload_gone(ws, have - ua_linebuf_len(&ws->base.buf));
+            return -1;
+        }
         if (line < 0)
-            return line == -2 ? -1 : 0;
+            return 0;
         n = (size_t)line;
         break;
     }

@@ -92,6 +92,8 @@ void ua_linebuf_commit(ua_linebuf *b, size_t n)
 
 void ua_linebuf_consume(ua_linebuf *b, size_t n)
 {
+    if (n > b->end - b->start)
+        n = b->end - b->start;   /* never past the end: start > end would make len() huge */
     b->start += n;
     b->scanned = b->scanned > n ? b->scanned - n : 0;
     if (b->start == b->end)

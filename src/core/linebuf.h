@@ -51,8 +51,8 @@ int ua_linebuf_append(ua_linebuf *b, const void *p, size_t n);
 /* n bytes were written at the end. */
 void ua_linebuf_commit(ua_linebuf *b, size_t n);
 
-/* Drop n bytes from the front. An emptied buffer is released, so an idle
- * connection holds none. */
+/* Drop n bytes from the front (all of them if n is more). An emptied buffer
+ * is released, so an idle connection holds none. */
 void ua_linebuf_consume(ua_linebuf *b, size_t n);
 
 /* Length of the first line including its '\n', or -1 if there is none yet. */

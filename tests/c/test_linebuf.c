@@ -94,6 +94,23 @@ static void test_emptied_buffer_is_released(void)
     ua_linebuf_free(&b);
 }
 
+static void test_consuming_more_than_is_buffered_empties_it(void)
+{
+    /* A miscounted n never moves the front past the end (which would make
+     * the length huge and the next read run past the storage). */
+    ua_linebuf b;
+    ua_linebuf_init(&b);
+    CHECK(append(&b, "abc", 3));
+    ua_linebuf_consume(&b, 1);
+    ua_linebuf_consume(&b, 10);
+    CHECK_EQ(ua_linebuf_len(&b), 0);
+    CHECK(b.data == NULL);
+    CHECK(append(&b, "de\n", 3));
+    CHECK(holds(&b, "de\n"));
+    CHECK_EQ(ua_linebuf_find_line(&b), 3);
+    ua_linebuf_free(&b);
+}
+
 static void test_long_line_in_small_chunks_is_scanned_once(void)
 {
     /* A 200 kB line arriving in chunks of 1..300 bytes: no line until the
@@ -346,6 +363,7 @@ int main(void)
     RUN(test_lines_in_one_chunk);
     RUN(test_newline_first_and_empty_lines);
     RUN(test_emptied_buffer_is_released);
+    RUN(test_consuming_more_than_is_buffered_empties_it);
     RUN(test_long_line_in_small_chunks_is_scanned_once);
     RUN(test_consume_part_of_a_scanned_line);
     RUN(test_space_gives_room_and_grows);
