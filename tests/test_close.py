@@ -185,3 +185,85 @@ def test_close_finalizes_tasks_waiting_in_a_queue_or_lock_that_lives_on(loop, ki
     else:
         lock.release()
         assert not lock.locked
+
+
+# ---- what close() meets: wait_for timers, servers -----------------------------------
+
+def test_close_frees_the_timer_of_a_task_in_wait_for_once(tmp_path):
+    """A task inside wait_for_ms() holds a timer record besides its own:
+    close() finalizes the task (its WaitFor is closed) and releases the
+    timer, each once, whether the task is queued or sleeping when the loop
+    stops, and at interpreter exit. Run apart: a record freed twice crashes."""
+    out = run_program(tmp_path, """
+        import sys
+        import uasyncio
+
+        async def busy():
+            while True:
+                await uasyncio.sleep_ms(0)
+
+        async def sleepy():
+            await uasyncio.sleep(5)   # wakes before the timeout would fire
+
+        async def waiter(inner):
+            try:
+                await uasyncio.wait_for_ms(inner(), 10000)
+            finally:
+                print("finally", inner.__name__)
+
+        def stopped_loop(loop, *tasks):
+            async def main():
+                for t in tasks:
+                    loop.create_task(t)
+                await uasyncio.sleep_ms(0)
+                loop.stop()
+                await uasyncio.sleep_ms(0)
+            loop.run_until_complete(main())
+
+        held = [waiter(busy), waiter(sleepy)]
+        loop = uasyncio.PollEventLoop()
+        stopped_loop(loop, *held)
+        loop.close()
+        # Each record held one reference to its coroutine: none was dropped
+        # twice (the third, never scheduled, counts what the list holds).
+        held.append(waiter(busy))
+        print([sys.getrefcount(held[i]) - sys.getrefcount(held[2]) for i in range(3)])
+        held[2].close()
+        stopped_loop(uasyncio.get_event_loop(), waiter(busy), waiter(sleepy))
+        print("end")
+    """, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["finally busy", "finally sleepy", "[0, 0, 0]", "end",
+                                       "finally busy", "finally sleepy"]
+    assert out.stderr == ""
+
+
+@pytest.mark.parametrize("api", ["2.0", "v3"])
+def test_close_finalizes_a_start_server_task_and_frees_its_port(loop, api):
+    """What start_server() returns is a task of its own, not a coroutine:
+    close() closes it too, so its listening socket is closed and the port
+    can be bound again."""
+    import socket
+    import uasyncio.v3 as v3
+
+    async def serve(reader, writer):
+        pass
+
+    srv = uasyncio.start_server(serve, "127.0.0.1", 0)
+    if api == "v3":
+        loop = v3.new_event_loop()
+
+    async def main():
+        if api == "v3":
+            v3.create_task(srv)
+        else:
+            loop.create_task(srv)
+        await uasyncio.sleep_ms(5)
+
+    loop.run_until_complete(main())
+    port = srv.socket.getsockname()[1]
+    loop.close()
+    assert srv.socket.fileno() == -1
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()

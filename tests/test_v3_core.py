@@ -652,6 +652,78 @@ def test_tasks_of_a_closed_loop_are_released(aio):
     assert ev == ["finally"]
 
 
+PROGRAM_WAKE_WHILE_CLOSING = """
+import gc
+import sys
+import uasyncio.v3 as asyncio
+
+how = sys.argv[1]
+ev, lock, q = asyncio.Event(), asyncio.Lock(), asyncio.Queue()
+out = []
+
+async def woken(name):
+    try:
+        if how == "event":
+            await ev.wait()
+        elif how == "lock":
+            await lock.acquire()
+        elif how == "queue":
+            await q.get()
+        else:
+            await asyncio.sleep(60)
+    finally:
+        out.append(name)
+
+async def waker():
+    try:
+        await asyncio.sleep(60)
+    finally:
+        if how == "event":
+            ev.set()
+        elif how == "lock":
+            lock.release()
+        elif how == "queue":
+            q.put_nowait(1)
+        else:
+            for t in others:
+                t.cancel()
+        out.append("waker")
+
+async def main():
+    global others
+    await lock.acquire()   # the waker releases it
+    others = [asyncio.create_task(woken("a"))]
+    asyncio.create_task(waker())
+    others.append(asyncio.create_task(woken("b")))
+    await asyncio.sleep_ms(1)
+
+asyncio.run(main())
+loop = asyncio.get_event_loop()
+if sys.argv[2] == "close":
+    loop.close()
+    print(repr(loop))
+    gc.collect()
+    print(sorted(out))
+"""
+
+
+@pytest.mark.parametrize("how", ["event", "lock", "queue", "cancel"])
+@pytest.mark.parametrize("when", ["close", "exit"])
+def test_a_finally_run_by_close_that_wakes_another_task_leaves_nothing_queued(tmp_path, how, when):
+    """close() finalizes the pending tasks one by one: a finally block that
+    wakes a task not finalized yet (an Event set, a Lock released, a Queue
+    item, a cancel) must not queue it in the closed loop (whose run queue
+    would then hold a freed Task); at interpreter exit too. Run apart: the
+    next collection would read freed memory."""
+    from conftest import run_program
+    proc = run_program(tmp_path, PROGRAM_WAKE_WHILE_CLOSING, how, when, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    if when == "close":
+        assert proc.stdout.splitlines() == [
+            "<Loop running=False closed=True queued=0 timers=0>", "['a', 'b', 'waker']"]
+
+
 def test_v2_and_v3_share_the_loop_code(aio):
     """A 2.0 awaitable (uasyncio.sleep_ms, a SleepMs) works in a v3 task."""
     async def main():

@@ -136,9 +136,14 @@ int ua_loop_unplace(LoopObject *self, ua_task *t)
 }
 
 /* Run a record's task as soon as possible: now if it waits, right after
- * its current step if it is running. */
+ * its current step if it is running. A closed loop (or one being closed:
+ * a finally block run by close() sets an Event, say) runs nothing again:
+ * the record is left where it is, in no queue, so it is never queued after
+ * close() detached everything (and then freed there). */
 int ua_loop_wake(LoopObject *self, ua_task *t)
 {
+    if (self->closed)
+        return 0;
     if (unplace(self, t)) {
         if (t->state == ST_RUNNING)
             t->flags |= F_WAKE;
@@ -956,20 +961,30 @@ static PyObject *loop_repr(LoopObject *self)
 
 /* ---- object life ------------------------------------------------------------ */
 
+void ua_finalize_task_obj(PyObject *obj)
+{
+    PyObject *close;
+    int rc = ua_getattr_optional(obj, "close", &close);
+    if (rc > 0) {
+        PyObject *r = PyObject_CallNoArgs(close);
+        Py_DECREF(close);
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    if (rc < 0)
+        PyErr_WriteUnraisable(obj);
+}
+
 /* close(): tasks parked in a Queue or Lock will never run again; close
- * them now, so their finally blocks run (and they leave what they wait in). */
+ * them now, so their finally blocks run (and they leave what they wait in).
+ * A v3 Task (it has no close()) is finalized with the other v3 Tasks. */
 static void finalize_waiters(LoopObject *self)
 {
     while (self->waiters) {
         ua_waiter_link *link = UA_WNODE_ENTRY(self->waiters, ua_waiter_link, node);
         PyObject *task = Py_NewRef(link->task);
         ua_loop_unlink_waiter(link);
-        PyObject *r = PyGen_Check(task) || PyCoro_CheckExact(task)
-                          ? PyObject_CallMethod(task, "close", NULL)
-                          : Py_NewRef(Py_None);
-        if (!r)
-            PyErr_WriteUnraisable(task);
-        Py_XDECREF(r);
+        ua_finalize_task_obj(task);
         Py_DECREF(task);
     }
 }
@@ -1001,24 +1016,26 @@ static void release_all(LoopObject *self, int finalize)
             if (w)
                 ua_runq_push(&doomed, w);
         }
-    for (size_t i = 0; i < doomed.len; i++)
-        ((ua_task *)ua_runq_at(&doomed, i))->state = ST_NEW;
+    for (size_t i = 0; i < doomed.len; i++) {
+        ua_task *t = ua_runq_at(&doomed, i);
+        t->state = ST_NEW;
+        /* A wait_for() timer is the loop's to free now: its WaitFor, which
+         * finalizing its task below closes, must not free it too. */
+        if (t->kind == TASK_TIMEOUT) {
+            ua_wait_for_timer_fired(t->aux);
+            t->aux = NULL;
+        }
+    }
     Py_CLEAR(self->cur_task);
     while (doomed.len) {
         ua_task *t = ua_runq_pop(&doomed);
         /* close(): what is left is finalized now (its finally blocks run),
          * even if something else still holds it. */
-        PyObject *coro = finalize && t->kind == TASK_CORO &&
-                                 (PyCoro_CheckExact(t->obj) || PyGen_Check(t->obj))
-                             ? Py_NewRef(t->obj)
-                             : NULL;
+        PyObject *obj = finalize && t->kind == TASK_CORO ? Py_NewRef(t->obj) : NULL;
         ua_task_drop(self, t);
-        if (coro) {
-            PyObject *r = PyObject_CallMethod(coro, "close", NULL);
-            if (!r)
-                PyErr_WriteUnraisable(coro);
-            Py_XDECREF(r);
-            Py_DECREF(coro);
+        if (obj) {
+            ua_finalize_task_obj(obj);
+            Py_DECREF(obj);
         }
     }
     ua_runq_free(&doomed);

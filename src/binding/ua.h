@@ -209,6 +209,10 @@ void ua_loop_unlink_waiter(ua_waiter_link *link);
  * 0, or -1 with an exception (closed loop, no memory). */
 int ua_loop_call_soon_threadsafe(LoopObject *loop, PyObject *cb, PyObject *args);
 int ua_loop_cancel_coro(LoopObject *loop, PyObject *coro, PyObject *exc);
+/* close(): close a pending task's coroutine, or any object with a close()
+ * method (what start_server() returns), so its finally blocks run and what
+ * it holds is released; an error is reported as unraisable. */
+void ua_finalize_task_obj(PyObject *obj);
 ua_task *ua_loop_add_timeout(LoopObject *loop, PyObject *target, PyObject *waitfor, int32_t ms);
 void ua_loop_remove_timeout(LoopObject *loop, ua_task *t);
 int ua_is_coroutine(PyObject *obj);

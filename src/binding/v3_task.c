@@ -71,11 +71,10 @@ void ua_v3_release_all(LoopObject *loop, int finalize)
             ua_wait_release(w);
         t->rec.state = ST_NEW;
         list_release(t);
-        if (finalize && !TASK_DONE(t) && t->rec.obj && (PyCoro_CheckExact(t->rec.obj) || PyGen_Check(t->rec.obj))) {
-            PyObject *r = PyObject_CallMethod(t->rec.obj, "close", NULL);
-            if (!r)
-                PyErr_WriteUnraisable(t->rec.obj);
-            Py_XDECREF(r);
+        if (finalize && !TASK_DONE(t) && t->rec.obj) {
+            PyObject *obj = Py_NewRef(t->rec.obj);
+            ua_finalize_task_obj(obj);
+            Py_DECREF(obj);
         }
         Py_DECREF(t);
     }
