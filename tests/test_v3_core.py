@@ -733,9 +733,172 @@ def test_v2_and_v3_share_the_loop_code(aio):
     assert aio.run(main()) == "shared"
 
 
+# ---- 2.0 awaitables in v3 tasks: each wakes the Task's own record ---------------------
+
+def run_virtual(aio, main):
+    """Run main() on a new virtual-clock loop (a task that is never woken
+    again makes wait_for time out at once, not hang)."""
+    loop = aio.new_event_loop(virtual_clock=True)
+    try:
+        return loop.run_until_complete(aio.wait_for(main(), 3600))
+    finally:
+        loop.close()
+
+
+def test_v2_wait_for_ms_times_out_a_v3_task(aio):
+    from uasyncio.queues import Queue
+    ev = aio.Event()
+
+    async def timed(aw, ms):
+        try:
+            return await uasyncio.wait_for_ms(aw, ms)
+        except uasyncio.TimeoutError:
+            return "timeout"
+
+    async def quick():
+        await aio.sleep_ms(5)
+        return "quick"
+
+    async def main():
+        tasks = [aio.create_task(timed(aio.sleep(10), 20)), aio.create_task(timed(quick(), 20)),
+                 aio.create_task(timed(ev.wait(), 20)), aio.create_task(timed(Queue().get(), 20))]
+        res = await aio.gather(*tasks)
+        ev.set()   # its waiter left when it timed out
+        await aio.sleep(0)
+        return res
+    assert run_virtual(aio, main) == ["timeout", "quick", "timeout", "timeout"]
+
+
+def test_v2_queue_and_lock_wake_v3_tasks(aio):
+    from uasyncio.queues import Queue
+    from uasyncio.synchro import Lock
+    q, small, lock = Queue(), Queue(maxsize=1), Lock()
+    out = []
+
+    async def getter():
+        out.append(("got", await q.get()))
+
+    async def putter():
+        await small.put(1)
+        await small.put(2)   # waits for room
+        out.append("put 2")
+
+    async def locker(name):
+        await lock.acquire()
+        out.append(("locked", name))
+        await aio.sleep_ms(1)
+        lock.release()
+
+    async def main():
+        tasks = [aio.create_task(getter()), aio.create_task(putter()),
+                 aio.create_task(locker("a")), aio.create_task(locker("b"))]
+        await aio.sleep_ms(1)
+        q.put_nowait("item")
+        assert small.get_nowait() == 1
+        await aio.gather(*tasks)
+        return out
+    assert sorted(map(str, run_virtual(aio, main))) == sorted(map(str, [
+        ("got", "item"), "put 2", ("locked", "a"), ("locked", "b")]))
+
+
+@pytest.mark.parametrize("where", ["awaited coroutine", "queue"])
+def test_v2_cancel_reaches_a_v3_task_through_its_record(aio, where):
+    from uasyncio.queues import Queue
+    q = Queue()
+
+    async def inner():
+        if where == "queue":
+            await q.get()
+        else:
+            await aio.sleep(10)
+
+    async def outer(c):
+        try:
+            await c
+        except uasyncio.CancelledError:
+            return "cancelled"
+
+    async def main():
+        c = inner()
+        t = aio.create_task(outer(c))
+        await aio.sleep_ms(1)
+        uasyncio.cancel(c)
+        return await t
+    assert run_virtual(aio, main) == "cancelled"
+
+
 def test_task_size_is_small():
     assert v3.Task.__basicsize__ <= 80   # 96 bytes with the GC header
     assert sys.getsizeof(v3.Task) > 0
+
+
+@pytest.mark.parametrize("wake", ["call_soon", "call_later_ms", "cancel"])
+def test_v2_park_and_wake_by_coroutine_in_a_v3_task(aio, wake):
+    """2.0's own way to park a task (yield False) and wake it (call_soon(),
+    call_later_ms() or cancel() of loop.cur_task) reaches a v3 Task's record."""
+    parked = []
+
+    async def sleeper():
+        loop = aio.get_event_loop()
+        parked.append(loop.cur_task)
+        try:
+            await uasyncio.coroutine(lambda: (yield False))()
+        except uasyncio.CancelledError:
+            return "cancelled"
+        return "woken"
+
+    async def main():
+        loop = aio.get_event_loop()
+        t = aio.create_task(sleeper())
+        await aio.sleep_ms(1)
+        assert not t.done()
+        if wake == "call_soon":
+            loop.call_soon(parked[0])
+        elif wake == "call_later_ms":
+            loop.call_later_ms(5, parked[0])
+        else:
+            uasyncio.cancel(parked[0])
+        return await t
+    assert run_virtual(aio, main) == ("cancelled" if wake == "cancel" else "woken")
+
+
+def test_v2_websocket_sends_queued_behind_each_other_in_v3_tasks(aio):
+    """A 2.0 WebSocket send waiting behind another task's blocked write is
+    woken (its Task's record) when that write ends."""
+    import socket
+    import threading
+    from uasyncio.websocket.server import WSConn
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    received = []
+
+    def drain():   # reads everything, once both sends are under way
+        b.settimeout(30)
+        started.wait(30)
+        while chunk := b.recv(65536):
+            received.append(chunk)
+
+    started = threading.Event()
+    reader = threading.Thread(target=drain)
+    reader.start()
+    ws = WSConn(uasyncio.StreamReader(a), uasyncio.StreamWriter(a, {}))
+
+    async def main():
+        sends = [aio.create_task(ws.send(b"x" * (1 << 20))), aio.create_task(ws.send(b"small"))]
+        await aio.sleep_ms(20)   # the first write is blocked, the second waits behind it
+        started.set()
+        await aio.wait_for(aio.gather(*sends), 20)
+        return "sent"
+    try:
+        assert aio.run(main()) == "sent"
+    finally:
+        started.set()
+        a.close()
+        reader.join(30)
+        b.close()
+    data = b"".join(received)
+    assert len(data) > (1 << 20) and data.endswith(b"small")
 
 
 # ---- the virtual clock -------------------------------------------------------------

@@ -206,17 +206,18 @@ static int call_later_ms(LoopObject *self, int32_t ms, PyObject *obj, PyObject *
     return schedule(self, obj, args, 1, ua_ticks_add(now, ms));
 }
 
-/* Deliver exc into coro at its next resumption, waking it now. */
+/* Deliver exc into coro (or the v3 Task owner) at its next resumption,
+ * waking it now. */
 static int cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
 {
+    int v3 = ua_v3_wake_owner(coro, exc);
+    if (v3)
+        return v3 < 0 ? -1 : 0;
     if (check_open(self) < 0)
         return -1;
-    ua_task *t = ua_ptrmap_get(&self->tasks, coro);
-    if (!t) {
-        t = ua_task_for_coro(self, coro);
-        if (!t)
-            return -1;
-    }
+    ua_task *t = ua_task_for_coro(self, coro);
+    if (!t)
+        return -1;
     Py_INCREF(exc);
     Py_XSETREF(t->aux, exc);
     return ua_loop_wake(self, t);
@@ -225,6 +226,14 @@ static int cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
 int ua_loop_cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
 {
     return ua_loop_check_thread(self) < 0 ? -1 : cancel_coro(self, coro, exc);
+}
+
+int ua_loop_wake_owner(LoopObject *self, PyObject *owner)
+{
+    int v3 = ua_v3_wake_owner(owner, NULL);
+    if (v3)
+        return v3 < 0 ? -1 : 0;
+    return ua_loop_call_soon(self, owner, NULL);
 }
 
 ua_task *ua_loop_find(LoopObject *self, PyObject *coro)
@@ -265,7 +274,7 @@ static int fire_timeout(LoopObject *self, ua_task *t)
     ua_task_free(t);
     UA_DEBUG_LOG("wait_for: timing out %R", target);
     PyObject *exc = PyObject_CallNoArgs(ua_TimeoutError);
-    int rc = exc ? cancel_coro(self, target, exc) : -1;
+    int rc = exc ? cancel_coro(self, target, exc) : -1;   /* target: an owner (ua_v3_owner_of) */
     Py_XDECREF(exc);
     Py_DECREF(target);
     return rc;
@@ -439,11 +448,13 @@ static int park(LoopObject *self, ua_task *t)
     if (place_pending(self, t, &rc))
         return rc;
     t->state = ST_NEW;
+    if (t->kind == TASK_V3)
+        return ua_v3_parked(self, t);   /* kept by loop->v3_tasks */
     /* run_until_complete()'s coroutine keeps its record (and its F_MAIN),
      * in the parked list: the loop may stop before it ends, and close(),
      * the GC and the loop's dealloc must still find it. */
-    if (!(t->flags & F_MAIN) || t->kind == TASK_V3) {
-        ua_task_drop(self, t);   /* a v3 Task: kept by loop->v3_tasks */
+    if (!(t->flags & F_MAIN)) {
+        ua_task_drop(self, t);
         return 0;
     }
     if (ua_runq_push(&self->parked, t) < 0) {
@@ -586,6 +597,10 @@ static int resume(LoopObject *self, ua_task *t, PyObject **ret)
     PySendResult sr;
 
     UA_DEBUG_LOG("Next coroutine to run: %R", coro);
+    if (t->flags & F_MAPPED) {   /* a v3 Task that was parked by a bare yield False */
+        ua_ptrmap_del(&self->tasks, coro);
+        t->flags &= ~F_MAPPED;
+    }
     t->state = ST_RUNNING;
     self->current = t;
     if (self->cur_task != coro) {

@@ -100,7 +100,7 @@ static int park_behind(WSOpObject *op)
     }
     if (PyList_Append(op->ws->blocked, (PyObject *)op) < 0)
         return -1;
-    Py_XSETREF(op->task, Py_NewRef(loop->current->obj));
+    Py_XSETREF(op->task, ua_v3_owner_of(loop->current));
     Py_XSETREF(op->loop, (LoopObject *)Py_NewRef(loop));
     op->parked = 1;
     return 0;
@@ -135,7 +135,7 @@ static int wake_blocked(WSConnObject *ws)
         WSOpObject *op = (WSOpObject *)PyList_GET_ITEM(ops, i);
         op->parked = 0;
         if (rc == 0 && !op->loop->closed)
-            rc = ua_loop_call_soon(op->loop, op->task, NULL);
+            rc = ua_loop_wake_owner(op->loop, op->task);
     }
     Py_DECREF(ops);
     return rc;
