@@ -557,6 +557,52 @@ def test_handler_that_raises_stops_run_and_the_loop_stays_usable(aio):
     assert aio.run(ok()) == 3
 
 
+@pytest.mark.parametrize("how", ["done callback", "call_soon"])
+def test_a_failing_callback_goes_to_the_handler_and_the_loop_goes_on(both, how):
+    """As CPython: an exception raised by a callback (a task's done callback,
+    one given to call_soon) goes to the exception handler, and the loop,
+    with main still pending, carries on."""
+    seen = []
+
+    def bad(*args):
+        raise ValueError("in callback")
+
+    async def child():
+        return 1
+
+    async def main():
+        loop = both.get_event_loop()
+        loop.set_exception_handler(lambda l, ctx: seen.append((ctx["message"], ctx["exception"])))
+        if how == "call_soon":
+            loop.call_soon(bad)
+        else:
+            both.create_task(child()).add_done_callback(bad)
+        for _ in range(3):
+            await both.sleep(0)
+        return "main done"
+    assert both.run(main()) == "main done"
+    assert [(m.startswith("Exception in callback"), type(e)) for m, e in seen] == [(True, ValueError)]
+
+
+def test_a_failing_done_callback_with_no_handler_is_printed_and_the_loop_goes_on(both, capsys):
+    def bad(task):
+        raise ValueError("printed from a callback")
+
+    async def child():
+        return 1
+
+    async def main():
+        both.create_task(child()).add_done_callback(bad)
+        for _ in range(3):
+            await both.sleep(0)
+        return "main done"
+    assert both.run(main()) == "main done"
+    err = capsys.readouterr().err
+    if both is v3:   # CPython's goes to logging
+        assert "Exception in callback" in err
+        assert "ValueError: printed from a callback" in err and "Traceback" in err
+
+
 def test_call_exception_handler_and_default(aio, capsys):
     loop = aio.get_event_loop()
     loop.call_exception_handler({"message": "hello"})

@@ -541,12 +541,13 @@ static int on_yield(LoopObject *self, ua_task *t, PyObject *v, PyObject **ret)
     return rc;
 }
 
-/* The exception set escaped a task or callback: with a handler set (and an
- * Exception, not KeyboardInterrupt and the like) it goes to the handler
- * and the loop goes on (0); else it stops the loop (-1), as in 2.0. */
+/* The exception set escaped a task or callback: with a handler set, or on
+ * a v3 loop (whose default handler prints it, as CPython's does), an
+ * Exception (not KeyboardInterrupt and the like) goes to the handler and
+ * the loop goes on (0); else it stops the loop (-1), as in 2.0. */
 static int handle_error(LoopObject *self, const char *message, PyObject *source)
 {
-    if (!self->exc_handler || !PyErr_ExceptionMatches(PyExc_Exception))
+    if ((!self->exc_handler && !ua_v3_is_loop(self)) || !PyErr_ExceptionMatches(PyExc_Exception))
         return -1;
     PyObject *exc = ua_err_fetch();
     int rc = ua_loop_handle_exception(self, message, exc, source);

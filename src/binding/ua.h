@@ -243,6 +243,7 @@ int ua_v3_wake_owner(PyObject *obj, PyObject *exc);
  * never looked up by coroutine: the loop's map holds 2.0 records only, and
  * a second record would drive the coroutine too. New reference. */
 PyObject *ua_v3_owner_of(ua_task *rec);
+int ua_v3_is_loop(LoopObject *loop);       /* a uasyncio.v3 Loop */
 /* An exception escaping a task when a handler is set: 1 handled, 0 no handler, -1 error */
 int ua_loop_handle_exception(LoopObject *loop, const char *message, PyObject *exc, PyObject *future);
 int ua_v3_ready(PyObject *module);
