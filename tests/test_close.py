@@ -267,3 +267,72 @@ def test_close_finalizes_a_start_server_task_and_frees_its_port(loop, api):
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
         s.listen()
+
+
+def test_close_finalizes_a_task_waiting_behind_another_websocket_send(loop):
+    """A WebSocket send waiting for another task's blocked write to end is
+    parked off the loop's queues, as a Queue waiter is: close() still
+    reaches it, and its finally runs."""
+    import socket
+    from uasyncio.websocket.server import WSConn
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    ws = WSConn(uasyncio.StreamReader(a), uasyncio.StreamWriter(a, {}))
+    log = []
+
+    async def sender(name, size):
+        try:
+            await ws.send(b"x" * size)
+        finally:
+            log.append(name)
+
+    async def main():
+        loop.create_task(sender("blocked", 1 << 20))   # the peer reads nothing
+        loop.create_task(sender("behind", 10))
+        await uasyncio.sleep_ms(20)
+
+    loop.run_until_complete(main())
+    assert log == []
+    loop.close()
+    assert sorted(log) == ["behind", "blocked"]
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("kind", ["queue", "lock"])
+def test_a_waiter_woken_by_a_finally_block_run_by_close_is_still_finalized(loop, kind):
+    """close() finalizes a sleeping task whose finally releases the Lock (or
+    puts in the Queue) that another task waits for: that task will never run
+    again, but it is finalized too (its finally runs), not just let go of."""
+    q, lock = Queue(), Lock()
+    log = []
+
+    async def holder():
+        try:
+            await uasyncio.sleep(60)
+        finally:
+            if kind == "queue":
+                q.put_nowait(1)
+            else:
+                lock.release()
+            log.append("holder")
+
+    async def waiter():
+        try:
+            if kind == "queue":
+                await q.get()
+            else:
+                await lock.acquire()
+        finally:
+            log.append("waiter")
+
+    async def main():
+        await lock.acquire()
+        loop.create_task(holder())
+        loop.create_task(waiter())
+        await uasyncio.sleep_ms(5)
+
+    loop.run_until_complete(main())
+    loop.close()
+    assert log == ["holder", "waiter"]

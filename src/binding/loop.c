@@ -991,11 +991,34 @@ void ua_finalize_task_obj(PyObject *obj)
         PyErr_WriteUnraisable(obj);
 }
 
-/* close(): tasks parked in a Queue or Lock will never run again; close
- * them now, so their finally blocks run (and they leave what they wait in).
- * A v3 Task (it has no close()) is finalized with the other v3 Tasks. */
-static void finalize_waiters(LoopObject *self)
+/* close(): tasks parked in a Queue, a Lock or behind a WebSocket write
+ * will never run again. They are taken off the loop's list (with a
+ * reference each) before any finalizer runs: one may wake them (release the
+ * Lock they wait for), which unlinks them, and they must still be closed. */
+static void take_waiters(LoopObject *self, ua_runq *taken)
 {
+    size_t n = 0;
+    for (ua_wnode *w = self->waiters; w; w = ua_wq_next(&self->waiters, w))
+        n++;
+    if (ua_runq_reserve(taken, n) < 0)
+        return;   /* no memory: they stay linked, and are closed if still there */
+    while (self->waiters) {
+        ua_waiter_link *link = UA_WNODE_ENTRY(self->waiters, ua_waiter_link, node);
+        ua_runq_push(taken, Py_NewRef(link->task));
+        ua_loop_unlink_waiter(link);
+    }
+}
+
+/* Close them now, in parking order, so their finally blocks run (and they
+ * leave what they wait in). A v3 Task (it has no close()) is finalized with
+ * the other v3 Tasks. */
+static void finalize_waiters(LoopObject *self, ua_runq *taken)
+{
+    while (taken->len) {
+        PyObject *task = ua_runq_pop(taken);
+        ua_finalize_task_obj(task);
+        Py_DECREF(task);
+    }
     while (self->waiters) {
         ua_waiter_link *link = UA_WNODE_ENTRY(self->waiters, ua_waiter_link, node);
         PyObject *task = Py_NewRef(link->task);
@@ -1013,6 +1036,10 @@ static void release_all(LoopObject *self, int finalize)
     /* The loop is going away (close() or collection): code run by the
      * finalizers below must find it closed, and no record in a queue. */
     self->closed = 1;
+    ua_runq taken;
+    ua_runq_init(&taken);
+    if (finalize)
+        take_waiters(self, &taken);
     ua_runq doomed;
     ua_runq_init(&doomed);
     ua_runq_reserve(&doomed, self->runq.len + self->timers.len + (size_t)self->poller.nwaiters +
@@ -1056,7 +1083,8 @@ static void release_all(LoopObject *self, int finalize)
     }
     ua_runq_free(&doomed);
     if (finalize)
-        finalize_waiters(self);
+        finalize_waiters(self, &taken);
+    ua_runq_free(&taken);
     ua_v3_release_all(self, finalize);
 }
 

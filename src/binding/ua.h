@@ -63,10 +63,11 @@ typedef struct ua_task {
 
 /* ---- the loop ---------------------------------------------------------- */
 
-/* A task parked outside the loop (in a Queue or a Lock) is linked into its
- * loop's list while it waits, so that close() can finalize it. The loop does
- * not own it (what it waits in does): a task waiting in a queue nobody holds
- * any more is freed with the queue. */
+/* A task parked outside the loop (in a Queue or a Lock, or behind another
+ * task's WebSocket write) is linked into its loop's list while it waits, so
+ * that close() can finalize it. The loop does not own it (what it waits in
+ * does): a task waiting in a queue nobody holds any more is freed with the
+ * queue. */
 typedef struct ua_waiter_link {
     ua_wnode node;          /* in loop->waiters (waitq.h) */
     PyObject *task;         /* borrowed */
