@@ -186,3 +186,154 @@ def test_close_finalizes_tasks_waiting_in_a_queue_or_lock_that_lives_on(loop, ki
     else:
         lock.release()
         assert not lock.locked
+
+
+# ---- what close() meets: wait_for timers, servers -----------------------------------
+
+def test_close_frees_the_timer_of_a_task_in_wait_for_once(tmp_path):
+    """A task inside wait_for_ms() holds a timer record besides its own:
+    close() finalizes the task (its WaitFor is closed) and releases the
+    timer, each once, whether the task is queued or sleeping when the loop
+    stops, and at interpreter exit. Run apart: a record freed twice crashes."""
+    out = run_program(tmp_path, """
+        import sys
+        import uasyncio
+
+        async def busy():
+            while True:
+                await uasyncio.sleep_ms(0)
+
+        async def sleepy():
+            await uasyncio.sleep(5)   # wakes before the timeout would fire
+
+        async def waiter(inner):
+            try:
+                await uasyncio.wait_for_ms(inner(), 10000)
+            finally:
+                print("finally", inner.__name__)
+
+        def stopped_loop(loop, *tasks):
+            async def main():
+                for t in tasks:
+                    loop.create_task(t)
+                await uasyncio.sleep_ms(0)
+                loop.stop()
+                await uasyncio.sleep_ms(0)
+            loop.run_until_complete(main())
+
+        held = [waiter(busy), waiter(sleepy)]
+        loop = uasyncio.PollEventLoop()
+        stopped_loop(loop, *held)
+        loop.close()
+        # Each record held one reference to its coroutine: none was dropped
+        # twice (the third, never scheduled, counts what the list holds).
+        held.append(waiter(busy))
+        print([sys.getrefcount(held[i]) - sys.getrefcount(held[2]) for i in range(3)])
+        held[2].close()
+        stopped_loop(uasyncio.get_event_loop(), waiter(busy), waiter(sleepy))
+        print("end")
+    """, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["finally busy", "finally sleepy", "[0, 0, 0]", "end",
+                                       "finally busy", "finally sleepy"]
+    assert out.stderr == ""
+
+
+@pytest.mark.parametrize("api", ["2.0", "v3"])
+def test_close_finalizes_a_start_server_task_and_frees_its_port(loop, api):
+    """What start_server() returns is a task of its own, not a coroutine:
+    close() closes it too, so its listening socket is closed and the port
+    can be bound again."""
+    import socket
+    import uasyncio.v3 as v3
+
+    async def serve(reader, writer):
+        pass
+
+    srv = uasyncio.start_server(serve, "127.0.0.1", 0)
+    if api == "v3":
+        loop = v3.new_event_loop()
+
+    async def main():
+        if api == "v3":
+            v3.create_task(srv)
+        else:
+            loop.create_task(srv)
+        await uasyncio.sleep_ms(5)
+
+    loop.run_until_complete(main())
+    port = srv.socket.getsockname()[1]
+    loop.close()
+    assert srv.socket.fileno() == -1
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+
+
+def test_close_finalizes_a_task_waiting_behind_another_websocket_send(loop):
+    """A WebSocket send waiting for another task's blocked write to end is
+    parked off the loop's queues, as a Queue waiter is: close() still
+    reaches it, and its finally runs."""
+    import socket
+    from uasyncio.websocket.server import WSConn
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    ws = WSConn(uasyncio.StreamReader(a), uasyncio.StreamWriter(a, {}))
+    log = []
+
+    async def sender(name, size):
+        try:
+            await ws.send(b"x" * size)
+        finally:
+            log.append(name)
+
+    async def main():
+        loop.create_task(sender("blocked", 1 << 20))   # the peer reads nothing
+        loop.create_task(sender("behind", 10))
+        await uasyncio.sleep_ms(20)
+
+    loop.run_until_complete(main())
+    assert log == []
+    loop.close()
+    assert sorted(log) == ["behind", "blocked"]
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("kind", ["queue", "lock"])
+def test_a_waiter_woken_by_a_finally_block_run_by_close_is_still_finalized(loop, kind):
+    """close() finalizes a sleeping task whose finally releases the Lock (or
+    puts in the Queue) that another task waits for: that task will never run
+    again, but it is finalized too (its finally runs), not just let go of."""
+    q, lock = Queue(), Lock()
+    log = []
+
+    async def holder():
+        try:
+            await uasyncio.sleep(60)
+        finally:
+            if kind == "queue":
+                q.put_nowait(1)
+            else:
+                lock.release()
+            log.append("holder")
+
+    async def waiter():
+        try:
+            if kind == "queue":
+                await q.get()
+            else:
+                await lock.acquire()
+        finally:
+            log.append("waiter")
+
+    async def main():
+        await lock.acquire()
+        loop.create_task(holder())
+        loop.create_task(waiter())
+        await uasyncio.sleep_ms(5)
+
+    loop.run_until_complete(main())
+    loop.close()
+    assert log == ["holder", "waiter"]

@@ -567,6 +567,52 @@ def test_handler_that_raises_stops_run_and_the_loop_stays_usable(aio):
     assert aio.run(ok()) == 3
 
 
+@pytest.mark.parametrize("how", ["done callback", "call_soon"])
+def test_a_failing_callback_goes_to_the_handler_and_the_loop_goes_on(both, how):
+    """As CPython: an exception raised by a callback (a task's done callback,
+    one given to call_soon) goes to the exception handler, and the loop,
+    with main still pending, carries on."""
+    seen = []
+
+    def bad(*args):
+        raise ValueError("in callback")
+
+    async def child():
+        return 1
+
+    async def main():
+        loop = both.get_event_loop()
+        loop.set_exception_handler(lambda l, ctx: seen.append((ctx["message"], ctx["exception"])))
+        if how == "call_soon":
+            loop.call_soon(bad)
+        else:
+            both.create_task(child()).add_done_callback(bad)
+        for _ in range(3):
+            await both.sleep(0)
+        return "main done"
+    assert both.run(main()) == "main done"
+    assert [(m.startswith("Exception in callback"), type(e)) for m, e in seen] == [(True, ValueError)]
+
+
+def test_a_failing_done_callback_with_no_handler_is_printed_and_the_loop_goes_on(both, capsys):
+    def bad(task):
+        raise ValueError("printed from a callback")
+
+    async def child():
+        return 1
+
+    async def main():
+        both.create_task(child()).add_done_callback(bad)
+        for _ in range(3):
+            await both.sleep(0)
+        return "main done"
+    assert both.run(main()) == "main done"
+    err = capsys.readouterr().err
+    if both is v3:   # CPython's goes to logging
+        assert "Exception in callback" in err
+        assert "ValueError: printed from a callback" in err and "Traceback" in err
+
+
 def test_call_exception_handler_and_default(aio, capsys):
     loop = aio.get_event_loop()
     loop.call_exception_handler({"message": "hello"})
@@ -662,6 +708,78 @@ def test_tasks_of_a_closed_loop_are_released(aio):
     assert ev == ["finally"]
 
 
+PROGRAM_WAKE_WHILE_CLOSING = """
+import gc
+import sys
+import uasyncio.v3 as asyncio
+
+how = sys.argv[1]
+ev, lock, q = asyncio.Event(), asyncio.Lock(), asyncio.Queue()
+out = []
+
+async def woken(name):
+    try:
+        if how == "event":
+            await ev.wait()
+        elif how == "lock":
+            await lock.acquire()
+        elif how == "queue":
+            await q.get()
+        else:
+            await asyncio.sleep(60)
+    finally:
+        out.append(name)
+
+async def waker():
+    try:
+        await asyncio.sleep(60)
+    finally:
+        if how == "event":
+            ev.set()
+        elif how == "lock":
+            lock.release()
+        elif how == "queue":
+            q.put_nowait(1)
+        else:
+            for t in others:
+                t.cancel()
+        out.append("waker")
+
+async def main():
+    global others
+    await lock.acquire()   # the waker releases it
+    others = [asyncio.create_task(woken("a"))]
+    asyncio.create_task(waker())
+    others.append(asyncio.create_task(woken("b")))
+    await asyncio.sleep_ms(1)
+
+asyncio.run(main())
+loop = asyncio.get_event_loop()
+if sys.argv[2] == "close":
+    loop.close()
+    print(repr(loop))
+    gc.collect()
+    print(sorted(out))
+"""
+
+
+@pytest.mark.parametrize("how", ["event", "lock", "queue", "cancel"])
+@pytest.mark.parametrize("when", ["close", "exit"])
+def test_a_finally_run_by_close_that_wakes_another_task_leaves_nothing_queued(tmp_path, how, when):
+    """close() finalizes the pending tasks one by one: a finally block that
+    wakes a task not finalized yet (an Event set, a Lock released, a Queue
+    item, a cancel) must not queue it in the closed loop (whose run queue
+    would then hold a freed Task); at interpreter exit too. Run apart: the
+    next collection would read freed memory."""
+    from conftest import run_program
+    proc = run_program(tmp_path, PROGRAM_WAKE_WHILE_CLOSING, how, when, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    if when == "close":
+        assert proc.stdout.splitlines() == [
+            "<Loop running=False closed=True queued=0 timers=0>", "['a', 'b', 'waker']"]
+
+
 def test_v2_and_v3_share_the_loop_code(aio):
     """A 2.0 awaitable (uasyncio.sleep_ms, a SleepMs) works in a v3 task."""
     async def main():
@@ -671,9 +789,172 @@ def test_v2_and_v3_share_the_loop_code(aio):
     assert aio.run(main()) == "shared"
 
 
+# ---- 2.0 awaitables in v3 tasks: each wakes the Task's own record ---------------------
+
+def run_virtual(aio, main):
+    """Run main() on a new virtual-clock loop (a task that is never woken
+    again makes wait_for time out at once, not hang)."""
+    loop = aio.new_event_loop(virtual_clock=True)
+    try:
+        return loop.run_until_complete(aio.wait_for(main(), 3600))
+    finally:
+        loop.close()
+
+
+def test_v2_wait_for_ms_times_out_a_v3_task(aio):
+    from uasyncio.queues import Queue
+    ev = aio.Event()
+
+    async def timed(aw, ms):
+        try:
+            return await uasyncio.wait_for_ms(aw, ms)
+        except uasyncio.TimeoutError:
+            return "timeout"
+
+    async def quick():
+        await aio.sleep_ms(5)
+        return "quick"
+
+    async def main():
+        tasks = [aio.create_task(timed(aio.sleep(10), 20)), aio.create_task(timed(quick(), 20)),
+                 aio.create_task(timed(ev.wait(), 20)), aio.create_task(timed(Queue().get(), 20))]
+        res = await aio.gather(*tasks)
+        ev.set()   # its waiter left when it timed out
+        await aio.sleep(0)
+        return res
+    assert run_virtual(aio, main) == ["timeout", "quick", "timeout", "timeout"]
+
+
+def test_v2_queue_and_lock_wake_v3_tasks(aio):
+    from uasyncio.queues import Queue
+    from uasyncio.synchro import Lock
+    q, small, lock = Queue(), Queue(maxsize=1), Lock()
+    out = []
+
+    async def getter():
+        out.append(("got", await q.get()))
+
+    async def putter():
+        await small.put(1)
+        await small.put(2)   # waits for room
+        out.append("put 2")
+
+    async def locker(name):
+        await lock.acquire()
+        out.append(("locked", name))
+        await aio.sleep_ms(1)
+        lock.release()
+
+    async def main():
+        tasks = [aio.create_task(getter()), aio.create_task(putter()),
+                 aio.create_task(locker("a")), aio.create_task(locker("b"))]
+        await aio.sleep_ms(1)
+        q.put_nowait("item")
+        assert small.get_nowait() == 1
+        await aio.gather(*tasks)
+        return out
+    assert sorted(map(str, run_virtual(aio, main))) == sorted(map(str, [
+        ("got", "item"), "put 2", ("locked", "a"), ("locked", "b")]))
+
+
+@pytest.mark.parametrize("where", ["awaited coroutine", "queue"])
+def test_v2_cancel_reaches_a_v3_task_through_its_record(aio, where):
+    from uasyncio.queues import Queue
+    q = Queue()
+
+    async def inner():
+        if where == "queue":
+            await q.get()
+        else:
+            await aio.sleep(10)
+
+    async def outer(c):
+        try:
+            await c
+        except uasyncio.CancelledError:
+            return "cancelled"
+
+    async def main():
+        c = inner()
+        t = aio.create_task(outer(c))
+        await aio.sleep_ms(1)
+        uasyncio.cancel(c)
+        return await t
+    assert run_virtual(aio, main) == "cancelled"
+
+
 def test_task_size_is_small():
     assert v3.Task.__basicsize__ <= 80   # 96 bytes with the GC header
     assert sys.getsizeof(v3.Task) > 0
+
+
+@pytest.mark.parametrize("wake", ["call_soon", "call_later_ms", "cancel"])
+def test_v2_park_and_wake_by_coroutine_in_a_v3_task(aio, wake):
+    """2.0's own way to park a task (yield False) and wake it (call_soon(),
+    call_later_ms() or cancel() of loop.cur_task) reaches a v3 Task's record."""
+    parked = []
+
+    async def sleeper():
+        loop = aio.get_event_loop()
+        parked.append(loop.cur_task)
+        try:
+            await uasyncio.coroutine(lambda: (yield False))()
+        except uasyncio.CancelledError:
+            return "cancelled"
+        return "woken"
+
+    async def main():
+        loop = aio.get_event_loop()
+        t = aio.create_task(sleeper())
+        await aio.sleep_ms(1)
+        assert not t.done()
+        if wake == "call_soon":
+            loop.call_soon(parked[0])
+        elif wake == "call_later_ms":
+            loop.call_later_ms(5, parked[0])
+        else:
+            uasyncio.cancel(parked[0])
+        return await t
+    assert run_virtual(aio, main) == ("cancelled" if wake == "cancel" else "woken")
+
+
+def test_v2_websocket_sends_queued_behind_each_other_in_v3_tasks(aio):
+    """A 2.0 WebSocket send waiting behind another task's blocked write is
+    woken (its Task's record) when that write ends."""
+    import socket
+    import threading
+    from uasyncio.websocket.server import WSConn
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    received = []
+
+    def drain():   # reads everything, once both sends are under way
+        b.settimeout(30)
+        started.wait(30)
+        while chunk := b.recv(65536):
+            received.append(chunk)
+
+    started = threading.Event()
+    reader = threading.Thread(target=drain)
+    reader.start()
+    ws = WSConn(uasyncio.StreamReader(a), uasyncio.StreamWriter(a, {}))
+
+    async def main():
+        sends = [aio.create_task(ws.send(b"x" * (1 << 20))), aio.create_task(ws.send(b"small"))]
+        await aio.sleep_ms(20)   # the first write is blocked, the second waits behind it
+        started.set()
+        await aio.wait_for(aio.gather(*sends), 20)
+        return "sent"
+    try:
+        assert aio.run(main()) == "sent"
+    finally:
+        started.set()
+        a.close()
+        reader.join(30)
+        b.close()
+    data = b"".join(received)
+    assert len(data) > (1 << 20) and data.endswith(b"small")
 
 
 # ---- the virtual clock -------------------------------------------------------------

@@ -136,9 +136,14 @@ int ua_loop_unplace(LoopObject *self, ua_task *t)
 }
 
 /* Run a record's task as soon as possible: now if it waits, right after
- * its current step if it is running. */
+ * its current step if it is running. A closed loop (or one being closed:
+ * a finally block run by close() sets an Event, say) runs nothing again:
+ * the record is left where it is, in no queue, so it is never queued after
+ * close() detached everything (and then freed there). */
 int ua_loop_wake(LoopObject *self, ua_task *t)
 {
+    if (self->closed)
+        return 0;
     if (unplace(self, t)) {
         if (t->state == ST_RUNNING)
             t->flags |= F_WAKE;
@@ -201,17 +206,18 @@ static int call_later_ms(LoopObject *self, int32_t ms, PyObject *obj, PyObject *
     return schedule(self, obj, args, 1, ua_ticks_add(now, ms));
 }
 
-/* Deliver exc into coro at its next resumption, waking it now. */
+/* Deliver exc into coro (or the v3 Task owner) at its next resumption,
+ * waking it now. */
 static int cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
 {
+    int v3 = ua_v3_wake_owner(coro, exc);
+    if (v3)
+        return v3 < 0 ? -1 : 0;
     if (check_open(self) < 0)
         return -1;
-    ua_task *t = ua_ptrmap_get(&self->tasks, coro);
-    if (!t) {
-        t = ua_task_for_coro(self, coro);
-        if (!t)
-            return -1;
-    }
+    ua_task *t = ua_task_for_coro(self, coro);
+    if (!t)
+        return -1;
     Py_INCREF(exc);
     Py_XSETREF(t->aux, exc);
     return ua_loop_wake(self, t);
@@ -220,6 +226,14 @@ static int cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
 int ua_loop_cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
 {
     return ua_loop_check_thread(self) < 0 ? -1 : cancel_coro(self, coro, exc);
+}
+
+int ua_loop_wake_owner(LoopObject *self, PyObject *owner)
+{
+    int v3 = ua_v3_wake_owner(owner, NULL);
+    if (v3)
+        return v3 < 0 ? -1 : 0;
+    return ua_loop_call_soon(self, owner, NULL);
 }
 
 ua_task *ua_loop_find(LoopObject *self, PyObject *coro)
@@ -260,7 +274,7 @@ static int fire_timeout(LoopObject *self, ua_task *t)
     ua_task_free(t);
     UA_DEBUG_LOG("wait_for: timing out %R", target);
     PyObject *exc = PyObject_CallNoArgs(ua_TimeoutError);
-    int rc = exc ? cancel_coro(self, target, exc) : -1;
+    int rc = exc ? cancel_coro(self, target, exc) : -1;   /* target: an owner (ua_v3_owner_of) */
     Py_XDECREF(exc);
     Py_DECREF(target);
     return rc;
@@ -434,11 +448,13 @@ static int park(LoopObject *self, ua_task *t)
     if (place_pending(self, t, &rc))
         return rc;
     t->state = ST_NEW;
+    if (t->kind == TASK_V3)
+        return ua_v3_parked(self, t);   /* kept by loop->v3_tasks */
     /* run_until_complete()'s coroutine keeps its record (and its F_MAIN),
      * in the parked list: the loop may stop before it ends, and close(),
      * the GC and the loop's dealloc must still find it. */
-    if (!(t->flags & F_MAIN) || t->kind == TASK_V3) {
-        ua_task_drop(self, t);   /* a v3 Task: kept by loop->v3_tasks */
+    if (!(t->flags & F_MAIN)) {
+        ua_task_drop(self, t);
         return 0;
     }
     if (ua_runq_push(&self->parked, t) < 0) {
@@ -525,12 +541,13 @@ static int on_yield(LoopObject *self, ua_task *t, PyObject *v, PyObject **ret)
     return rc;
 }
 
-/* The exception set escaped a task or callback: with a handler set (and an
- * Exception, not KeyboardInterrupt and the like) it goes to the handler
- * and the loop goes on (0); else it stops the loop (-1), as in 2.0. */
+/* The exception set escaped a task or callback: with a handler set, or on
+ * a v3 loop (whose default handler prints it, as CPython's does), an
+ * Exception (not KeyboardInterrupt and the like) goes to the handler and
+ * the loop goes on (0); else it stops the loop (-1), as in 2.0. */
 static int handle_error(LoopObject *self, const char *message, PyObject *source)
 {
-    if (!self->exc_handler || !PyErr_ExceptionMatches(PyExc_Exception))
+    if ((!self->exc_handler && !ua_v3_is_loop(self)) || !PyErr_ExceptionMatches(PyExc_Exception))
         return -1;
     PyObject *exc = ua_err_fetch();
     int rc = ua_loop_handle_exception(self, message, exc, source);
@@ -581,6 +598,10 @@ static int resume(LoopObject *self, ua_task *t, PyObject **ret)
     PySendResult sr;
 
     UA_DEBUG_LOG("Next coroutine to run: %R", coro);
+    if (t->flags & F_MAPPED) {   /* a v3 Task that was parked by a bare yield False */
+        ua_ptrmap_del(&self->tasks, coro);
+        t->flags &= ~F_MAPPED;
+    }
     t->state = ST_RUNNING;
     self->current = t;
     if (self->cur_task != coro) {
@@ -956,20 +977,53 @@ static PyObject *loop_repr(LoopObject *self)
 
 /* ---- object life ------------------------------------------------------------ */
 
-/* close(): tasks parked in a Queue or Lock will never run again; close
- * them now, so their finally blocks run (and they leave what they wait in). */
-static void finalize_waiters(LoopObject *self)
+void ua_finalize_task_obj(PyObject *obj)
 {
+    PyObject *close;
+    int rc = ua_getattr_optional(obj, "close", &close);
+    if (rc > 0) {
+        PyObject *r = PyObject_CallNoArgs(close);
+        Py_DECREF(close);
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    if (rc < 0)
+        PyErr_WriteUnraisable(obj);
+}
+
+/* close(): tasks parked in a Queue, a Lock or behind a WebSocket write
+ * will never run again. They are taken off the loop's list (with a
+ * reference each) before any finalizer runs: one may wake them (release the
+ * Lock they wait for), which unlinks them, and they must still be closed. */
+static void take_waiters(LoopObject *self, ua_runq *taken)
+{
+    size_t n = 0;
+    for (ua_wnode *w = self->waiters; w; w = ua_wq_next(&self->waiters, w))
+        n++;
+    if (ua_runq_reserve(taken, n) < 0)
+        return;   /* no memory: they stay linked, and are closed if still there */
+    while (self->waiters) {
+        ua_waiter_link *link = UA_WNODE_ENTRY(self->waiters, ua_waiter_link, node);
+        ua_runq_push(taken, Py_NewRef(link->task));
+        ua_loop_unlink_waiter(link);
+    }
+}
+
+/* Close them now, in parking order, so their finally blocks run (and they
+ * leave what they wait in). A v3 Task (it has no close()) is finalized with
+ * the other v3 Tasks. */
+static void finalize_waiters(LoopObject *self, ua_runq *taken)
+{
+    while (taken->len) {
+        PyObject *task = ua_runq_pop(taken);
+        ua_finalize_task_obj(task);
+        Py_DECREF(task);
+    }
     while (self->waiters) {
         ua_waiter_link *link = UA_WNODE_ENTRY(self->waiters, ua_waiter_link, node);
         PyObject *task = Py_NewRef(link->task);
         ua_loop_unlink_waiter(link);
-        PyObject *r = PyGen_Check(task) || PyCoro_CheckExact(task)
-                          ? PyObject_CallMethod(task, "close", NULL)
-                          : Py_NewRef(Py_None);
-        if (!r)
-            PyErr_WriteUnraisable(task);
-        Py_XDECREF(r);
+        ua_finalize_task_obj(task);
         Py_DECREF(task);
     }
 }
@@ -982,6 +1036,10 @@ static void release_all(LoopObject *self, int finalize)
     /* The loop is going away (close() or collection): code run by the
      * finalizers below must find it closed, and no record in a queue. */
     self->closed = 1;
+    ua_runq taken;
+    ua_runq_init(&taken);
+    if (finalize)
+        take_waiters(self, &taken);
     ua_runq doomed;
     ua_runq_init(&doomed);
     ua_runq_reserve(&doomed, self->runq.len + self->timers.len + (size_t)self->poller.nwaiters +
@@ -1001,29 +1059,32 @@ static void release_all(LoopObject *self, int finalize)
             if (w)
                 ua_runq_push(&doomed, w);
         }
-    for (size_t i = 0; i < doomed.len; i++)
-        ((ua_task *)ua_runq_at(&doomed, i))->state = ST_NEW;
+    for (size_t i = 0; i < doomed.len; i++) {
+        ua_task *t = ua_runq_at(&doomed, i);
+        t->state = ST_NEW;
+        /* A wait_for() timer is the loop's to free now: its WaitFor, which
+         * finalizing its task below closes, must not free it too. */
+        if (t->kind == TASK_TIMEOUT) {
+            ua_wait_for_timer_fired(t->aux);
+            t->aux = NULL;
+        }
+    }
     Py_CLEAR(self->cur_task);
     while (doomed.len) {
         ua_task *t = ua_runq_pop(&doomed);
         /* close(): what is left is finalized now (its finally blocks run),
          * even if something else still holds it. */
-        PyObject *coro = finalize && t->kind == TASK_CORO &&
-                                 (PyCoro_CheckExact(t->obj) || PyGen_Check(t->obj))
-                             ? Py_NewRef(t->obj)
-                             : NULL;
+        PyObject *obj = finalize && t->kind == TASK_CORO ? Py_NewRef(t->obj) : NULL;
         ua_task_drop(self, t);
-        if (coro) {
-            PyObject *r = PyObject_CallMethod(coro, "close", NULL);
-            if (!r)
-                PyErr_WriteUnraisable(coro);
-            Py_XDECREF(r);
-            Py_DECREF(coro);
+        if (obj) {
+            ua_finalize_task_obj(obj);
+            Py_DECREF(obj);
         }
     }
     ua_runq_free(&doomed);
     if (finalize)
-        finalize_waiters(self);
+        finalize_waiters(self, &taken);
+    ua_runq_free(&taken);
     ua_v3_release_all(self, finalize);
 }
 

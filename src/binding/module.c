@@ -3,6 +3,7 @@
  * uasyncio/__init__.py re-export what is here. */
 #include "tasks.h"
 #include "streams.h"
+#include "v3.h"
 
 #include <math.h>
 #include <string.h>
@@ -212,9 +213,38 @@ static int cancel_through_waiter(PyObject *coro, PyObject *exc)
     return 0;
 }
 
+/* Whether coro is top or in its await chain. */
+static int in_chain(PyObject *top, PyObject *coro)
+{
+    PyObject *x = Py_NewRef(top);
+    for (int depth = 0; x && depth < 1000; depth++) {
+        if (x == coro) {
+            Py_DECREF(x);
+            return 1;
+        }
+        PyObject *next = awaited_by(x);
+        Py_DECREF(x);
+        x = next;
+    }
+    Py_XDECREF(x);
+    return 0;
+}
+
+static int cancel_owner(LoopObject *l, PyObject *owner, PyObject *exc)
+{
+    Py_INCREF(owner);
+    Py_INCREF(l);
+    int rc = ua_loop_cancel_coro(l, owner, exc);
+    Py_DECREF(l);
+    Py_DECREF(owner);
+    return rc < 0 ? -1 : 1;
+}
+
 /* A coroutine awaited inside a task is cancelled, as in 2.0, through that
- * task: the exception travels down its await chain to coro. O(tasks), but
- * only for coroutines that are not tasks themselves. */
+ * task: the exception travels down its await chain to coro. A v3 Task's
+ * coroutine, or one awaited inside it, is reached through the Task (its
+ * record), never by coroutine. O(tasks), but only for coroutines that are
+ * not 2.0 tasks themselves. */
 static int cancel_through_task(PyObject *coro, PyObject *exc)
 {
     for (LoopObject *l = ua_all_loops; l; l = l->next_loop) {
@@ -223,23 +253,12 @@ static int cancel_through_task(PyObject *coro, PyObject *exc)
             if (!slot)
                 continue;
             ua_task *t = ua_ptrmap_slot_item(slot);
-            PyObject *x = Py_NewRef(t->obj);
-            for (int depth = 0; x && depth < 1000; depth++) {
-                PyObject *next = awaited_by(x);
-                Py_DECREF(x);
-                x = next;
-                if (x == coro) {
-                    Py_DECREF(x);
-                    PyObject *top = Py_NewRef(t->obj);
-                    Py_INCREF(l);
-                    int rc = ua_loop_cancel_coro(l, top, exc);
-                    Py_DECREF(l);
-                    Py_DECREF(top);
-                    return rc < 0 ? -1 : 1;
-                }
-            }
-            Py_XDECREF(x);
+            if (in_chain(t->obj, coro))
+                return cancel_owner(l, t->obj, exc);
         }
+        for (TaskObject *t = l->v3_tasks; t; t = t->lnext)
+            if (!TASK_DONE(t) && t->rec.obj && in_chain(t->rec.obj, coro))
+                return cancel_owner(l, (PyObject *)t, exc);
     }
     return 0;
 }

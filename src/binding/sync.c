@@ -21,7 +21,7 @@ enum { S_START, S_YIELDED, S_WAITING, S_WOKEN, S_FINISHED };
 struct WaitOp {
     PyObject_HEAD
     PyObject *owner;        /* the Queue or Lock */
-    PyObject *task;         /* the parked coroutine */
+    PyObject *task;         /* the parked task: its coroutine, or its v3 Task (ua_v3_owner_of) */
     LoopObject *loop;       /* the loop to wake it on */
     PyObject *value;        /* put: what to put; get: what was handed over */
     ua_wnode node;          /* in the owner's queue of waiters, which holds a reference */
@@ -105,7 +105,7 @@ static int wake_first(ua_wnode **l, PyObject *value)
     op->state = S_WOKEN;
     if (value)
         Py_XSETREF(op->value, Py_NewRef(value));
-    int rc = ua_loop_call_soon(op->loop, op->task, NULL);
+    int rc = ua_loop_wake_owner(op->loop, op->task);
     Py_DECREF(op);
     return rc < 0 ? -1 : 1;
 }
@@ -196,7 +196,7 @@ static PySendResult park(WaitOp *op, PyObject **result)
         PyErr_SetString(PyExc_RuntimeError, "can only wait inside a task of a running event loop");
         return PYGEN_ERROR;
     }
-    Py_XSETREF(op->task, Py_NewRef(loop->current->obj));
+    Py_XSETREF(op->task, ua_v3_owner_of(loop->current));
     Py_XSETREF(op->loop, (LoopObject *)Py_NewRef(loop));
     op->state = S_WAITING;
     if (!PyObject_GC_IsTracked((PyObject *)op))

@@ -55,7 +55,7 @@ void ua_task_drop(LoopObject *loop, ua_task *t)
     }
     if (t->kind == TASK_CORO)
         ua_ptrmap_del(&loop->tasks, t->obj);
-    else if (t->kind == TASK_TIMEOUT)
+    else if (t->kind == TASK_TIMEOUT && t->aux)   /* NULL: close() detached it */
         ua_wait_for_timer_fired(t->aux);
     ua_task_free(t);
 }

@@ -45,7 +45,8 @@ enum {
     F_MAIN = 1,     /* the coroutine run_until_complete() waits for */
     F_WAKE = 2,     /* call_soon() reached it while running: requeue at once */
     F_TIMED = 4,    /* call_later() reached it while running: timer.deadline set */
-    /* 8 and above: a v3 Task's own flags (v3.h) */
+    F_MAPPED = 128, /* a v3 Task's record in loop->tasks (ua_v3_parked), until it runs */
+    /* 8 to 64: a v3 Task's own flags (v3.h) */
 };
 
 typedef struct ua_task {
@@ -62,10 +63,11 @@ typedef struct ua_task {
 
 /* ---- the loop ---------------------------------------------------------- */
 
-/* A task parked outside the loop (in a Queue or a Lock) is linked into its
- * loop's list while it waits, so that close() can finalize it. The loop does
- * not own it (what it waits in does): a task waiting in a queue nobody holds
- * any more is freed with the queue. */
+/* A task parked outside the loop (in a Queue or a Lock, or behind another
+ * task's WebSocket write) is linked into its loop's list while it waits, so
+ * that close() can finalize it. The loop does not own it (what it waits in
+ * does): a task waiting in a queue nobody holds any more is freed with the
+ * queue. */
 typedef struct ua_waiter_link {
     ua_wnode node;          /* in loop->waiters (waitq.h) */
     PyObject *task;         /* borrowed */
@@ -76,7 +78,8 @@ typedef struct LoopObject {
     ua_runq runq;
     ua_timerheap timers;
     ua_poller poller;
-    ua_ptrmap tasks;        /* coroutine -> its ua_task, for tasks held here */
+    ua_ptrmap tasks;        /* coroutine -> its ua_task, for 2.0 tasks held here
+                             * (and v3 Tasks parked by a bare yield False) */
     ua_task *current;       /* the record being resumed, or NULL */
     PyObject *cur_task;     /* the coroutine last resumed (strong) */
     PyObject *main_result;  /* what the F_MAIN coroutine returned */
@@ -208,7 +211,17 @@ void ua_loop_unlink_waiter(ua_waiter_link *link);
  * the loop's thread at its next pass, waking it at once if it blocks.
  * 0, or -1 with an exception (closed loop, no memory). */
 int ua_loop_call_soon_threadsafe(LoopObject *loop, PyObject *cb, PyObject *args);
+/* Deliver exc into a task at its next resumption, waking it now. coro: a
+ * 2.0 task's coroutine (its record is found, or made), or a v3 Task
+ * (ua_v3_owner_of()). */
 int ua_loop_cancel_coro(LoopObject *loop, PyObject *coro, PyObject *exc);
+/* Run the task owner names as soon as possible (call_soon() for a 2.0
+ * coroutine). A v3 Task that ended, or whose loop is closed, is left. */
+int ua_loop_wake_owner(LoopObject *loop, PyObject *owner);
+/* close(): close a pending task's coroutine, or any object with a close()
+ * method (what start_server() returns), so its finally blocks run and what
+ * it holds is released; an error is reported as unraisable. */
+void ua_finalize_task_obj(PyObject *obj);
 ua_task *ua_loop_add_timeout(LoopObject *loop, PyObject *target, PyObject *waitfor, int32_t ms);
 void ua_loop_remove_timeout(LoopObject *loop, ua_task *t);
 int ua_is_coroutine(PyObject *obj);
@@ -217,10 +230,21 @@ const char *ua_type_name(PyTypeObject *tp);
 /* v3_*.c: the hooks the loop calls for v3 Tasks (kinds TASK_V3, TASK_V3_DONE) */
 int ua_v3_task_end(LoopObject *loop, ua_task *t, PySendResult sr, PyObject *result, PyObject **ret);
 int ua_v3_task_reap(LoopObject *loop, ua_task *t);
+int ua_v3_parked(LoopObject *loop, ua_task *t);   /* it yielded False: the loop lets go of it */
 void ua_v3_release_all(LoopObject *loop, int finalize);   /* finalize: close() closes their coroutines */
 LoopObject *ua_v3_default_loop_borrowed(void);   /* v3's default loop, or NULL */
 int ua_v3_traverse(LoopObject *loop, visitproc visit, void *arg);
 int ua_v3_flag_waiting(LoopObject *loop);   /* a task of loop waits on a ThreadSafeFlag */
+/* If obj is a v3 Task: wake it (exc: with exc to raise in it), unless it
+ * ended or its loop is gone, and return 1 (-1 on error); else 0. */
+int ua_v3_wake_owner(PyObject *obj, PyObject *exc);
+/* What a 2.0 awaitable (a Queue or Lock wait, wait_for's timer) keeps to
+ * wake the task of rec (loop->current) later: its v3 Task, in which the
+ * record is embedded, or a 2.0 task's coroutine. A v3 Task's coroutine is
+ * never looked up by coroutine: the loop's map holds 2.0 records only, and
+ * a second record would drive the coroutine too. New reference. */
+PyObject *ua_v3_owner_of(ua_task *rec);
+int ua_v3_is_loop(LoopObject *loop);       /* a uasyncio.v3 Loop */
 /* An exception escaping a task when a handler is set: 1 handled, 0 no handler, -1 error */
 int ua_loop_handle_exception(LoopObject *loop, const char *message, PyObject *exc, PyObject *future);
 int ua_v3_ready(PyObject *module);
@@ -228,7 +252,7 @@ int ua_v3_ready(PyObject *module);
 /* sync.c: Queue and Lock */
 int ua_sync_ready(PyObject *module);
 /* If obj is a Queue or Lock operation whose task waits in it: 1, with the
- * parked task and its loop (borrowed); else 0. */
+ * parked task (its coroutine, or its v3 Task) and its loop (borrowed); else 0. */
 int ua_sync_waiter(PyObject *obj, PyObject **task, LoopObject **loop);
 int ua_udp_ready(PyObject *module);   /* udp.c */
 

@@ -27,7 +27,7 @@
 #include "awaitable.h"
 #include "waitq.h"
 
-/* rec.flags of a v3 Task, beside F_MAIN, F_WAKE and F_TIMED */
+/* rec.flags of a v3 Task, beside F_MAIN, F_WAKE, F_TIMED and F_MAPPED (ua.h) */
 enum {
     TF_EXC = 8,         /* ended with an exception (rec.aux holds it) */
     TF_CANCELLED = 16,  /* ended with CancelledError */

@@ -35,6 +35,11 @@ static LoopObject *default_loop(void)
     return (LoopObject *)Py_NewRef(v3_default);
 }
 
+int ua_v3_is_loop(LoopObject *loop)
+{
+    return PyObject_TypeCheck(loop, &V3Loop_Type);
+}
+
 LoopObject *ua_v3_loop(void)
 {
     if (ua_running_loop_get())
@@ -58,8 +63,10 @@ static int default_handler(PyObject *context)
     if (!fut && PyErr_Occurred())
         return -1;
     if (fut && fut != Py_None) {
+        /* A Task, or what else raised (a callback, a 2.0 coroutine) */
         PyObject *coro = Py_IS_TYPE(fut, &Task_Type) ? ((TaskObject *)fut)->rec.obj : NULL;
-        PyObject *line = PyUnicode_FromFormat("future: %R coro= %R\n", fut, coro ? coro : Py_None);
+        PyObject *line = coro ? PyUnicode_FromFormat("future: %R coro= %R\n", fut, coro)
+                              : PyUnicode_FromFormat("future: %R\n", fut);
         int rc = line ? PyFile_WriteObject(line, err, Py_PRINT_RAW) : -1;
         Py_XDECREF(line);
         if (rc < 0)

@@ -58,6 +58,30 @@ static void list_release(TaskObject *t)
     Py_DECREF(t);
 }
 
+/* A Task parked by a bare yield False (2.0's way: not on a Wait, which wakes
+ * it itself) is in the loop's map of records by coroutine until it runs
+ * again: 2.0's call_soon(coro), call_later(coro) or cancel(coro), given its
+ * coroutine (loop.cur_task), then wake this record and make no second one. */
+int ua_v3_parked(LoopObject *loop, ua_task *r)
+{
+    if ((r->flags & (TF_PARKED | F_MAPPED)) || ua_ptrmap_get(&loop->tasks, r->obj))
+        return 0;
+    if (ua_ptrmap_add(&loop->tasks, r) < 0) {
+        PyErr_NoMemory();
+        return ua_loop_pend_error(loop, r);
+    }
+    r->flags |= F_MAPPED;
+    return 0;
+}
+
+static void unmap(LoopObject *loop, ua_task *r)
+{
+    if (r->flags & F_MAPPED) {
+        ua_ptrmap_del(&loop->tasks, r->obj);
+        r->flags &= ~F_MAPPED;
+    }
+}
+
 /* The loop goes away (close() or collection): it lets go of every Task.
  * With finalize (close()), each pending coroutine is closed now, so its
  * finally blocks run even if something else still holds its Task. */
@@ -66,16 +90,16 @@ void ua_v3_release_all(LoopObject *loop, int finalize)
     while (loop->v3_tasks) {
         TaskObject *t = loop->v3_tasks;
         Py_INCREF(t);
+        unmap(loop, &t->rec);
         WaitObject *w = ua_task_waiting(t);
         if (w)
             ua_wait_release(w);
         t->rec.state = ST_NEW;
         list_release(t);
-        if (finalize && !TASK_DONE(t) && t->rec.obj && (PyCoro_CheckExact(t->rec.obj) || PyGen_Check(t->rec.obj))) {
-            PyObject *r = PyObject_CallMethod(t->rec.obj, "close", NULL);
-            if (!r)
-                PyErr_WriteUnraisable(t->rec.obj);
-            Py_XDECREF(r);
+        if (finalize && !TASK_DONE(t) && t->rec.obj) {
+            PyObject *obj = Py_NewRef(t->rec.obj);
+            ua_finalize_task_obj(obj);
+            Py_DECREF(obj);
         }
         Py_DECREF(t);
     }
@@ -284,6 +308,32 @@ int ua_v3_cancel(TaskObject *t)
     if (!exc)
         return -1;
     Py_XSETREF(t->rec.aux, exc);
+    return ua_loop_wake(t->loop, &t->rec) < 0 ? -1 : 1;
+}
+
+/* ---- woken by 2.0 awaitables ---------------------------------------------------- */
+
+PyObject *ua_v3_owner_of(ua_task *rec)
+{
+    return Py_NewRef(rec->kind == TASK_V3 ? (PyObject *)TASK_OF(rec) : rec->obj);
+}
+
+int ua_v3_wake_owner(PyObject *obj, PyObject *exc)
+{
+    if (!Py_IS_TYPE(obj, &Task_Type))
+        return 0;
+    TaskObject *t = (TaskObject *)obj;
+    if (TASK_DONE(t) || !t->loop)
+        return 1;   /* ended, or its loop was closed: it never runs again */
+    if (exc) {
+        /* As cancel(): out of the queue of a v3 primitive it may wait in
+         * (inside the 2.0 awaitable); its Wait undoes the rest when thrown into. */
+        WaitObject *w = ua_task_waiting(t);
+        if (w)
+            ua_wq_unlink(&w->link);
+        Py_INCREF(exc);
+        Py_XSETREF(t->rec.aux, exc);
+    }
     return ua_loop_wake(t->loop, &t->rec) < 0 ? -1 : 1;
 }
 

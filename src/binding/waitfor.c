@@ -74,7 +74,9 @@ static int start(WaitForObject *self)
     }
     Py_INCREF(loop);
     self->loop = loop;
-    self->timer = ua_loop_add_timeout(loop, loop->current->obj, (PyObject *)self, self->ms);
+    PyObject *owner = ua_v3_owner_of(loop->current);   /* a v3 Task too: its own record is woken */
+    self->timer = ua_loop_add_timeout(loop, owner, (PyObject *)self, self->ms);
+    Py_DECREF(owner);
     return self->timer ? 0 : -1;
 }
 

@@ -53,6 +53,7 @@ typedef struct {
     uint8_t parked;         /* in ws->blocked, its task asleep */
     PyObject *task;         /* the parked task */
     LoopObject *loop;
+    ua_waiter_link link;    /* in the loop's list while parked: close() finalizes its task */
 } WSOpObject;
 
 extern PyTypeObject WSConn_Type, WSOp_Type;
@@ -100,9 +101,10 @@ static int park_behind(WSOpObject *op)
     }
     if (PyList_Append(op->ws->blocked, (PyObject *)op) < 0)
         return -1;
-    Py_XSETREF(op->task, Py_NewRef(loop->current->obj));
+    Py_XSETREF(op->task, ua_v3_owner_of(loop->current));
     Py_XSETREF(op->loop, (LoopObject *)Py_NewRef(loop));
     op->parked = 1;
+    ua_loop_link_waiter(loop, &op->link, op->task);
     return 0;
 }
 
@@ -113,6 +115,7 @@ static void unpark(WSOpObject *op)
     if (!op->parked)
         return;
     op->parked = 0;
+    ua_loop_unlink_waiter(&op->link);
     Py_ssize_t i = op->ws ? PySequence_Index(op->ws->blocked, (PyObject *)op) : -1;
     if (i >= 0)
         PySequence_DelItem(op->ws->blocked, i);
@@ -134,8 +137,9 @@ static int wake_blocked(WSConnObject *ws)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(ops); i++) {
         WSOpObject *op = (WSOpObject *)PyList_GET_ITEM(ops, i);
         op->parked = 0;
+        ua_loop_unlink_waiter(&op->link);
         if (rc == 0 && !op->loop->closed)
-            rc = ua_loop_call_soon(op->loop, op->task, NULL);
+            rc = ua_loop_wake_owner(op->loop, op->task);
     }
     Py_DECREF(ops);
     return rc;
@@ -623,6 +627,8 @@ static PyObject *wsop_new(WSConnObject *ws, int kind, PyObject *frame)
     op->queued = op->flushing = op->done = op->parked = 0;
     op->task = NULL;
     op->loop = NULL;
+    op->link.node.next = op->link.node.prev = NULL;
+    op->link.node.queue = NULL;
     op->budget = FILL_BUDGET;
     PyObject_GC_Track(op);
     return (PyObject *)op;
