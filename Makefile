@@ -60,7 +60,8 @@ soak-tests: deps testdeps build
 	        $(PYTEST_ARGS) tests > build/soak/run-$$i.log 2>&1; \
 	    grep -E '(passed|failed|error)' build/soak/run-$$i.log | tail -1; \
 	done; \
-	if grep -hE '^(FAILED|ERROR) ' build/soak/*.log | sort | uniq -c; then \
+	failed="$$(grep -hE '^(FAILED|ERROR) ' build/soak/*.log | sort | uniq -c)"; \
+	if [ -n "$$failed" ]; then echo "$$failed"; \
 	    echo "soak-tests: tests failed (counts above; logs in build/soak/)"; exit 1; \
 	fi; echo "soak-tests: $(N) runs, no test failed"
 
