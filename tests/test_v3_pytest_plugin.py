@@ -295,7 +295,39 @@ def test_what_a_fixture_leaves_behind_is_a_teardown_error(pytester):
             pass
     """)
     r.assert_outcomes(passed=1, errors=1)
-    assert "the test's fixtures left 1 task pending:" in text(r)
+    assert "the test and its fixtures left 1 task pending:" in text(r)
+
+
+def test_tasks_an_async_generator_fixture_stops_are_not_the_tests_leftovers(pytester):
+    r = run(pytester, """
+        import pytest
+        import uasyncio.v3 as asyncio
+
+        @pytest.fixture
+        async def spawn():
+            tasks = []
+
+            def spawn(coro):
+                tasks.append(asyncio.create_task(coro))
+            yield spawn
+            for t in tasks:
+                t.cancel()
+
+        @pytest.mark.uasyncio
+        async def test_the_fixture_owns_them(spawn):
+            spawn(asyncio.Event().wait())
+            spawn(asyncio.sleep(60))
+            await asyncio.sleep(0)
+
+        @pytest.mark.uasyncio
+        async def test_but_not_this_one(spawn):
+            spawn(asyncio.sleep(60))
+            asyncio.create_task(asyncio.Event().wait())
+    """)
+    r.assert_outcomes(passed=2, errors=1)
+    out = text(r)
+    assert "ERROR at teardown of test_but_not_this_one" in out
+    assert "the test and its fixtures left 1 task pending:" in out
 
 
 def test_async_fixture_errors_are_plain_errors(pytester):

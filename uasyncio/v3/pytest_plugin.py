@@ -140,11 +140,15 @@ def _agen_fixture(func, name, run, request):
     def setup(**kwargs):
         __tracebackhide__ = True
         agen = _bound(func, request)(**kwargs)
-        yield run.drive(_anext(agen), "fixture %r" % name)
+        value = run.drive(_anext(agen), "fixture %r" % name)
+        run.owners += 1   # it may own tasks the test leaves running
         try:
+            yield value
             run.drive(_anext(agen), "teardown of fixture %r" % name)
         except StopAsyncIteration:
             return
+        finally:
+            run.owners -= 1
         raise ValueError("async fixture %r yields more than once" % name)
     return setup
 
@@ -206,6 +210,7 @@ class _Run:
         self.reported = 0       # ... of which already failed a test
         self.named = set()      # pending tasks already named in a failure
         self.failed = False
+        self.owners = 0         # async generator fixtures set up and not yet ended
         self.loop.set_exception_handler(lambda loop, context: self.handled.append(context))
 
     # -- running -----------------------------------------------------------------
@@ -273,7 +278,9 @@ class _Run:
         __tracebackhide__ = True
         before = set(self.pending())   # the fixtures' tasks
         value = self.drive(coro, "the test")
-        self.check(before, "the test")
+        # With async generator fixtures still to end, the tasks left are
+        # checked after them (at teardown): they may be theirs to stop.
+        self.check(before if not self.owners else None, "the test")
         return value
 
     def pending(self):
@@ -289,11 +296,13 @@ class _Run:
             self.loop.run_forever()
 
     def check(self, before, when):
+        """Fail if an exception reached the handler, or (unless before is
+        None) if tasks not in before are left pending."""
         __tracebackhide__ = True
         self.settle()
         errors = self.handled[self.reported:]
         self.reported = len(self.handled)
-        left = [t for t in self.pending() if t not in before and t not in self.named]
+        left = [] if before is None else [t for t in self.pending() if t not in before and t not in self.named]
         self.named.update(left)
         if left or errors:
             self.failed = True
@@ -304,7 +313,7 @@ class _Run:
         __tracebackhide__ = True
         try:
             if not self.failed:
-                self.check(set(), "the test's fixtures")
+                self.check(set(), "the test and its fixtures")
         finally:
             self.loop.close()
 
