@@ -125,6 +125,26 @@ def test_a_timeout_on_the_real_clock(pytester):
     assert "in test_never_ends on <Wait Event.wait" in out
 
 
+def test_an_async_fixture_that_does_not_end_is_an_error_saying_where_it_waits(pytester):
+    r = run(pytester, """
+        import pytest
+        import uasyncio.v3 as asyncio
+
+        @pytest.fixture
+        async def device():
+            await asyncio.Event().wait()
+            yield
+
+        @pytest.mark.uasyncio(virtual_clock=True, timeout=5)
+        async def test_it(device):
+            pass
+    """)
+    r.assert_outcomes(errors=1)
+    out = text(r)
+    assert "fixture 'device' did not end within 5 s of virtual time" in out
+    assert "it waits at test_it.py:6 in device on <Wait Event.wait" in out
+
+
 def test_a_virtual_test_that_nothing_can_wake_fails_at_once(pytester):
     r = run(pytester, """
         import pytest

@@ -140,11 +140,11 @@ def _agen_fixture(func, name, run, request):
     def setup(**kwargs):
         __tracebackhide__ = True
         agen = _bound(func, request)(**kwargs)
-        value = run.drive(_anext(agen), "fixture %r" % name)
+        value = run.drive(_anext(agen), "fixture %r" % name, agen)
         run.owners += 1   # it may own tasks the test leaves running
         try:
             yield value
-            run.drive(_anext(agen), "teardown of fixture %r" % name)
+            run.drive(_anext(agen), "teardown of fixture %r" % name, agen)
         except StopAsyncIteration:
             return
         finally:
@@ -215,20 +215,21 @@ class _Run:
 
     # -- running -----------------------------------------------------------------
 
-    def drive(self, coro, what):
+    def drive(self, coro, what, origin=None):
         """Run coro as a task on the loop until it ends; its value, or its
-        exception. Fails if it does not end in time. After a failure, the
+        exception. Fails if it does not end in time, saying where it (or
+        origin, the async generator it steps) waits. After a failure, the
         checks at teardown are left out: what it left is its consequence."""
         __tracebackhide__ = True
         try:
-            return self._drive(coro, what)
+            return self._drive(coro, what, origin)
         except StopAsyncIteration:
             raise   # an async generator fixture's normal end
         except BaseException:
             self.failed = True
             raise
 
-    def _drive(self, coro, what):
+    def _drive(self, coro, what, origin):
         __tracebackhide__ = True
         loop = self.loop
         task = loop.create_task(coro)
@@ -269,7 +270,8 @@ class _Run:
             if expired and task.done():
                 loop.run_forever()   # it ended in the pass that queued the stop: take the stop out
         if not task.done():
-            pytest.fail(self._timeout_text(what, expired[0] if expired else "stopped", task), pytrace=False)
+            pytest.fail(self._timeout_text(what, expired[0] if expired else "stopped", task, origin),
+                        pytrace=False)
         return value
 
     def test(self, coro):
@@ -319,7 +321,7 @@ class _Run:
 
     # -- messages ------------------------------------------------------------------
 
-    def _timeout_text(self, what, how, task):
+    def _timeout_text(self, what, how, task, origin):
         if how == "stuck":
             head = ("%s did not end: after %.1f days of virtual time every task still waits (for "
                     "something nothing will do?); a longer test says so with timeout="
@@ -331,7 +333,7 @@ class _Run:
             head = "%s did not end within %g s%s" % (what, self.timeout or self.limit,
                                                      " of virtual time" if self.virtual else "")
         others = [t for t in self.pending() if t is not task]
-        lines = [head, "  it waits at " + _where(task.get_coro())]
+        lines = [head, "  it waits at " + _where(origin or task.get_coro())]
         lines += ["  pending: %s" % _describe(t) for t in others]
         return "\n".join(lines)
 
@@ -343,11 +345,14 @@ def _where(coro):
         return "(not started yet)"
     frame, aw = None, coro
     while aw is not None:
-        f = getattr(aw, "cr_frame", None) or getattr(aw, "gi_frame", None)
+        for kind, down in (("cr", "cr_await"), ("ag", "ag_await"), ("gi", "gi_yieldfrom")):
+            f = getattr(aw, kind + "_frame", None)
+            if f is not None:
+                break
         if f is None:
             break
         frame = f
-        aw = getattr(aw, "cr_await", None) if hasattr(aw, "cr_frame") else getattr(aw, "gi_yieldfrom", None)
+        aw = getattr(aw, down, None)
     if frame is None:
         return repr(coro)   # not a coroutine: an awaitable run as a task
     path = frame.f_code.co_filename
