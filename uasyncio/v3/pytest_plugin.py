@@ -195,7 +195,8 @@ class _Run:
         opts = _options(node)
         self.virtual = bool(opts.get("virtual_clock", False))
         self.timeout = opts.get("timeout")
-        if self.timeout is not None and not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
+        t = self.timeout
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0):
             pytest.fail("%s: uasyncio timeout must be a number of seconds > 0, not %r"
                         % (node.nodeid, self.timeout), pytrace=False)
         try:
