@@ -132,6 +132,7 @@ bench: deps build
 	$(PYTHON) bench/run.py --repeat $(BENCH_REPEAT) --json bench/results/core.json
 	$(PYTHON) bench/run.py --v3 --repeat $(BENCH_REPEAT) --json bench/results/core-v3.json
 	$(PYTHON) bench/net.py --repeat $(BENCH_REPEAT) --json bench/results/net.json
+	$(PYTHON) bench/framework.py --repeat $(BENCH_REPEAT) --json bench/results/framework.json
 	$(PYTHON) bench/chart.py
 
 # Redraw docs/bench.svg from the JSON in bench/results/ (no benchmark run).

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Draw the benchmark results as one chart of ratios (Debian's python3-matplotlib).
 
-    python3 bench/chart.py [--net FILE] [--core FILE] [--v3 FILE] [-o docs/bench.svg]
+    python3 bench/chart.py [--net FILE] [--core FILE] [--v3 FILE] [--framework FILE] [-o docs/bench.svg]
 
-Reads the JSON that net.py and run.py (--json) write; any of the three may be
-missing (its panel is left out). Left: the network tests, each server's round
-trips (requests) per server CPU-second divided by the C epoll server's (1.0 =
-the C server). Right: the core workloads, each loop's figure against
-asyncio's, "times better" as in run.py's table (log scale; 2.0 workloads as
-uasyncio, the --v3 ones as uasyncio.v3). `make chart` draws it from
-bench/results/, which `make bench` fills.
+Reads the JSON that net.py, run.py and framework.py (--json) write; any of
+them may be missing (its panel is left out). Left: the network tests, each
+server's round trips (requests) per server CPU-second divided by the C epoll
+server's (1.0 = the C server). Middle: the core workloads, each loop's figure
+against asyncio's, "times better" as in run.py's table (log scale; 2.0
+workloads as uasyncio, the --v3 ones as uasyncio.v3). Right: the framework
+app (framework.py), requests per server CPU-second against asyncio's.
+`make chart` draws it from bench/results/, which `make bench` fills.
 """
 
 import argparse
@@ -66,6 +67,16 @@ def core_ratios(doc, better):
     return ratios
 
 
+def framework_ratios(doc):
+    """{handler config: {series: per-CPU-s / asyncio's}}."""
+    by = {}
+    for r in doc["results"]:
+        if r.get("per_cpu_s"):
+            by.setdefault(r["config"], {})[r["server"]] = r["per_cpu_s"]
+    return {config: {NET_NAMES[k]: v / vals["asyncio"] for k, v in vals.items() if k in NET_NAMES}
+            for config, vals in by.items() if vals.get("asyncio")}
+
+
 def bars(ax, groups, series, title, ylabel, log=False, ref_line=1.0):
     import numpy as np
     labels = list(groups)
@@ -92,6 +103,7 @@ def main(argv=None):
     ap.add_argument("--net", default=os.path.join(RESULTS, "net.json"))
     ap.add_argument("--core", default=os.path.join(RESULTS, "core.json"))
     ap.add_argument("--v3", default=os.path.join(RESULTS, "core-v3.json"))
+    ap.add_argument("--framework", default=os.path.join(RESULTS, "framework.json"))
     ap.add_argument("-o", "--out", default=os.path.join(os.path.dirname(HERE), "docs", "bench.svg"))
     args = ap.parse_args(argv)
 
@@ -100,7 +112,7 @@ def main(argv=None):
     matplotlib.rcParams["svg.hashsalt"] = "uasyncio-bench"   # the same data gives the same file
     import matplotlib.pyplot as plt
 
-    net, core, v3 = load(args.net), load(args.core), load(args.v3)
+    net, core, v3, fw = load(args.net), load(args.core), load(args.v3), load(args.framework)
     panels = []
     if net:
         panels.append(("net", net_ratios(net)))
@@ -114,8 +126,10 @@ def main(argv=None):
                 for name, vals in core_ratios(doc, better).items():
                     groups["%s (%s)" % (name, tag)] = vals
         panels.append(("core", groups))
+    if fw:
+        panels.append(("framework", framework_ratios(fw)))
     if not panels:
-        print("chart.py: no results (run make bench, or pass --net/--core/--v3)", file=sys.stderr)
+        print("chart.py: no results (run make bench, or pass --net/--core/--v3/--framework)", file=sys.stderr)
         return 1
 
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.0), squeeze=False)
@@ -123,10 +137,13 @@ def main(argv=None):
         if kind == "net":
             bars(ax, groups, list(COLORS), "Network servers: work per server CPU-second",
                  "x the C epoll server (1.0 = C)")
-        else:
+        elif kind == "core":
             bars(ax, groups, ["uasyncio (2.0 / v3)", "asyncio", "uvloop"],
                  "Core workloads", "x asyncio (times better; log scale)", log=True)
-    stamp = (net or core or v3)["meta"]
+        else:
+            bars(ax, groups, ["uasyncio.v3", "asyncio", "uvloop"],
+                 "HTTP/1.1 framework app: requests per server CPU-second", "x asyncio")
+    stamp = (net or core or v3 or fw)["meta"]
     fig.suptitle("uasyncio in C vs asyncio, uvloop and a C epoll server (median of %s, %s, %s)"
                  % (stamp.get("repeat", 1), stamp.get("host", "?"), stamp.get("time", "?")[:10]), fontsize=10)
     fig.tight_layout()

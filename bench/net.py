@@ -152,9 +152,12 @@ def ensure_ab():
     return None
 
 
-def server_cmd(kind, mode, port):
+def server_cmd(kind, mode, port, program=None):
     """The command line of one benchmark server: the C server, the 2.0 API
-    program, or the asyncio API program on the loop `kind`."""
+    program, or the asyncio API program (or `program`, written against the
+    asyncio API too) on the loop `kind`."""
+    if program:
+        return [PYTHON, program, mode, str(port), "--loop", kind]
     if kind == "c":
         return [os.path.join(BUILD, "server"), mode, str(port)]
     if kind == "uasyncio":
@@ -260,10 +263,10 @@ class Server:
 
     live = []   # every started, not yet reaped server: killed on the way out
 
-    def __init__(self, kind, mode, cpu, timeout, extra_args=()):
+    def __init__(self, kind, mode, cpu, timeout, extra_args=(), program=None):
         self.kind, self.mode = kind, mode
         self.port = free_port()
-        cmd = server_cmd(kind, mode, self.port) + list(extra_args)
+        cmd = server_cmd(kind, mode, self.port, program) + list(extra_args)
         self.cmd = cmd
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, env=child_env(), cwd=ROOT, stdin=subprocess.DEVNULL,
@@ -397,6 +400,7 @@ AB_FIELDS = {
     "rps": r"^Requests per second:\s+([\d.]+)",
     "ab_seconds": r"^Time taken for tests:\s+([\d.]+)",
     "write_errors": r"^Write errors:\s+(\d+)",
+    "keepalive": r"^Keep-Alive requests:\s+(\d+)",
     "p99_ms": r"^\s*99%\s+(\d+)",
     "longest_ms": r"^\s*100%\s+(\d+)",
 }
@@ -410,46 +414,56 @@ def http_test(kind, conc, sz, args):
     except ServerError as e:
         return dict(rec, error=str(e))
     try:
-        # -r: count socket errors as failed requests instead of giving up;
-        # -s: per-request timeout.
-        cmd = ["ab", "-q", "-r", "-s", "10", "-n", str(n), "-c", str(conc),
-               "http://127.0.0.1:%d/" % server.port]
-        others = Others(server)
-        cpu0 = server.cpu()
-        t0 = time.perf_counter()
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
-                               preexec_fn=pinned(args.client_cpu))
-        except subprocess.TimeoutExpired:
-            rec["error"] = "ab timed out after %g s" % args.timeout
-            return rec
-        wall = time.perf_counter() - t0
-        died = server.died()
-        cpu1 = server.cpu() if not died else cpu0
-        rec["others_cpu"] = others.share() if not died else None
-        got = {}
-        for key, pat in AB_FIELDS.items():
-            m = re.search(pat, p.stdout, re.M)
-            if m:
-                got[key] = float(m.group(1)) if "." in m.group(1) else int(m.group(1))
-        if p.returncode != 0 or "rps" not in got:
-            done = re.search(r"Total of (\d+) requests completed", p.stdout + p.stderr)
-            rec["error"] = "ab exit status %d: %s%s" % (
-                p.returncode, (p.stderr.strip() or p.stdout.strip())[-500:],
-                " (%s of %d requests completed)" % (done.group(1), n) if done else "")
-            return rec
-        cpu = cpu1 - cpu0
-        failed = got.get("failed", 0) + got.get("non_2xx", 0)
-        rec.update(got, value=got["rps"], unit="req/s", seconds=got["ab_seconds"], wall_s=wall,
-                   server_cpu_s=cpu, per_cpu_s=got["complete"] / cpu if cpu > 0 else None,
-                   failed=failed)
-        if p.stderr.strip():
-            rec["ab_stderr"] = p.stderr.strip()[-1000:]
-        if died:
-            rec["error"] = died
-        return rec
+        return ab_run(server, rec, n, conc, "/", args)
     finally:
         server_info(server, server.stop(), rec)
+
+
+def ab_run(server, rec, n, conc, path, args, keepalive=False):
+    """`ab -n N -c CONC [-k] http://127.0.0.1:PORT/PATH` against a started
+    server (the server's CPU read just before and after); ab's figures go
+    into rec, with the requests per server CPU-second. Returns rec."""
+    # -r: count socket errors as failed requests instead of giving up;
+    # -s: per-request timeout; -k: HTTP keep-alive.
+    cmd = ["ab", "-q", "-r", "-s", "10"] + (["-k"] if keepalive else []) + [
+        "-n", str(n), "-c", str(conc), "http://127.0.0.1:%d%s" % (server.port, path)]
+    others = Others(server)
+    cpu0 = server.cpu()
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
+                           preexec_fn=pinned(args.client_cpu))
+    except subprocess.TimeoutExpired:
+        rec["error"] = "ab timed out after %g s" % args.timeout
+        return rec
+    wall = time.perf_counter() - t0
+    died = server.died()
+    cpu1 = server.cpu() if not died else cpu0
+    rec["others_cpu"] = others.share() if not died else None
+    got = {}
+    for key, pat in AB_FIELDS.items():
+        m = re.search(pat, p.stdout, re.M)
+        if m:
+            got[key] = float(m.group(1)) if "." in m.group(1) else int(m.group(1))
+    if p.returncode != 0 or "rps" not in got:
+        done = re.search(r"Total of (\d+) requests completed", p.stdout + p.stderr)
+        rec["error"] = "ab exit status %d: %s%s" % (
+            p.returncode, (p.stderr.strip() or p.stdout.strip())[-500:],
+            " (%s of %d requests completed)" % (done.group(1), n) if done else "")
+        return rec
+    cpu = cpu1 - cpu0
+    failed = got.get("failed", 0) + got.get("non_2xx", 0)
+    rec.update(got, value=got["rps"], unit="req/s", seconds=got["ab_seconds"], wall_s=wall,
+               server_cpu_s=cpu, per_cpu_s=got["complete"] / cpu if cpu > 0 else None,
+               failed=failed)
+    if p.stderr.strip():
+        rec["ab_stderr"] = p.stderr.strip()[-1000:]
+    if died:
+        rec["error"] = died
+    elif keepalive and got.get("keepalive", 0) < got["complete"]:
+        rec["error"] = "only %d of %d requests kept the connection alive" % (
+            got.get("keepalive", 0), got["complete"])
+    return rec
 
 
 def raise_nofile(need):

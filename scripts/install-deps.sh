@@ -4,8 +4,10 @@
 #   scripts/install-deps.sh          building, and pytest with its plugins
 #   scripts/install-deps.sh test     + everything the suite uses: Chromium,
 #                                    openssl, mypy, pip and wheel (the install
-#                                    test), exceptiongroup and tomli (Debian's
-#                                    pytest on pyenv's 3.10: scripts/pythons.py)
+#                                    test), pytest-asyncio (the pytest plugin
+#                                    beside it), exceptiongroup and tomli
+#                                    (Debian's pytest on pyenv's 3.10:
+#                                    scripts/pythons.py)
 #   ... dbg | bench | fuzz | valgrind    what those make targets need
 # make runs it before any test: nothing is ever installed from inside the suite.
 set -euo pipefail
@@ -33,6 +35,7 @@ for extra in "$@"; do
       command -v mypy >/dev/null || need+=(mypy)
       py 'import pip' || need+=(python3-pip)
       py 'import wheel' || need+=(python3-wheel)
+      py 'import pytest_asyncio' || need+=(python3-pytest-asyncio)
       [ -d /usr/lib/python3/dist-packages/exceptiongroup ] || need+=(python3-exceptiongroup)
       [ -d /usr/lib/python3/dist-packages/tomli ] || need+=(python3-tomli) ;;
     dbg) [ -x /usr/bin/python3-dbg ] || need+=(python3-dbg) ;;

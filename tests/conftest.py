@@ -1,5 +1,5 @@
-"""Shared test set-up: import the package under test, a fresh loop per
-test, checks that a test leaves no task, timer or fd behind, programs run
+"""Shared test set-up: import the package under test (and its pytest
+plugin), a fresh loop per test, checks that a test leaves no task, timer or fd behind, programs run
 in a fresh interpreter on the package under test, and SIGINT caught."""
 import contextlib
 import ctypes
@@ -20,6 +20,10 @@ PKG_DIR = os.path.join(ROOT, os.environ.get("UA_PKG_DIR", ""))
 sys.path.insert(0, PKG_DIR)
 
 import uasyncio  # noqa: E402
+
+# The package's own pytest plugin (@pytest.mark.uasyncio), from the package
+# under test: the v3 tests use it.
+pytest_plugins = ["uasyncio.v3.pytest_plugin"]
 
 
 def pytest_collection_modifyitems(config, items):

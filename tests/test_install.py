@@ -136,3 +136,29 @@ def test_the_demo_runs_over_loopback_on_the_installed_copy(installed, tmp_path):
     assert ROOT + os.sep + "uasyncio" not in r.stdout + r.stderr
     assert "every line verified" in r.stdout and "errors: 0" in r.stdout, r.stdout
     assert "20/20 HTTP requests answered 'Hello'" in r.stdout, r.stdout
+
+
+def test_the_installed_package_brings_its_pytest_plugin(installed, tmp_path):
+    # The wheel declares it (entry point pytest11, named as the module) ...
+    site, wheel = installed
+    with zipfile.ZipFile(wheel) as z:
+        eps = [n for n in z.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        assert eps, z.namelist()
+        assert "[pytest11]\nuasyncio.v3.pytest_plugin = uasyncio.v3.pytest_plugin" in z.read(eps[0]).decode()
+    # ... so pytest loads it from the installed copy with nothing asked for,
+    # and `-p uasyncio.v3.pytest_plugin` finds it loaded already.
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_device.py").write_text(
+        "import pytest\n"
+        "import uasyncio.v3 as asyncio\n\n"
+        "@pytest.mark.uasyncio(virtual_clock=True)\n"
+        "async def test_an_hour(uasyncio_loop):\n"
+        "    await asyncio.sleep(3600)\n"
+        "    assert uasyncio_loop.time() == 3600_000\n")
+    for extra in ([], ["-p", "uasyncio.v3.pytest_plugin"]):
+        r = run_installed(site, "import sys, pytest; sys.exit(pytest.main(sys.argv[1:]))",
+                          "-q", "--strict-markers",
+                          *extra, str(suite), cwd=str(suite))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "1 passed" in r.stdout, r.stdout

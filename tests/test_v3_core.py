@@ -1,5 +1,6 @@
 """uasyncio.v3: tasks, run, sleep, current_task, cancel, the exceptions and
-the exception handler."""
+the exception handler. What drives a loop itself uses `aio` (or `both`, on
+CPython's asyncio too); the rest are marked async tests (the pytest plugin)."""
 import gc
 import sys
 
@@ -183,18 +184,17 @@ def test_sleep_order_by_deadline(both):
     assert both.run(main()) == [0, 0.01, 0.02, 0.03]
 
 
-def test_sleep_ms_orders_and_accepts_negative(aio):
+@pytest.mark.uasyncio
+async def test_sleep_ms_orders_and_accepts_negative():
     async def sleeper(out, d):
-        await aio.sleep_ms(d)
+        await v3.sleep_ms(d)
         out.append(d)
 
-    async def main():
-        out = []
-        ts = [aio.create_task(sleeper(out, d)) for d in (20, -5, 10)]
-        for t in ts:
-            await t
-        return out
-    assert aio.run(main()) == [-5, 10, 20]
+    out = []
+    ts = [v3.create_task(sleeper(out, d)) for d in (20, -5, 10)]
+    for t in ts:
+        await t
+    assert out == [-5, 10, 20]
 
 
 def test_sleep_rejects_bad_delays(aio):
@@ -206,20 +206,19 @@ def test_sleep_rejects_bad_delays(aio):
         aio.sleep(float("nan"))
 
 
-def test_sleep_ms_allocates_nothing_in_steady_state(aio):
+@pytest.mark.uasyncio
+async def test_sleep_ms_allocates_nothing_in_steady_state():
     import tracemalloc
 
-    async def main():
-        for _ in range(1000):
-            await aio.sleep_ms(0)
-        tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(10000):
-            await aio.sleep_ms(0)
-        grown = tracemalloc.get_traced_memory()[0] - before
-        tracemalloc.stop()
-        return grown
-    assert aio.run(main()) < 1000
+    for _ in range(1000):
+        await v3.sleep_ms(0)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(10000):
+        await v3.sleep_ms(0)
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 1000
 
 
 # ---- current_task ----------------------------------------------------------------
@@ -345,35 +344,32 @@ def test_done_callbacks(both):
     assert both.run(main()) == [("a", 5), ("b", True), "late"]
 
 
-def test_task_cannot_await_itself(aio):
-    async def main():
-        with pytest.raises(RuntimeError):
-            await aio.current_task()
-        return 1
-    assert aio.run(main()) == 1
+@pytest.mark.uasyncio
+async def test_task_cannot_await_itself():
+    with pytest.raises(RuntimeError):
+        await v3.current_task()
 
 
 # ---- cancel ------------------------------------------------------------------------
 
-def test_cancel_a_sleeping_task_is_immediate(aio):
+@pytest.mark.uasyncio
+async def test_cancel_a_sleeping_task_is_immediate(uasyncio_loop):
     async def sleeper(out):
         try:
-            await aio.sleep(3600)
-        except aio.CancelledError:
+            await v3.sleep(3600)
+        except v3.CancelledError:
             out.append("cancelled")
             raise
 
-    async def main():
-        out = []
-        t = aio.create_task(sleeper(out))
-        await aio.sleep(0)
-        t0 = aio.get_event_loop().time()
-        assert t.cancel() is True
-        with pytest.raises(aio.CancelledError):
-            await t
-        assert uasyncio.ticks_diff(aio.get_event_loop().time(), t0) < 1000
-        return out
-    assert aio.run(main()) == ["cancelled"]
+    out = []
+    t = v3.create_task(sleeper(out))
+    await v3.sleep(0)
+    t0 = uasyncio_loop.time()
+    assert t.cancel() is True
+    with pytest.raises(v3.CancelledError):
+        await t
+    assert uasyncio.ticks_diff(uasyncio_loop.time(), t0) < 1000
+    assert out == ["cancelled"]
 
 
 def test_cancel_same_output_as_asyncio():
@@ -415,39 +411,36 @@ def test_cancel_a_task_not_started_yet(both):
     assert both.run(main()) == []
 
 
-def test_cancel_self_raises(aio):
-    async def main():
-        with pytest.raises(RuntimeError, match="can't cancel self"):
-            aio.current_task().cancel()
-        return 1
-    assert aio.run(main()) == 1
+@pytest.mark.uasyncio
+async def test_cancel_self_raises():
+    with pytest.raises(RuntimeError, match="can't cancel self"):
+        v3.current_task().cancel()
 
 
-def test_cancel_is_forwarded_to_the_awaited_task(aio):
+@pytest.mark.uasyncio
+async def test_cancel_is_forwarded_to_the_awaited_task():
     async def inner(out):
         try:
-            await aio.sleep(3600)
-        except aio.CancelledError:
+            await v3.sleep(3600)
+        except v3.CancelledError:
             out.append("inner")
             raise
 
     async def outer(out, t):
         try:
             await t
-        except aio.CancelledError:
+        except v3.CancelledError:
             out.append("outer")
             raise
 
-    async def main():
-        out = []
-        ti = aio.create_task(inner(out))
-        to = aio.create_task(outer(out, ti))
-        await aio.sleep(0)
-        to.cancel()
-        with pytest.raises(aio.CancelledError):
-            await to
-        return out, ti.cancelled()
-    assert aio.run(main()) == (["inner", "outer"], True)
+    out = []
+    ti = v3.create_task(inner(out))
+    to = v3.create_task(outer(out, ti))
+    await v3.sleep(0)
+    to.cancel()
+    with pytest.raises(v3.CancelledError):
+        await to
+    assert out == ["inner", "outer"] and ti.cancelled()
 
 
 def test_cancelled_error_caught_lets_the_task_go_on(both):
@@ -1011,31 +1004,28 @@ def test_create_task_on_a_closed_loop_raises(aio):
     c.close()
 
 
-def test_a_wait_cannot_be_awaited_twice(aio):
-    async def main():
-        t = aio.create_task(aio.sleep(0))
-        w = t.__await__()
+@pytest.mark.uasyncio
+async def test_a_wait_cannot_be_awaited_twice():
+    t = v3.create_task(v3.sleep(0))
+    w = t.__await__()
+    await w
+    with pytest.raises(RuntimeError):
         await w
-        with pytest.raises(RuntimeError):
-            await w
-        return 1
-    assert aio.run(main()) == 1
 
 
-def test_generator_coroutines_await_v3_primitives(aio):
+@pytest.mark.uasyncio
+async def test_generator_coroutines_await_v3_primitives():
     def gen(ev, q):
         yield from ev.wait()
         item = yield from q.get()
         return item
 
-    async def main():
-        ev, q = aio.Event(), aio.Queue()
-        t = aio.create_task(gen(ev, q))
-        await aio.sleep(0)
-        ev.set()
-        q.put_nowait("item")
-        return await t
-    assert aio.run(main()) == "item"
+    ev, q = v3.Event(), v3.Queue()
+    t = v3.create_task(gen(ev, q))
+    await v3.sleep(0)
+    ev.set()
+    q.put_nowait("item")
+    assert await t == "item"
 
 
 def test_v3_waits_outside_a_v3_task_raise(loop):
@@ -1047,34 +1037,31 @@ def test_v3_waits_outside_a_v3_task_raise(loop):
     assert loop.run_until_complete(main()) == 1
 
 
-def test_task_repr(aio):
+@pytest.mark.uasyncio
+async def test_task_repr():
     async def f():
         return 1
 
-    async def main():
-        t = aio.create_task(f())
-        r1 = repr(t)
-        await t
-        return r1, repr(t)
-    r1, r2 = aio.run(main())
-    assert r1.startswith("<Task pending") and r2.startswith("<Task done")
+    t = v3.create_task(f())
+    assert repr(t).startswith("<Task pending")
+    await t
+    assert repr(t).startswith("<Task done")
 
 
-def test_one_wait_awaited_by_two_tasks_raises(aio):
-    async def main():
-        ev = aio.Event()
-        w = ev.wait()
+@pytest.mark.uasyncio
+async def test_one_wait_awaited_by_two_tasks_raises():
+    ev = v3.Event()
+    w = ev.wait()
 
-        async def waiter():
-            return await w
-        a = aio.create_task(waiter())
-        b = aio.create_task(waiter())
-        await aio.sleep(0)
-        with pytest.raises(RuntimeError):
-            await b
-        ev.set()
-        return await a
-    assert aio.run(main()) is True
+    async def waiter():
+        return await w
+    a = v3.create_task(waiter())
+    b = v3.create_task(waiter())
+    await v3.sleep(0)
+    with pytest.raises(RuntimeError):
+        await b
+    ev.set()
+    assert await a is True
 
 
 def test_stop_twice_stops_once(both):

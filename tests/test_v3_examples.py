@@ -100,3 +100,15 @@ def test_the_v3_demo_serves_every_client_and_exits():
     assert "sensors: [21.5, 48, 'timeout']" in out
     assert "button pressed (a ThreadSafeFlag set from another thread)" in out
     assert out.splitlines()[-1] == "errors: 0"
+
+
+def test_the_testing_example_passes_under_the_pytest_plugin(tmp_path):
+    # examples/v3/testing: a device program and its tests on the virtual
+    # clock, run as its docstring says (from a source tree: -p).
+    env = dict(os.environ, PYTHONPATH=PKG_DIR, PYTHONDONTWRITEBYTECODE="1")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "uasyncio.v3.pytest_plugin",
+                        "-o", "cache_dir=%s" % tmp_path, "--strict-markers", "-W", "error",
+                        os.path.join(EXAMPLES, "testing")],
+                       capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"^7 passed in ", r.stdout, re.M), r.stdout

@@ -1,6 +1,9 @@
-"""uasyncio.v3: wait_for, wait_for_ms and gather, with every cancellation path."""
+"""uasyncio.v3: wait_for, wait_for_ms and gather, with every cancellation path.
+Tests of ours alone run as marked async tests (the pytest plugin) or with
+`aio`; `both` runs one on CPython's asyncio too."""
 import pytest
 
+import uasyncio.v3 as v3
 from v3util import aio, both, run_both  # noqa: F401 - fixtures
 
 
@@ -76,49 +79,45 @@ def test_wait_for_result_is_never_lost(both):
     assert both.run(main()) == "kept"
 
 
-def test_wait_for_ms(aio):
-    async def main():
-        with pytest.raises(aio.TimeoutError):
-            await aio.wait_for_ms(aio.sleep(10), 5)
-        return await aio.wait_for_ms(value_after(aio, 0, 7), 100)
-    assert aio.run(main()) == 7
+@pytest.mark.uasyncio
+async def test_wait_for_ms():
+    with pytest.raises(v3.TimeoutError):
+        await v3.wait_for_ms(v3.sleep(10), 5)
+    assert await v3.wait_for_ms(value_after(v3, 0, 7), 100) == 7
 
 
-def test_wait_for_zero_timeout(aio):
-    async def main():
-        with pytest.raises(aio.TimeoutError):
-            await aio.wait_for(aio.sleep(1), 0)
-        return 1
-    assert aio.run(main()) == 1
+@pytest.mark.uasyncio
+async def test_wait_for_zero_timeout():
+    with pytest.raises(v3.TimeoutError):
+        await v3.wait_for(v3.sleep(1), 0)
 
 
-def test_cancelling_the_waiter_cancels_the_inner_task(aio):
+@pytest.mark.uasyncio
+async def test_cancelling_the_waiter_cancels_the_inner_task():
     out = []
 
     async def inner():
         try:
-            await aio.sleep(10)
-        except aio.CancelledError:
+            await v3.sleep(10)
+        except v3.CancelledError:
             out.append("inner")
             raise
 
     async def waiter():
         try:
-            await aio.wait_for(inner(), 5)
-        except aio.CancelledError:
+            await v3.wait_for(inner(), 5)
+        except v3.CancelledError:
             out.append("waiter")
             raise
 
-    async def main():
-        t = aio.create_task(waiter())
-        await aio.sleep(0)
-        await aio.sleep(0)
-        t.cancel()
-        with pytest.raises(aio.CancelledError):
-            await t
-        await aio.sleep(0)
-        return sorted(out)
-    assert aio.run(main()) == ["inner", "waiter"]
+    t = v3.create_task(waiter())
+    await v3.sleep(0)
+    await v3.sleep(0)
+    t.cancel()
+    with pytest.raises(v3.CancelledError):
+        await t
+    await v3.sleep(0)
+    assert sorted(out) == ["inner", "waiter"]
 
 
 def test_cancel_in_wait_for_same_as_asyncio():
@@ -259,44 +258,41 @@ def test_gather_rejects_a_non_awaitable(both):
     assert both.run(main()) == 1
 
 
-def test_gather_a_task_already_awaited_elsewhere_raises(aio):
+@pytest.mark.uasyncio
+async def test_gather_a_task_already_awaited_elsewhere_raises():
     async def waiter(t):
         return await t
 
-    async def main():
-        t = aio.create_task(value_after(aio, 0.01, 1))
-        w = aio.create_task(waiter(t))
-        await aio.sleep(0)
-        with pytest.raises(RuntimeError, match="can't gather"):
-            aio.gather(t)
-        return await w
-    assert aio.run(main()) == 1
+    t = v3.create_task(value_after(v3, 0.01, 1))
+    w = v3.create_task(waiter(t))
+    await v3.sleep(0)
+    with pytest.raises(RuntimeError, match="can't gather"):
+        v3.gather(t)
+    assert await w == 1
 
 
-def test_a_task_in_two_gathers_raises(aio):
-    async def main():
-        t = aio.create_task(value_after(aio, 0.01, 1))
-        g = aio.gather(t)
-        with pytest.raises(RuntimeError, match="can't gather"):
-            aio.gather(t)
-        c = value_after(aio, 0, 1)
-        with pytest.raises(RuntimeError, match="can't gather"):
-            aio.gather(c, t, t)
-        c.close()
-        with pytest.raises(RuntimeError, match="can't wait"):
-            await t
-        return await g
-    assert aio.run(main()) == [1]
+@pytest.mark.uasyncio
+async def test_a_task_in_two_gathers_raises():
+    t = v3.create_task(value_after(v3, 0.01, 1))
+    g = v3.gather(t)
+    with pytest.raises(RuntimeError, match="can't gather"):
+        v3.gather(t)
+    c = value_after(v3, 0, 1)
+    with pytest.raises(RuntimeError, match="can't gather"):
+        v3.gather(c, t, t)
+    c.close()
+    with pytest.raises(RuntimeError, match="can't wait"):
+        await t
+    assert await g == [1]
 
 
-def test_gather_failure_leaves_the_others_running(aio):
-    async def main():
-        slow = aio.create_task(value_after(aio, 0.01, "slow"))
-        with pytest.raises(ValueError):
-            await aio.gather(slow, fail_after(aio, 0, ValueError()))
-        assert not slow.done()
-        return await slow
-    assert aio.run(main()) == "slow"
+@pytest.mark.uasyncio
+async def test_gather_failure_leaves_the_others_running():
+    slow = v3.create_task(value_after(v3, 0.01, "slow"))
+    with pytest.raises(ValueError):
+        await v3.gather(slow, fail_after(v3, 0, ValueError()))
+    assert not slow.done()
+    assert await slow == "slow"
 
 
 def test_gather_of_gathers(both):

@@ -1,7 +1,9 @@
-"""uasyncio.v3.Queue: CPython's asyncio.Queue API, run on both."""
+"""uasyncio.v3.Queue: CPython's asyncio.Queue API, run on both; what is ours
+alone as marked async tests (the pytest plugin)."""
 import pytest
 
-from v3util import aio, both  # noqa: F401 - fixtures
+import uasyncio.v3 as v3
+from v3util import both  # noqa: F401 - a fixture
 
 
 def test_fifo_and_sizes(both):
@@ -132,29 +134,26 @@ def test_cancel_while_waiting_in_put(both):
     assert both.run(main()) == ("a", True)
 
 
-def test_getter_cancelled_after_being_handed_an_item_loses_nothing(aio):
-    async def main():
-        q = aio.Queue()
-        a = aio.create_task(q.get())
-        b = aio.create_task(q.get())
-        await aio.sleep(0)
-        q.put_nowait("x")      # handed to a, which has not run yet
-        a.cancel()
-        await aio.sleep(0)
-        return await b
-    assert aio.run(main()) == "x"
+@pytest.mark.uasyncio
+async def test_getter_cancelled_after_being_handed_an_item_loses_nothing():
+    q = v3.Queue()
+    a = v3.create_task(q.get())
+    b = v3.create_task(q.get())
+    await v3.sleep(0)
+    q.put_nowait("x")      # handed to a, which has not run yet
+    a.cancel()
+    await v3.sleep(0)
+    assert await b == "x"
 
 
-def test_cancel_while_waiting_in_join(aio):
-    async def main():
-        q = aio.Queue()
-        q.put_nowait(1)
-        t = aio.create_task(q.join())
-        await aio.sleep(0)
-        t.cancel()
-        with pytest.raises(aio.CancelledError):
-            await t
-        q.get_nowait()
-        q.task_done()
-        return 1
-    assert aio.run(main()) == 1
+@pytest.mark.uasyncio
+async def test_cancel_while_waiting_in_join():
+    q = v3.Queue()
+    q.put_nowait(1)
+    t = v3.create_task(q.join())
+    await v3.sleep(0)
+    t.cancel()
+    with pytest.raises(v3.CancelledError):
+        await t
+    q.get_nowait()
+    q.task_done()

@@ -1,6 +1,7 @@
 """uasyncio.v3 streams over TLS: start_server(..., ssl=context) and
 open_connection(..., ssl=..., server_hostname=...), with a self-signed
-certificate made for the test (netutil's fixture)."""
+certificate made for the test (netutil's fixture). Each test runs on a fresh
+loop (the pytest plugin's marker)."""
 import hashlib
 import os
 import socket
@@ -12,9 +13,11 @@ import pytest
 import uasyncio.v3 as asyncio
 from conftest import no_fd_leaked
 from netutil import cert, client_context, server_context  # noqa: F401 - cert: a fixture
-from test_v3_stream import aio, run  # noqa: F401
+from test_v3_stream import no_fd_leak, stopped  # noqa: F401 - no_fd_leak: a fixture
 
 HOST = "127.0.0.1"
+
+pytestmark = pytest.mark.uasyncio(timeout=30)
 
 
 async def echo(reader, writer):
@@ -37,38 +40,34 @@ async def tls_server(cert, cb=echo):
     return srv, srv.socket.getsockname()[1]
 
 
-def test_tls_echo_lines_and_a_4_mb_blob(aio, cert):
+@pytest.mark.uasyncio(timeout=60)
+async def test_tls_echo_lines_and_a_4_mb_blob(cert):
     blob = os.urandom(4 << 20)
-
-    async def main():
-        srv, port = await tls_server(cert)
-        reader, writer = await aio.open_connection(HOST, port, ssl=client_context(cert, True),
+    srv, port = await tls_server(cert)
+    reader, writer = await asyncio.open_connection(HOST, port, ssl=client_context(cert, True),
                                                    server_hostname="localhost")
-        assert isinstance(writer.get_extra_info("socket"), ssl.SSLSocket)
-        lines = []
-        for i in range(5):
-            writer.write(b"line %d over TLS\n" % i)
-            await writer.drain()
-            lines.append(await reader.readline())
-        # several lines in one record all come out of the TLS buffer
-        writer.write(b"one\ntwo\nthree\n")
+    assert isinstance(writer.get_extra_info("socket"), ssl.SSLSocket)
+    lines = []
+    for i in range(5):
+        writer.write(b"line %d over TLS\n" % i)
         await writer.drain()
-        lines += [await reader.readline() for _ in range(3)]
-        writer.write(b"BLOB %d\n" % len(blob))
-        writer.write(blob)
-        await writer.drain()
-        digest = await reader.readline()
-        await writer.wait_closed()
-        srv.close()
-        await srv.wait_closed()
-        return lines, digest
-
-    lines, digest = run(main(), 60)
+        lines.append(await reader.readline())
+    # several lines in one record all come out of the TLS buffer
+    writer.write(b"one\ntwo\nthree\n")
+    await writer.drain()
+    lines += [await reader.readline() for _ in range(3)]
+    writer.write(b"BLOB %d\n" % len(blob))
+    writer.write(blob)
+    await writer.drain()
+    digest = await reader.readline()
+    await writer.wait_closed()
+    srv.close()
+    await stopped(srv)
     assert lines == [b"line %d over TLS\n" % i for i in range(5)] + [b"one\n", b"two\n", b"three\n"]
     assert digest == hashlib.sha256(blob).hexdigest().encode() + b"\n"
 
 
-def test_tls_read_to_the_end_and_readexactly_eoferror(aio, cert):
+async def test_tls_read_to_the_end_and_readexactly_eoferror(cert):
     data = os.urandom(200000)
 
     async def sender(reader, writer):
@@ -76,52 +75,39 @@ def test_tls_read_to_the_end_and_readexactly_eoferror(aio, cert):
         await writer.drain()
         await writer.wait_closed()
 
-    async def main():
-        srv, port = await tls_server(cert, sender)
-        reader, writer = await aio.open_connection(HOST, port, ssl=client_context(cert, False))
-        head = await reader.readexactly(10)
-        rest = await reader.read(-1)
-        with pytest.raises(EOFError):
-            await reader.readexactly(1)
-        await writer.wait_closed()
-        srv.close()
-        await srv.wait_closed()
-        return head + rest
-
-    assert run(main()) == data
+    srv, port = await tls_server(cert, sender)
+    reader, writer = await asyncio.open_connection(HOST, port, ssl=client_context(cert, False))
+    head = await reader.readexactly(10)
+    rest = await reader.read(-1)
+    with pytest.raises(EOFError):
+        await reader.readexactly(1)
+    await writer.wait_closed()
+    await stopped(srv)
+    assert head + rest == data
 
 
-def test_tls_certificate_not_trusted_raises_and_the_server_goes_on(aio, cert):
-    async def main():
-        srv, port = await tls_server(cert)
-        with pytest.raises(ssl.SSLError):
-            await aio.open_connection(HOST, port, ssl=True)   # the system's CAs: not ours
-        # a plain-text client: that handshake fails, the server does not
-        s = socket.create_connection((HOST, port))
-        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        s.close()
-        reader, writer = await aio.open_connection(HOST, port, ssl=client_context(cert, False))
-        writer.write(b"still here\n")
-        await writer.drain()
-        line = await reader.readline()
-        await writer.wait_closed()
-        srv.close()
-        await srv.wait_closed()
-        return line
-
-    assert run(main()) == b"still here\n"
+async def test_tls_certificate_not_trusted_raises_and_the_server_goes_on(cert):
+    srv, port = await tls_server(cert)
+    with pytest.raises(ssl.SSLError):
+        await asyncio.open_connection(HOST, port, ssl=True)   # the system's CAs: not ours
+    # a plain-text client: that handshake fails, the server does not
+    s = socket.create_connection((HOST, port))
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    s.close()
+    reader, writer = await asyncio.open_connection(HOST, port, ssl=client_context(cert, False))
+    writer.write(b"still here\n")
+    await writer.drain()
+    assert await reader.readline() == b"still here\n"
+    await writer.wait_closed()
+    await stopped(srv)
 
 
-def test_tls_hostname_mismatch_is_refused(aio, cert):
-    async def main():
-        srv, port = await tls_server(cert)
-        with pytest.raises(ssl.SSLCertVerificationError):
-            await aio.open_connection(HOST, port, ssl=client_context(cert, True),
+async def test_tls_hostname_mismatch_is_refused(cert):
+    srv, port = await tls_server(cert)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await asyncio.open_connection(HOST, port, ssl=client_context(cert, True),
                                       server_hostname="not-this-host.example")
-        srv.close()
-        await srv.wait_closed()
-
-    run(main())
+    await stopped(srv)
 
 
 def test_tasks_in_tls_handshakes_are_finalized_when_the_loop_closes(cert):

@@ -1,5 +1,6 @@
 """uasyncio.v3: Event, Lock, Semaphore, BoundedSemaphore and ThreadSafeFlag,
-with cancellation while waiting in each."""
+with cancellation while waiting in each. Tests of ours alone run as marked
+async tests (the pytest plugin); `both` runs one on CPython's asyncio too."""
 import os
 import signal
 import threading
@@ -8,8 +9,9 @@ import time
 import pytest
 
 import uasyncio
+import uasyncio.v3 as v3
 from conftest import run_program
-from v3util import aio, both  # noqa: F401 - fixtures
+from v3util import both  # noqa: F401 - a fixture
 
 
 # ---- Event ---------------------------------------------------------------------
@@ -43,15 +45,14 @@ def test_event_already_set_returns_at_once(both):
     assert both.run(main()) == (True, False)
 
 
-def test_event_cleared_before_the_waiter_runs_still_wakes_it(aio):
-    async def main():
-        ev = aio.Event()
-        t = aio.create_task(ev.wait())
-        await aio.sleep(0)
-        ev.set()
-        ev.clear()
-        return await t
-    assert aio.run(main()) is True
+@pytest.mark.uasyncio
+async def test_event_cleared_before_the_waiter_runs_still_wakes_it():
+    ev = v3.Event()
+    t = v3.create_task(ev.wait())
+    await v3.sleep(0)
+    ev.set()
+    ev.clear()
+    assert await t is True
 
 
 def test_cancel_while_waiting_for_an_event(both):
@@ -120,21 +121,20 @@ def test_cancel_while_waiting_for_a_lock(both):
     assert both.run(main()) is True
 
 
-def test_cancelled_after_the_lock_was_handed_passes_it_on(aio):
-    async def main():
-        lock = aio.Lock()
-        await lock.acquire()
-        a = aio.create_task(lock.acquire())
-        b = aio.create_task(lock.acquire())
-        await aio.sleep(0)
-        lock.release()      # handed to a, which has not run yet
-        a.cancel()
-        with pytest.raises(aio.CancelledError):
-            await a
-        assert await b is True   # a passed it on
-        lock.release()
-        return lock.locked()
-    assert aio.run(main()) is False
+@pytest.mark.uasyncio
+async def test_cancelled_after_the_lock_was_handed_passes_it_on():
+    lock = v3.Lock()
+    await lock.acquire()
+    a = v3.create_task(lock.acquire())
+    b = v3.create_task(lock.acquire())
+    await v3.sleep(0)
+    lock.release()      # handed to a, which has not run yet
+    a.cancel()
+    with pytest.raises(v3.CancelledError):
+        await a
+    assert await b is True   # a passed it on
+    lock.release()
+    assert lock.locked() is False
 
 
 def test_lock_exception_inside_async_with_releases(both):
@@ -186,111 +186,98 @@ def test_semaphore_rejects_a_negative_value(both):
         both.Semaphore(-1)
 
 
-def test_cancel_while_waiting_for_a_semaphore(aio):
-    async def main():
-        s = aio.Semaphore(0)
-        t = aio.create_task(s.acquire())
-        await aio.sleep(0)
-        t.cancel()
-        await aio.sleep(0)
-        s.release()
-        assert not s.locked()
-        return t.cancelled()
-    assert aio.run(main()) is True
+@pytest.mark.uasyncio
+async def test_cancel_while_waiting_for_a_semaphore():
+    s = v3.Semaphore(0)
+    t = v3.create_task(s.acquire())
+    await v3.sleep(0)
+    t.cancel()
+    await v3.sleep(0)
+    s.release()
+    assert not s.locked()
+    assert t.cancelled() is True
 
 
 # ---- ThreadSafeFlag ------------------------------------------------------------
 
-def test_flag_set_before_wait(aio):
-    async def main():
-        f = aio.ThreadSafeFlag()
-        f.set()
-        r = await f.wait()
-        f.set()
-        f.clear()
-        t = aio.create_task(f.wait())
-        await aio.sleep_ms(5)
-        done = t.done()
-        t.cancel()
-        return r, done
-    assert aio.run(main()) == (None, False)
+@pytest.mark.uasyncio
+async def test_flag_set_before_wait():
+    f = v3.ThreadSafeFlag()
+    f.set()
+    assert await f.wait() is None
+    f.set()
+    f.clear()
+    t = v3.create_task(f.wait())
+    await v3.sleep_ms(5)
+    assert not t.done()
+    t.cancel()
 
 
-def test_flag_set_from_a_thread_wakes_the_loop_at_once(aio):
-    async def main():
-        f = aio.ThreadSafeFlag()
-        th = threading.Timer(0.05, f.set)
-        t0 = time.monotonic()
-        th.start()
-        await f.wait()
-        th.join()
-        return time.monotonic() - t0
-    assert aio.run(main()) < 5   # woken by the set, not by some timer
+@pytest.mark.uasyncio
+async def test_flag_set_from_a_thread_wakes_the_loop_at_once():
+    f = v3.ThreadSafeFlag()
+    th = threading.Timer(0.05, f.set)
+    t0 = time.monotonic()
+    th.start()
+    await f.wait()
+    th.join()
+    assert time.monotonic() - t0 < 5   # woken by the set, not by some timer
 
 
-def test_flag_set_from_a_signal_handler(aio):
-    f = aio.ThreadSafeFlag()
+@pytest.mark.uasyncio
+async def test_flag_set_from_a_signal_handler():
+    f = v3.ThreadSafeFlag()
     old = signal.signal(signal.SIGUSR1, lambda *a: f.set())
     try:
-        async def main():
-            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGUSR1)).start()
-            await f.wait()
-            return "woken"
-        assert aio.run(main()) == "woken"
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        await f.wait()
     finally:
         signal.signal(signal.SIGUSR1, old)
 
 
-def test_flag_two_waiters_raise(aio):
-    async def main():
-        f = aio.ThreadSafeFlag()
-        t = aio.create_task(f.wait())
-        await aio.sleep(0)
-        with pytest.raises(RuntimeError):
-            await f.wait()
-        f.set()
-        await t
-        return 1
-    assert aio.run(main()) == 1
-
-
-def test_cancel_while_waiting_for_a_flag(aio):
-    async def main():
-        f = aio.ThreadSafeFlag()
-        t = aio.create_task(f.wait())
-        await aio.sleep(0)
-        t.cancel()
-        with pytest.raises(aio.CancelledError):
-            await t
-        # another task may wait now
-        f.set()
-        await aio.wait_for(f.wait(), 1)
-        return 1
-    assert aio.run(main()) == 1
-
-
-def test_flag_waits_forever_without_busy_looping(aio):
-    async def main():
-        f = aio.ThreadSafeFlag()
-        c0 = time.process_time()
-        threading.Timer(0.2, f.set).start()
+@pytest.mark.uasyncio
+async def test_flag_two_waiters_raise():
+    f = v3.ThreadSafeFlag()
+    t = v3.create_task(f.wait())
+    await v3.sleep(0)
+    with pytest.raises(RuntimeError):
         await f.wait()
-        return time.process_time() - c0
-    assert aio.run(main()) < 0.15
+    f.set()
+    await t
 
 
-def test_v2_loop_has_call_soon_threadsafe_and_v3_loop_too(aio):
-    assert callable(aio.get_event_loop().call_soon_threadsafe)
+@pytest.mark.uasyncio
+async def test_cancel_while_waiting_for_a_flag():
+    f = v3.ThreadSafeFlag()
+    t = v3.create_task(f.wait())
+    await v3.sleep(0)
+    t.cancel()
+    with pytest.raises(v3.CancelledError):
+        await t
+    # another task may wait now
+    f.set()
+    await v3.wait_for(f.wait(), 1)
+
+
+@pytest.mark.uasyncio
+async def test_flag_waits_forever_without_busy_looping():
+    f = v3.ThreadSafeFlag()
+    c0 = time.process_time()
+    threading.Timer(0.2, f.set).start()
+    await f.wait()
+    assert time.process_time() - c0 < 0.15
+
+
+def test_v2_loop_has_call_soon_threadsafe_and_v3_loop_too(uasyncio_loop):
+    assert callable(uasyncio_loop.call_soon_threadsafe)
     assert callable(uasyncio.get_event_loop().call_soon_threadsafe)
 
 
-def test_call_soon_threadsafe_from_a_thread_sets_an_event(aio):
-    async def main():
-        loop = aio.get_event_loop()
-        ev = aio.Event()
-        threading.Timer(0.02, loop.call_soon_threadsafe, (ev.set,)).start()
-        return await aio.wait_for(ev.wait(), 10)
-    assert aio.run(main()) is True
+@pytest.mark.uasyncio
+async def test_call_soon_threadsafe_from_a_thread_sets_an_event(uasyncio_loop):
+    ev = v3.Event()
+    threading.Timer(0.02, uasyncio_loop.call_soon_threadsafe, (ev.set,)).start()
+    assert await v3.wait_for(ev.wait(), 10) is True
 
 
 def test_pending_tasks_are_finalized_at_exit(tmp_path):
