@@ -1042,6 +1042,7 @@ static int loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->cur_task);
     Py_VISIT(self->main_result);
     Py_VISIT(self->exc_handler);
+    Py_VISIT(self->executor);
     int vr = ua_v3_traverse(self, visit, arg);
     if (vr)
         return vr;
@@ -1079,6 +1080,7 @@ static int loop_clear(LoopObject *self)
     Py_CLEAR(self->cur_task);
     Py_CLEAR(self->main_result);
     Py_CLEAR(self->exc_handler);
+    Py_CLEAR(self->executor);
     return 0;
 }
 

@@ -93,6 +93,7 @@ typedef struct LoopObject {
     struct LoopObject *prev_loop, *next_loop;  /* all live loops, for cancel() */
     struct TaskObject *v3_tasks;   /* live v3 Tasks, one strong reference each (v3.h) */
     PyObject *exc_handler;  /* set_exception_handler()'s handler, or NULL */
+    PyObject *executor;     /* v3: run_in_executor()'s default executor, made on first use */
     uint8_t vclock;         /* virtual clock: time jumps to the next timer when idle */
     uint32_t vnow;          /* the virtual clock's ticks */
     PyObject *weakreflist;
