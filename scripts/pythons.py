@@ -34,7 +34,7 @@ TEST_PACKAGES = ["pytest", "_pytest", "py.py", "pluggy", "iniconfig", "packaging
                  "pytest_timeout.py", "hypothesis", "_hypothesis_pytestplugin.py",
                  "_hypothesis_ftz_detector.py", "sortedcontainers", "exceptiongroup", "tomli"]
 ENTRY_POINTS = ["pytest_timeout", "hypothesis"]   # the plugins pytest loads by entry point
-CORE_TESTS = ["test_scheduling.py", "test_streams.py"]
+CORE_TESTS = ["test_scheduling.py", "test_streams.py", "test_v3_cpython_names.py"]
 
 
 def testpath():

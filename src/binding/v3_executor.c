@@ -241,22 +241,6 @@ PyObject *ua_v3_loop_close(LoopObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static int check_not_coroutine(PyObject *func, const char *what)
-{
-    if (PyCoro_CheckExact(func) || PyGen_Check(func)) {
-        PyErr_Format(PyExc_TypeError, "coroutines cannot be used with %s()", what);
-        return -1;
-    }
-    PyObject *inspect = PyImport_ImportModule("inspect");
-    PyObject *r = inspect ? PyObject_CallMethod(inspect, "iscoroutinefunction", "O", func) : NULL;
-    Py_XDECREF(inspect);
-    int is = r ? PyObject_IsTrue(r) : -1;
-    Py_XDECREF(r);
-    if (is > 0)
-        PyErr_Format(PyExc_TypeError, "coroutines cannot be used with %s()", what);
-    return is ? -1 : 0;
-}
-
 PyObject *ua_v3_loop_run_in_executor(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs < 2) {
@@ -267,7 +251,7 @@ PyObject *ua_v3_loop_run_in_executor(LoopObject *self, PyObject *const *args, Py
         PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
         return NULL;
     }
-    if (ua_loop_check_thread(self) < 0 || check_not_coroutine(args[1], "run_in_executor") < 0)
+    if (ua_loop_check_thread(self) < 0)
         return NULL;
     PyObject *executor = args[0] == Py_None ? ua_v3_default_executor(self) : Py_NewRef(args[0]);
     if (!executor)

@@ -63,6 +63,8 @@ except ImportError:
                     yes.append(e)
                 else:
                     no.append(e)
+            if not no and all(a is b for a, b in zip(yes, self._exceptions)):
+                return self, None   # all of it matches: the group itself, as the builtin
             return (self.derive(yes) if yes else None), (self.derive(no) if no else None)
 
         def subgroup(self, condition):
