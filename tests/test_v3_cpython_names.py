@@ -805,3 +805,150 @@ def test_as_completed_as_an_async_iterator_gives_the_tasks():
     async def main():
         return [t.result() async for t in v3.as_completed([val(20), val(10)])]
     assert v3.run(main()) == [10, 20]
+
+
+# ---- 3. servers and connections ----------------------------------------------------------
+
+
+def echo_line(aio):
+    async def handle(reader, writer):
+        line = await reader.readline()
+        writer.write(line.upper())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+    return handle
+
+
+async def ask(aio, port, line=b"hi\n", **kw):
+    reader, writer = await aio.open_connection("127.0.0.1", port, **kw)
+    writer.write(line)
+    await writer.drain()
+    answer = await reader.read(-1)
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+@on_both()
+def test_start_server_not_serving_until_start_serving(aio):
+    async def main():
+        out = []
+        server = await aio.start_server(echo_line(aio), "127.0.0.1", 0, start_serving=False)
+        port = server.sockets[0].getsockname()[1]
+        out.append(server.is_serving())
+        try:
+            await ask(aio, port)
+        except OSError:
+            out.append("refused")
+        await server.start_serving()
+        out.append(server.is_serving())
+        out.append(await ask(aio, port))
+        server.close()
+        await server.wait_closed()
+        out.append((server.is_serving(), server.sockets))
+        return out
+    assert aio.run(main()) == [False, "refused", True, b"HI\n", (False, ())]
+
+
+@on_both()
+def test_serve_forever_ends_with_close_from_another_task(aio):
+    async def main():
+        server = await aio.start_server(echo_line(aio), "127.0.0.1", 0, start_serving=False,
+                                        backlog=10, reuse_address=True, limit=1024)
+        port = server.sockets[0].getsockname()[1]
+        t = aio.create_task(server.serve_forever())
+        await aio.sleep(0)
+        answer = await ask(aio, port)
+        serving = server.is_serving()
+        server.close()
+        try:
+            await t
+        except aio.CancelledError:
+            pass
+        return answer, serving, t.cancelled(), server.is_serving()
+    assert aio.run(main()) == (b"HI\n", True, True, False)
+
+
+@on_both()
+def test_cancelling_serve_forever_closes_the_server(aio):
+    async def main():
+        server = await aio.start_server(echo_line(aio), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        t = aio.create_task(server.serve_forever())
+        await aio.sleep(0)
+        t.cancel()
+        try:
+            await t
+        except aio.CancelledError:
+            pass
+        try:
+            await ask(aio, port)
+        except OSError:
+            return "refused", server.is_serving()
+    assert aio.run(main()) == ("refused", False)
+
+
+@on_both()
+def test_async_with_server_closes_it(aio):
+    async def main():
+        async with await aio.start_server(echo_line(aio), "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            answer = await ask(aio, port, b"x\n")
+        return answer, server.is_serving()
+    assert aio.run(main()) == (b"X\n", False)
+
+
+@on_both()
+def test_start_server_on_all_interfaces_and_with_reuse_port(aio):
+    async def main():
+        s1 = await aio.start_server(echo_line(aio), None, 0, reuse_port=True)
+        port = s1.sockets[0].getsockname()[1]
+        s2 = await aio.start_server(echo_line(aio), "127.0.0.1", port, reuse_port=True)
+        answer = await ask(aio, port)
+        n = len(s1.sockets) >= 1
+        for s in (s1, s2):
+            s.close()
+            await s.wait_closed()
+        return answer, n
+    assert aio.run(main()) == (b"HI\n", True)
+
+
+@on_both()
+def test_start_server_with_a_socket_of_ones_own(aio):
+    import socket
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    port = lsock.getsockname()[1]
+
+    async def main():
+        server = await aio.start_server(echo_line(aio), sock=lsock)
+        answer = await ask(aio, port)
+        server.close()
+        await server.wait_closed()
+        return answer
+    assert aio.run(main()) == b"HI\n"
+
+
+@on_both()
+def test_open_connection_limit_refuses_a_longer_line(aio):
+    async def handle(reader, writer):
+        writer.write(b"x" * 100 + b"\n")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main():
+        server = await aio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await aio.open_connection("127.0.0.1", port, limit=10)
+        try:
+            await reader.readline()
+        except ValueError:
+            out = "ValueError"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return out
+    assert aio.run(main()) == "ValueError"
