@@ -113,5 +113,5 @@ def test_cpython_names_program():
         "server says HELLO", "server says WORLD", "thread: 10",
         "sensors: ['temp:temp=20', 'light:light=10']", "group failed: ['no answer from broken']",
         "timeout: too slow", "wait: first done ['b=10'] pending 2", "as_completed: ['c=20', 'a=30']",
-        "shield: the wait timed out, the task goes on: kept=20", "tasks left: ['accept loop %s' % addr, 'server']",
+        "shield: the wait timed out, the task goes on: kept=20", "tasks left: ['accept loop %s', 'server']" % addr,
         "server closed, serving: False"]
