@@ -182,8 +182,8 @@ LoopObject *ua_running_loop_get(void);
 int ua_loop_ready(PyObject *module);
 /* run_forever(): NULL (error) or its value. until_idle (v3's
  * run_until_complete() with no task, as MicroPython's): also return None
- * once no task is queued, sleeping, waiting on I/O or on a ThreadSafeFlag
- * (which another thread may set). */
+ * once no task is queued, sleeping, waiting on I/O, on a ThreadSafeFlag
+ * or on a thread's future (which another thread may set or end). */
 PyObject *ua_loop_run_forever(LoopObject *loop, int until_idle);
 int ua_loop_queue(LoopObject *loop, ua_task *t);
 int ua_loop_wake(LoopObject *loop, ua_task *t);
@@ -221,7 +221,7 @@ int ua_v3_task_reap(LoopObject *loop, ua_task *t);
 void ua_v3_release_all(LoopObject *loop, int finalize);   /* finalize: close() closes their coroutines */
 LoopObject *ua_v3_default_loop_borrowed(void);   /* v3's default loop, or NULL */
 int ua_v3_traverse(LoopObject *loop, visitproc visit, void *arg);
-int ua_v3_flag_waiting(LoopObject *loop);   /* a task of loop waits on a ThreadSafeFlag */
+int ua_v3_flag_waiting(LoopObject *loop);   /* a task of loop waits on a ThreadSafeFlag or a thread's future */
 /* An exception escaping a task when a handler is set: 1 handled, 0 no handler, -1 error */
 int ua_loop_handle_exception(LoopObject *loop, const char *message, PyObject *exc, PyObject *future);
 int ua_v3_ready(PyObject *module);
