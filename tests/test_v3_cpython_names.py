@@ -159,8 +159,6 @@ def test_close_shuts_the_default_executor_down():
     async def main():
         names.append(await loop.run_in_executor(None, lambda: threading.current_thread().name))
     loop.run_until_complete(main())
-    executor = loop._default_executor if hasattr(loop, "_default_executor") else None
-    assert executor is None   # not exposed as CPython's private name
     loop.close()
     assert names[0].startswith("asyncio")
     # The workers end: the executor was shut down.
@@ -169,6 +167,18 @@ def test_close_shuts_the_default_executor_down():
         time.sleep(0.01)
     assert not any(t.name.startswith("asyncio") for t in threading.enumerate())
     v3.new_event_loop()
+
+
+def test_run_until_complete_with_no_task_waits_for_a_thread():
+    import uasyncio.v3 as v3
+    loop = v3.new_event_loop()
+    try:
+        t = v3.create_task(v3.to_thread(time.sleep, 0.05))
+        v3.run_until_complete()   # returns once no task can be woken: not while the thread runs
+        assert t.done() and t.result() is None
+    finally:
+        loop.close()
+        v3.new_event_loop()
 
 
 @on_both("to_thread")
@@ -478,6 +488,97 @@ def test_nested_timeouts_the_inner_one_expires(aio):
                 pass
         return outer.expired(), inner.expired()
     assert aio.run(main()) == (False, True)
+
+
+@on_both("timeout", since=(3, 11))
+def test_a_cancel_already_on_its_way_when_the_time_is_up_goes_on(aio):
+    async def canceller(task):
+        await aio.sleep(0.02)
+        task.cancel()
+
+    async def block(out):
+        helper = aio.create_task(canceller(aio.current_task()))
+        await aio.sleep(0)   # the helper sleeps first: its deadline comes first
+        try:
+            async with aio.timeout(0.02) as cm:
+                await aio.sleep(10)
+        except aio.CancelledError:
+            out.append(("cancelled", cm.expired()))
+            raise
+        finally:
+            await helper
+
+    async def main():
+        out = []
+        t = aio.create_task(block(out))
+        try:
+            await t
+        except aio.CancelledError:
+            out.append(t.cancelled())
+        return out
+    assert aio.run(main()) == [("cancelled", True), True]
+
+
+@on_both("timeout", "TaskGroup")
+def test_timeout_around_a_taskgroup_waiting_for_its_tasks(aio):
+    async def slow(out):
+        try:
+            await aio.sleep(10)
+        except aio.CancelledError:
+            out.append("child cancelled")
+            raise
+
+    async def main():
+        out = []
+        try:
+            async with aio.timeout(0.02):
+                async with aio.TaskGroup() as tg:
+                    tg.create_task(slow(out))
+                    tg.create_task(slow(out))
+        except caught_timeout(aio):
+            out.append("timed out")
+        return out
+    assert aio.run(main()) == ["child cancelled", "child cancelled", "timed out"]
+
+
+def test_timeout_on_the_virtual_clock_takes_no_time():
+    import uasyncio.v3 as v3
+    loop = v3.new_event_loop(virtual_clock=True)
+
+    async def main():
+        try:
+            async with v3.timeout(3600):
+                await v3.sleep(7200)
+        except TimeoutError:
+            return loop.time()
+    try:
+        t0 = time.monotonic()
+        assert loop.run_until_complete(main()) == 3600 * 1000
+        assert time.monotonic() - t0 < 60   # an hour of virtual time, not of real time
+    finally:
+        loop.close()
+        v3.new_event_loop()
+
+
+def test_an_exited_timeout_leaves_no_timer_behind():
+    import uasyncio.v3 as v3
+    loop = v3.new_event_loop(virtual_clock=True)
+
+    async def main():
+        for _ in range(3):
+            async with v3.timeout(3600) as cm:
+                await v3.sleep(1)
+            cm2 = v3.timeout(7200)
+            async with cm2:
+                cm2.reschedule(None)
+    try:
+        loop.run_until_complete(main())
+        # An armed timer would hold the virtual clock: none is left.
+        assert loop.time() == 3000
+        assert "timers=0" in repr(loop)
+    finally:
+        loop.close()
+        v3.new_event_loop()
 
 
 @on_both("TaskGroup")
@@ -952,3 +1053,26 @@ def test_open_connection_limit_refuses_a_longer_line(aio):
         await server.wait_closed()
         return out
     assert aio.run(main()) == "ValueError"
+
+
+def test_exceptiongroup_of_python_3_10_without_the_backport(tmp_path):
+    # The small classes uasyncio.v3._exceptiongroup defines when neither the
+    # builtin nor the backport is there (imported with the backport hidden).
+    code = """
+import sys
+sys.modules["exceptiongroup"] = None
+import uasyncio.v3._exceptiongroup as m
+eg = m.BaseExceptionGroup("msg", [ValueError(1), KeyError(2)])
+base = m.BaseExceptionGroup("msg", [ValueError(1), KeyboardInterrupt()])
+match, rest = eg.split(ValueError)
+print(type(eg).__name__, isinstance(eg, Exception), type(base).__name__, isinstance(base, Exception),
+      eg.message, [type(e).__name__ for e in match.exceptions], [type(e).__name__ for e in rest.exceptions],
+      eg.subgroup(Exception) is eg, eg.subgroup(OSError), str(eg))
+"""
+    import subprocess
+    from conftest import PKG_DIR
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={"PYTHONPATH": PKG_DIR})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["ExceptionGroup", "True", "BaseExceptionGroup", "False", "msg", "['ValueError']",
+                                "['KeyError']", "True", "None", "msg", "(2", "sub-exceptions)"]
