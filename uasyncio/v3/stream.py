@@ -49,6 +49,7 @@ class Server:
         self._acceptors = []
         self._tasks = []
         self._closed = _core.Event()   # set by close(): ends serve_forever()
+        self._forever = False          # a task is in serve_forever()
         self.state = False   # True once close() was called
         self.task = None     # the accept loop's task (the first one's, with several sockets)
 
@@ -113,7 +114,7 @@ class Server:
         task is cancelled (which closes the server): both raise CancelledError."""
         if self.state:
             raise RuntimeError("server %r is closed" % (self,))
-        if getattr(self, "_forever", False):
+        if self._forever:
             raise RuntimeError("server %r is already being awaited on serve_forever()" % (self,))
         self._forever = True
         self._start()
