@@ -96,8 +96,8 @@ static int wake_waiter(TaskGroupObject *g)
 static PyObject *group_on_done(PyObject *self, PyObject *task)
 {
     TaskGroupObject *g = (TaskGroupObject *)self;
-    if (!Py_IS_TYPE(task, &Task_Type))
-        Py_RETURN_NONE;
+    if (!Py_IS_TYPE(task, &Task_Type) || !g->tasks || !g->parent)
+        Py_RETURN_NONE;   /* (or the group was cleared by the collector) */
     TaskObject *t = (TaskObject *)task;
     if (PySet_Discard(g->tasks, task) < 0 || wake_waiter(g) < 0)
         return NULL;

@@ -242,10 +242,7 @@ static PyTypeObject AsCompleted_Type;
 static void ac_unhook(AsCompletedObject *a)
 {
     PyObject *todo = a->todo;
-    a->todo = PySet_New(NULL);
-    if (!a->todo) {
-        PyErr_Clear();   /* what was in todo is let go; a later callback finds none */
-    }
+    a->todo = PySet_New(NULL);   /* NULL on no memory: later callbacks do nothing */
     PyObject *it = todo ? PyObject_GetIter(todo) : NULL, *t;
     while (it && (t = PyIter_Next(it))) {
         ua_v3_remove_done_callback((TaskObject *)t, a->cb);
@@ -277,6 +274,8 @@ static int ac_check_time(AsCompletedObject *a)
 static PyObject *ac_cb(PyObject *self, PyObject *task)
 {
     AsCompletedObject *a = (AsCompletedObject *)self;
+    if (!a->todo || !a->loop)
+        Py_RETURN_NONE;   /* cleared by the collector */
     int r = ac_check_time(a);
     if (r)
         return r < 0 ? NULL : Py_NewRef(Py_None);
@@ -296,7 +295,7 @@ static PyMethodDef ac_cb_def = {"_on_completion", ac_cb, METH_O, NULL};
 static PyObject *nextdone_next(WaitObject *w)
 {
     AsCompletedObject *a = (AsCompletedObject *)w->target;
-    if (w->state == 0xff) {
+    if (w->state == 0xff || !a->todo) {
         PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited as_completed() wait");
         return NULL;
     }
