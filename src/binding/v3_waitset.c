@@ -421,7 +421,7 @@ static PyObject *mod_as_completed(PyObject *m, PyObject *args, PyObject *kwds)
     int32_t ms = 0;
     if (timeout != Py_None && ua_delay_from_secs(timeout, &ms, "as_completed") < 0)
         return NULL;
-    PyObject *set = PySet_New(fs);
+    PyObject *set = PySet_New(NULL);   /* the awaitables seen */
     if (!set)
         return NULL;
     AsCompletedObject *a = PyObject_GC_New(AsCompletedObject, &AsCompleted_Type);
@@ -440,8 +440,21 @@ static PyObject *mod_as_completed(PyObject *m, PyObject *args, PyObject *kwds)
     PyObject_GC_Track(a);
     if (!a->todo || !a->done || !a->cb || !a->loop)
         goto error;
-    PyObject *it = PyObject_GetIter(set), *aw;
+    /* Tasks made in the order given (each awaitable once): CPython goes by a
+     * set's order, which no program can count on. */
+    PyObject *it = PyObject_GetIter(fs), *aw;
     while (it && (aw = PyIter_Next(it))) {
+        int seen = PySet_Contains(set, aw);
+        if (!seen && PySet_Add(set, aw) < 0)
+            seen = -1;
+        if (seen) {
+            Py_DECREF(aw);
+            if (seen < 0) {
+                Py_DECREF(it);
+                goto error;
+            }
+            continue;
+        }
         TaskObject *t = task_of(aw);
         Py_DECREF(aw);
         if (!t || PySet_Add(a->todo, (PyObject *)t) < 0 || on_done(t, a->cb) < 0) {
