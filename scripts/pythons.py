@@ -14,7 +14,8 @@ Those interpreters have no pytest, and no package index is reachable, so
 they borrow Debian's: its pytest, hypothesis and their dependencies are pure
 Python, and a folder of links to just those (build/testpath) goes on
 PYTHONPATH; nothing else of Debian's site-packages is seen. The core files:
-scheduling, streams, and for each subpackage of uasyncio the test file named
+scheduling, streams, uasyncio.v3's CPython names side by side with that
+version's asyncio, and for each subpackage of uasyncio the test file named
 after it (tests/test_<name>.py, else tests/test_<name>_core.py, else the first
 tests/test_<name>_*.py)."""
 import argparse
@@ -34,7 +35,7 @@ TEST_PACKAGES = ["pytest", "_pytest", "py.py", "pluggy", "iniconfig", "packaging
                  "pytest_timeout.py", "hypothesis", "_hypothesis_pytestplugin.py",
                  "_hypothesis_ftz_detector.py", "sortedcontainers", "exceptiongroup", "tomli"]
 ENTRY_POINTS = ["pytest_timeout", "hypothesis"]   # the plugins pytest loads by entry point
-CORE_TESTS = ["test_scheduling.py", "test_streams.py"]
+CORE_TESTS = ["test_scheduling.py", "test_streams.py", "test_v3_cpython_names.py"]
 
 
 def testpath():

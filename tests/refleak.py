@@ -452,6 +452,94 @@ def v3_stream_scenario():
     return log
 
 
+def v3_cpython_names_scenario():
+    """uasyncio.v3's CPython names: threads (run_in_executor, to_thread,
+    wrap_future), names, timeout, TaskGroup, shield, wait, as_completed,
+    serve_forever; each also cancelled or failing."""
+    import concurrent.futures
+
+    import uasyncio.v3 as v3
+    loop = v3.new_event_loop()
+    log = []
+    loop.set_exception_handler(lambda lp, ctx: log.append(ctx["message"]))
+    # The default executor, joined at the end: threads that end later would
+    # make the count wander.
+    executor = concurrent.futures.ThreadPoolExecutor(2)
+    loop.set_default_executor(executor)
+
+    async def value(ms, v):
+        await v3.sleep_ms(ms)
+        return v
+
+    async def fail(ms):
+        await v3.sleep_ms(ms)
+        raise ValueError("x")
+
+    async def echo(reader, writer):
+        writer.write(await reader.readline())
+        await writer.drain()
+        await writer.wait_closed()
+
+    async def main():
+        lp = v3.get_running_loop()
+        log.append(await lp.run_in_executor(None, sum, [1, 2]))
+        log.append(await v3.to_thread(sum, [3], start=1))
+        cf = concurrent.futures.Future()
+        w = v3.wrap_future(cf)
+        await v3.sleep(0)
+        w.cancel()
+        await v3.wait([w])
+        t = v3.create_task(value(0, 1), name="n")
+        log.append((t.get_name(), v3.ensure_future(t) is t, len(v3.all_tasks())))
+        await v3.ensure_future(value(0, 2))
+        try:
+            async with v3.timeout(0.001):
+                await value(100, 0)
+        except TimeoutError:
+            log.append("timeout")
+        async with v3.timeout(None) as cm:
+            cm.reschedule(lp.time() + 1000)
+        try:
+            async with v3.TaskGroup() as tg:
+                tg.create_task(fail(0))
+                tg.create_task(value(100, 0))
+        except Exception as eg:   # ExceptionGroup
+            log.append(len(eg.exceptions))
+        inner = v3.create_task(value(5, 3))
+        try:
+            await v3.wait_for(v3.shield(inner), 0.001)
+        except v3.TimeoutError:
+            log.append(await inner)
+        ts = [v3.create_task(value(ms, ms)) for ms in (1, 5)]
+        done, pending = await v3.wait(ts, timeout=0.002)
+        await v3.wait(pending, return_when=v3.FIRST_EXCEPTION)
+        for aw in v3.as_completed([value(2, 0), fail(1)]):
+            try:
+                await aw
+            except ValueError:
+                log.append("failed")
+        try:
+            for aw in v3.as_completed([value(100, 0)], timeout=0.001):
+                await aw
+        except TimeoutError:
+            log.append("as_completed timeout")
+        server = await v3.start_server(echo, "127.0.0.1", 0, start_serving=False)
+        forever = v3.create_task(server.serve_forever())
+        await v3.sleep(0)
+        r, wr = await v3.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+        wr.write(b"x\n")
+        log.append(await r.readline())
+        await wr.wait_closed()
+        forever.cancel()
+        await v3.wait([forever])
+        return "main"
+
+    log.append(loop.run_until_complete(main()))
+    loop.close()
+    executor.shutdown(wait=True)
+    assert log[-1] == "main" and "timeout" in log and "as_completed timeout" in log, log
+
+
 def interrupted_reads_scenario():
     """Reads timed out and cancelled part way (socket, object, WebSocket,
     datagram), then read again; a line over the limit; the end of a stream."""
@@ -565,6 +653,7 @@ def rounds():
         thread_scenario()
         signal_scenario()
         v3_scenario()
+        v3_cpython_names_scenario()
         got = v3_stream_scenario()
         assert got == [b"hello\n", 4, b"456789", "eof", "cancelled", b"", "timeout"], got
 

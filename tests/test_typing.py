@@ -1,8 +1,9 @@
 """The type stubs: every public module has its .pyi beside it and the
 package is marked typed (py.typed); mypy's stubtest finds each stub
 consistent with the module it describes (names, classes, signatures where
-the runtime shows them); the typed example programs (examples/typed_*.py)
-pass `mypy --strict` and run; and mypy does read the stubs (a wrong
+the runtime shows them); the typed example programs (examples/typed_*.py,
+and examples/v3/cpython_names.py for the v3 stubs) pass `mypy --strict`
+and run; and mypy does read the stubs (a wrong
 program is rejected for the right reasons).
 
 mypy is Debian's (scripts/install-deps.sh test installs it)."""
@@ -17,7 +18,10 @@ from srctree import ROOT, module_files, public_modules
 
 # The package under test: the sanitizer build under make asan, else the tree.
 PKG_DIR = os.path.join(ROOT, os.environ.get("UA_PKG_DIR", ""))
-EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "typed_*.py")))
+# examples/typed_*.py (2.0) and v3's program with CPython's names, relative to examples/
+EXAMPLES = [os.path.relpath(p, os.path.join(ROOT, "examples"))
+            for p in sorted(glob.glob(os.path.join(ROOT, "examples", "typed_*.py")))
+            + [os.path.join(ROOT, "examples", "v3", "cpython_names.py")]]
 BAD_PROGRAM = '''
 import uasyncio as asyncio
 from uasyncio.queues import Queue
@@ -71,7 +75,7 @@ def test_stubtest_finds_the_stubs_consistent_with_the_modules():
     assert "Success" in r.stdout
 
 
-@pytest.mark.parametrize("example", [os.path.basename(e) for e in EXAMPLES])
+@pytest.mark.parametrize("example", EXAMPLES)
 def test_the_typed_example_passes_mypy_strict(example, tmp_path):
     r = mypy("--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"),
              os.path.join(ROOT, "examples", example))
@@ -82,7 +86,7 @@ def test_there_is_a_typed_example():
     assert EXAMPLES
 
 
-@pytest.mark.parametrize("example", [os.path.basename(e) for e in EXAMPLES])
+@pytest.mark.parametrize("example", EXAMPLES)
 def test_the_typed_example_runs(example):
     # Run on the package under test: its folder first on the path.
     code = ("import runpy, sys; sys.path.insert(0, %r); import uasyncio; sys.argv = [%r]; "

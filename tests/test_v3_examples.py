@@ -112,3 +112,18 @@ def test_the_testing_example_passes_under_the_pytest_plugin(tmp_path):
                        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"^7 passed in ", r.stdout, re.M), r.stdout
+
+
+def test_cpython_names_program():
+    # Run as a plain program: it imports uasyncio.v3 by name.
+    env = dict(os.environ, PYTHONPATH=PKG_DIR)
+    proc = subprocess.Popen([sys.executable, os.path.join(EXAMPLES, "cpython_names.py")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out = finish(proc)
+    addr = re.search(r"'accept loop (.*?)'", out).group(1)   # the server's own task, named
+    assert out.splitlines() == [
+        "server says HELLO", "server says WORLD", "thread: 10",
+        "sensors: ['temp:temp=20', 'light:light=10']", "group failed: ['no answer from broken']",
+        "timeout: too slow", "wait: first done ['b=10'] pending 2", "as_completed: ['c=20', 'a=30']",
+        "shield: the wait timed out, the task goes on: kept=20", "tasks left: ['accept loop %s', 'server']" % addr,
+        "server closed, serving: False"]

@@ -76,7 +76,10 @@ static int park_on_fd(LoopObject *self, ua_task *t, int fd, int dir, const char 
         return set_oserror(fd, what);
     t->state = ST_IOWAIT;
     t->timer.deadline = (uint32_t)fd;
-    t->iodir = (uint8_t)dir;
+    if (dir == UA_POLL_WRITE)
+        t->flags |= F_IOWRITE;
+    else
+        t->flags &= ~F_IOWRITE;
     return 0;
 }
 

@@ -117,7 +117,7 @@ static int unplace(LoopObject *self, ua_task *t)
         ua_timerheap_remove(&self->timers, &t->timer);
         break;
     case ST_IOWAIT:
-        ua_poller_remove(&self->poller, TASK_FD(t), t->iodir);
+        ua_poller_remove(&self->poller, TASK_FD(t), TASK_IODIR(t));
         break;
     case ST_PARKED:
         parked_remove(self, t);
@@ -1103,6 +1103,7 @@ static int loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->cur_task);
     Py_VISIT(self->main_result);
     Py_VISIT(self->exc_handler);
+    Py_VISIT(self->executor);
     int vr = ua_v3_traverse(self, visit, arg);
     if (vr)
         return vr;
@@ -1140,6 +1141,7 @@ static int loop_clear(LoopObject *self)
     Py_CLEAR(self->cur_task);
     Py_CLEAR(self->main_result);
     Py_CLEAR(self->exc_handler);
+    Py_CLEAR(self->executor);
     return 0;
 }
 

@@ -11,7 +11,6 @@ ua_task *ua_task_new(int kind, PyObject *obj, PyObject *aux)
     t->kind = (uint8_t)kind;
     t->state = ST_NEW;
     t->flags = 0;
-    t->iodir = 0;
     Py_INCREF(obj);
     t->obj = obj;
     Py_XINCREF(aux);

@@ -45,21 +45,26 @@ enum {
     F_MAIN = 1,     /* the coroutine run_until_complete() waits for */
     F_WAKE = 2,     /* call_soon() reached it while running: requeue at once */
     F_TIMED = 4,    /* call_later() reached it while running: timer.deadline set */
-    F_MAPPED = 128, /* a v3 Task's record in loop->tasks (ua_v3_parked), until it runs */
-    /* 8 to 64: a v3 Task's own flags (v3.h) */
+    /* 8 to 128: a v3 Task's own flags (v3.h) */
+    F_MAPPED = 256, /* a v3 Task's record in loop->tasks (ua_v3_parked), until it runs */
+    F_IOWRITE = 512, /* while ST_IOWAIT: it waits to write (else to read) */
 };
 
 typedef struct ua_task {
     ua_timer timer;     /* while ST_IOWAIT, timer.deadline holds the fd */
     uint8_t kind;
     uint8_t state;
-    uint8_t flags;
-    uint8_t iodir;      /* UA_POLL_READ / UA_POLL_WRITE while ST_IOWAIT */
+    uint16_t flags;
     PyObject *obj;
     PyObject *aux;
 } ua_task;
 
+/* The record stays 16 bytes and two pointers: every parked task pays for it. */
+_Static_assert(sizeof(ua_task) == 16 + 2 * sizeof(void *), "ua_task grew");
+
 #define TASK_FD(t) ((int)(t)->timer.deadline)
+/* UA_POLL_READ or UA_POLL_WRITE, while ST_IOWAIT */
+#define TASK_IODIR(t) (((t)->flags & F_IOWRITE) ? UA_POLL_WRITE : UA_POLL_READ)
 
 /* ---- the loop ---------------------------------------------------------- */
 
@@ -96,6 +101,7 @@ typedef struct LoopObject {
     struct LoopObject *prev_loop, *next_loop;  /* all live loops, for cancel() */
     struct TaskObject *v3_tasks;   /* live v3 Tasks, one strong reference each (v3.h) */
     PyObject *exc_handler;  /* set_exception_handler()'s handler, or NULL */
+    PyObject *executor;     /* v3: run_in_executor()'s default executor, made on first use */
     uint8_t vclock;         /* virtual clock: time jumps to the next timer when idle */
     uint32_t vnow;          /* the virtual clock's ticks */
     PyObject *weakreflist;
@@ -184,8 +190,8 @@ LoopObject *ua_running_loop_get(void);
 int ua_loop_ready(PyObject *module);
 /* run_forever(): NULL (error) or its value. until_idle (v3's
  * run_until_complete() with no task, as MicroPython's): also return None
- * once no task is queued, sleeping, waiting on I/O or on a ThreadSafeFlag
- * (which another thread may set). */
+ * once no task is queued, sleeping, waiting on I/O, on a ThreadSafeFlag
+ * or on a thread's future (which another thread may set or end). */
 PyObject *ua_loop_run_forever(LoopObject *loop, int until_idle);
 int ua_loop_queue(LoopObject *loop, ua_task *t);
 int ua_loop_wake(LoopObject *loop, ua_task *t);
@@ -234,7 +240,7 @@ int ua_v3_parked(LoopObject *loop, ua_task *t);   /* it yielded False: the loop 
 void ua_v3_release_all(LoopObject *loop, int finalize);   /* finalize: close() closes their coroutines */
 LoopObject *ua_v3_default_loop_borrowed(void);   /* v3's default loop, or NULL */
 int ua_v3_traverse(LoopObject *loop, visitproc visit, void *arg);
-int ua_v3_flag_waiting(LoopObject *loop);   /* a task of loop waits on a ThreadSafeFlag */
+int ua_v3_flag_waiting(LoopObject *loop);   /* a task of loop waits on a ThreadSafeFlag or a thread's future */
 /* If obj is a v3 Task: wake it (exc: with exc to raise in it), unless it
  * ended or its loop is gone, and return 1 (-1 on error); else 0. */
 int ua_v3_wake_owner(PyObject *obj, PyObject *exc);

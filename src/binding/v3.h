@@ -27,12 +27,13 @@
 #include "awaitable.h"
 #include "waitq.h"
 
-/* rec.flags of a v3 Task, beside F_MAIN, F_WAKE, F_TIMED and F_MAPPED (ua.h) */
+/* rec.flags of a v3 Task, beside F_MAIN, F_WAKE, F_TIMED, F_MAPPED and F_IOWRITE (ua.h) */
 enum {
     TF_EXC = 8,         /* ended with an exception (rec.aux holds it) */
     TF_CANCELLED = 16,  /* ended with CancelledError */
     TF_RETRIEVED = 32,  /* its outcome was awaited or asked for */
     TF_PARKED = 64,     /* parked on a Wait: rec.timer holds it (ua_task_waiting) */
+    TF_NAMED = 128,     /* has an entry in the table of names (v3_names.c) */
 };
 
 typedef struct WaitObject WaitObject;
@@ -65,6 +66,12 @@ enum {
     W_NONE,         /* already done: gives None (what __aexit__ returns) */
     W_GATHER_CHILD, /* in a task's doneq: target the gather it belongs to */
     W_CALLBACK,     /* in a task's doneq: value the done callback */
+    W_FUTURE,       /* a concurrent.futures.Future: target it (v3_executor.c) */
+    W_SHIELD,       /* shield(): await a task, a cancel is not passed on */
+    W_WAITSET,      /* wait(): target a tuple of tasks (v3_waitset.c) */
+    W_NEXTDONE,     /* as_completed()'s next: target the iterator */
+    W_GROUP,        /* TaskGroup.__aexit__: target the group (v3_taskgroup.c) */
+    W_VALUE,        /* already done: gives value */
     W_NKINDS
 };
 
@@ -82,10 +89,13 @@ struct WaitObject {
 };
 
 /* What a kind does when its task is resumed (next) and when an exception is
- * thrown into it (throw: undo what was handed over, then let exc go on). */
+ * thrown into it (thrown: undo what was handed over, then let exc go on;
+ * or throw, if set: the kind takes the throw(args) call itself, and may
+ * catch it). */
 typedef struct {
     PyObject *(*next)(WaitObject *w);
     void (*thrown)(WaitObject *w);
+    PyObject *(*throw)(WaitObject *w, PyObject *args);
 } ua_wait_ops;
 
 extern ua_wait_ops ua_wait_kinds[W_NKINDS];
@@ -98,6 +108,7 @@ TaskObject *ua_v3_current_or_error(const char *what);  /* ... with RuntimeError 
 PyObject *ua_v3_create_task(LoopObject *loop, PyObject *coro);  /* new Task, scheduled */
 PyObject *ua_v3_promote(PyObject *aw);                 /* a Task for aw (new reference) */
 int ua_v3_cancel(TaskObject *t);                       /* 1 cancelled, 0 was done, -1 error */
+int ua_v3_cancel_exc(TaskObject *t, PyObject *exc);    /* ... with this CancelledError (NULL: a new one) */
 PyObject *ua_v3_outcome(TaskObject *t);                /* the result, or NULL with the exception raised */
 LoopObject *ua_v3_loop(void);                          /* running loop or default v3 loop (new ref) */
 int ua_v3_task_ready(PyObject *module);
@@ -161,5 +172,34 @@ void ua_v3_gather_child_done(WaitObject *g, TaskObject *child);
 void ua_v3_gather_forget(WaitObject *g);
 void ua_v3_gather_cancel(WaitObject *g);   /* cancel the tasks it still waits for */
 void ua_v3_flag_forget(WaitObject *w);     /* a ThreadSafeFlag's waiter goes */
+
+/* The CPython asyncio names beyond MicroPython's: v3_names.c (ensure_future,
+ * task names, all_tasks...), v3_executor.c (threads), v3_timeout.c,
+ * v3_taskgroup.c, v3_waitset.c (shield, wait, as_completed). */
+int ua_v3_names_ready(PyObject *module);
+int ua_v3_executor_ready(PyObject *module);
+int ua_v3_timeout_ready(PyObject *module);
+int ua_v3_taskgroup_ready(PyObject *module);
+int ua_v3_waitset_ready(PyObject *module);
+PyObject *ua_v3_task_get_name(TaskObject *t, PyObject *unused);
+PyObject *ua_v3_task_set_name(TaskObject *t, PyObject *value);
+void ua_v3_name_drop(TaskObject *t);                   /* its entry goes (dealloc) */
+/* create_task(coro, *, name=None)'s arguments: *name NULL if none given. */
+int ua_v3_create_task_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, const char *fname,
+                           PyObject **name);
+int ua_v3_name_task(PyObject *task, PyObject *name);   /* name a new task (name: a str) */
+PyObject *ua_v3_value_wait(PyObject *value);           /* a Wait that gives value at once */
+int ua_v3_is_cancel(PyObject *exc);                    /* exc is a CancelledError */
+/* cancel t with exc unless a cancel is already on its way to it: 1 sent,
+ * 0 not (done, or already being cancelled), -1 error */
+int ua_v3_cancel_own(TaskObject *t, PyObject *exc);
+/* fn(task) once t ends (W_CALLBACK in its doneq); removed again by value */
+int ua_v3_remove_done_callback(TaskObject *t, PyObject *fn);
+/* Loop methods (v3_executor.c) */
+PyObject *ua_v3_loop_run_in_executor(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *ua_v3_loop_set_default_executor(LoopObject *self, PyObject *executor);
+PyObject *ua_v3_loop_close(LoopObject *self, PyObject *unused);
+PyObject *ua_v3_default_executor(LoopObject *loop);   /* made on first use (new reference) */
+extern PyObject *ua_v3_timeout_error;   /* timeout()/as_completed(): v3.TimeoutError and the builtin one */
 
 #endif

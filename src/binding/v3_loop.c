@@ -167,9 +167,17 @@ static PyMethodDef handler_methods[] = {
 
 /* ---- Loop's own methods ------------------------------------------------------------ */
 
-static PyObject *v3loop_create_task(LoopObject *self, PyObject *coro)
+static PyObject *v3loop_create_task(LoopObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *kwnames)
 {
-    return ua_v3_create_task(self, coro);
+    PyObject *name;
+    if (ua_v3_create_task_args(args, nargs, kwnames, "create_task", &name) < 0)
+        return NULL;
+    PyObject *t = ua_v3_create_task(self, args[0]);
+    if (t && name && ua_v3_name_task(t, name) < 0)
+        Py_CLEAR(t);
+    Py_XDECREF(name);
+    return t;
 }
 
 static PyObject *run_until_complete(LoopObject *self, PyObject *aw)
@@ -219,11 +227,19 @@ static int v3loop_init(LoopObject *self, PyObject *args, PyObject *kwds)
 }
 
 static PyMethodDef v3loop_methods[] = {
-    {"create_task", (PyCFunction)v3loop_create_task, METH_O, "create_task(coro): schedule it; returns its Task."},
+    {"create_task", (PyCFunction)(void (*)(void))v3loop_create_task, METH_FASTCALL | METH_KEYWORDS,
+     "create_task(coro, *, name=None): schedule it; returns its Task."},
     {"stop", (PyCFunction)v3loop_stop, METH_NOARGS,
      "Make run_forever() return after the entries queued before; a second call before then does nothing."},
     {"run_until_complete", (PyCFunction)run_until_complete, METH_O,
      "run_until_complete(aw): run until the task (or coroutine) ends; returns its value."},
+    {"close", (PyCFunction)ua_v3_loop_close, METH_NOARGS,
+     "Drop every pending task, release the poller, shut the default executor down (not waiting)."},
+    {"run_in_executor", (PyCFunction)(void (*)(void))ua_v3_loop_run_in_executor, METH_FASTCALL,
+     "run_in_executor(executor, fn, *args): fn(*args) in the executor (None: the default "
+     "ThreadPoolExecutor); returns a Task for its result."},
+    {"set_default_executor", (PyCFunction)ua_v3_loop_set_default_executor, METH_O,
+     "set_default_executor(executor): the ThreadPoolExecutor run_in_executor(None, ...) uses."},
     {NULL},
 };
 
@@ -277,13 +293,17 @@ static PyObject *mod_run_until_complete(PyObject *m, PyObject *const *args, Py_s
     return r;
 }
 
-static PyObject *mod_create_task(PyObject *m, PyObject *coro)
+static PyObject *mod_create_task(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    LoopObject *loop = ua_v3_loop();
-    if (!loop)
+    PyObject *name;
+    if (ua_v3_create_task_args(args, nargs, kwnames, "create_task", &name) < 0)
         return NULL;
-    PyObject *t = ua_v3_create_task(loop, coro);
-    Py_DECREF(loop);
+    LoopObject *loop = ua_v3_loop();
+    PyObject *t = loop ? ua_v3_create_task(loop, args[0]) : NULL;
+    Py_XDECREF(loop);
+    if (t && name && ua_v3_name_task(t, name) < 0)
+        Py_CLEAR(t);
+    Py_XDECREF(name);
     return t;
 }
 
@@ -344,7 +364,8 @@ static PyMethodDef v3_functions[] = {
     {"run_until_complete", (PyCFunction)(void (*)(void))mod_run_until_complete, METH_FASTCALL,
      "run_until_complete(aw=None): run the default loop until the task (or coroutine) ends; returns its "
      "value. With none, until no task can be woken any more (or stop())."},
-    {"create_task", mod_create_task, METH_O, "create_task(coro): schedule coro; returns its Task."},
+    {"create_task", (PyCFunction)(void (*)(void))mod_create_task, METH_FASTCALL | METH_KEYWORDS,
+     "create_task(coro, *, name=None): schedule coro; returns its Task."},
     {"current_task", mod_current_task, METH_NOARGS, "The Task running now."},
     {"sleep", mod_sleep, METH_O, "sleep(secs): awaitable."},
     {"sleep_ms", mod_sleep_ms, METH_O, "sleep_ms(ms): awaitable."},
@@ -387,6 +408,8 @@ int ua_v3_ready(PyObject *module)
         return -1;
     if (ua_v3_task_ready(m) < 0 || ua_v3_wait_ready(m) < 0 || ua_v3_loop_ready(m) < 0 ||
         ua_v3_funcs_ready(m) < 0 || ua_v3_sync_ready(m) < 0 || ua_v3_queue_ready(m) < 0 ||
+        ua_v3_names_ready(m) < 0 || ua_v3_executor_ready(m) < 0 || ua_v3_timeout_ready(m) < 0 ||
+        ua_v3_taskgroup_ready(m) < 0 || ua_v3_waitset_ready(m) < 0 ||
         PyModule_AddObjectRef(module, "_v3", m) < 0) {
         Py_DECREF(m);
         return -1;

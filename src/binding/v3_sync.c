@@ -339,7 +339,7 @@ int ua_v3_flag_waiting(LoopObject *loop)
      * chain: looked at only when the loop has nothing else left. */
     for (TaskObject *t = loop->v3_tasks; t; t = t->lnext) {
         WaitObject *w = ua_task_waiting(t);
-        if (w && w->kind == W_FLAG)
+        if (w && (w->kind == W_FLAG || w->kind == W_FUTURE))   /* another thread may wake it */
             return 1;
     }
     return 0;

@@ -283,6 +283,13 @@ PyObject *ua_v3_outcome(TaskObject *t)
 
 int ua_v3_cancel(TaskObject *t)
 {
+    return ua_v3_cancel_exc(t, NULL);
+}
+
+/* exc: the CancelledError instance to throw (NULL: a new one), so that
+ * timeout() and TaskGroup know their own cancel when it comes back. */
+int ua_v3_cancel_exc(TaskObject *t, PyObject *exc)
+{
     if (TASK_DONE(t))
         return 0;
     if (t == ua_v3_current()) {
@@ -304,7 +311,7 @@ int ua_v3_cancel(TaskObject *t)
         ua_wq_unlink(&w->link);   /* its Wait undoes the rest when thrown into */
     if (w && w->kind == W_GATHER)
         ua_v3_gather_cancel(w);   /* its tasks at once, before they run again (as CPython) */
-    PyObject *exc = PyObject_CallNoArgs(ua_v3_CancelledError);
+    exc = exc ? Py_NewRef(exc) : PyObject_CallNoArgs(ua_v3_CancelledError);
     if (!exc)
         return -1;
     Py_XSETREF(t->rec.aux, exc);
@@ -478,6 +485,8 @@ static void task_dealloc(TaskObject *t)
     /* No Wait parks it now (a parked Task is held by its Wait), and none
      * awaits it (an awaiting Wait holds it): only owned entries are left. */
     ua_task_set_waiting(t, NULL);
+    if (t->rec.flags & TF_NAMED)
+        ua_v3_name_drop(t);
     ua_doneq_clear_owned(t);
     ua_waitq_detach_all(&t->doneq);
     PyObject *obj = t->rec.obj, *aux = t->rec.aux;
@@ -501,6 +510,9 @@ static PyMethodDef task_methods[] = {
     {"remove_done_callback", (PyCFunction)task_remove_done_callback, METH_O,
      "Remove fn from the done callbacks; returns how many were removed."},
     {"get_coro", (PyCFunction)task_get_coro, METH_NOARGS, "The task's coroutine."},
+    {"get_name", (PyCFunction)ua_v3_task_get_name, METH_NOARGS,
+     "The task's name: the one given, else 'Task-N' (numbered when first asked for)."},
+    {"set_name", (PyCFunction)ua_v3_task_set_name, METH_O, "set_name(value): name the task str(value)."},
     {NULL},
 };
 

@@ -223,6 +223,8 @@ static int ended_under_wait_for(WaitObject *w, PyObject *args)
 
 static PyObject *wait_throw(WaitObject *w, PyObject *args)
 {
+    if (ua_wait_kinds[w->kind].throw)
+        return ua_wait_kinds[w->kind].throw(w, args);
     if (ended_under_wait_for(w, args)) {
         release_task(w);
         w->state = 0xff;
@@ -273,7 +275,8 @@ static PyObject *wait_repr(WaitObject *w)
 {
     static const char *names[W_NKINDS] = {"task", "wait_for", "gather", "Event.wait", "acquire",
                                          "Queue.get", "Queue.put", "Queue.join", "ThreadSafeFlag.wait",
-                                         "done", "gather entry", "done callback"};
+                                         "done", "gather entry", "done callback", "future", "shield",
+                                         "wait", "as_completed", "TaskGroup", "value"};
     return PyUnicode_FromFormat("<Wait %s %R>", names[w->kind], w->target ? w->target : Py_None);
 }
 

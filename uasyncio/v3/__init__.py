@@ -33,6 +33,25 @@ Wait = _v3.Wait
 QueueEmpty = _v3.QueueEmpty
 QueueFull = _v3.QueueFull
 
+# CPython asyncio's names beyond MicroPython's (docs/v3.md, "CPython's names").
+get_running_loop = _v3.get_running_loop
+ensure_future = _v3.ensure_future
+iscoroutine = _v3.iscoroutine
+iscoroutinefunction = _v3.iscoroutinefunction
+all_tasks = _v3.all_tasks
+to_thread = _v3.to_thread
+wrap_future = _v3.wrap_future
+Timeout = _v3.Timeout
+timeout = _v3.timeout
+timeout_at = _v3.timeout_at
+TaskGroup = _v3.TaskGroup
+shield = _v3.shield
+wait = _v3.wait
+as_completed = _v3.as_completed
+FIRST_COMPLETED = _v3.FIRST_COMPLETED
+FIRST_EXCEPTION = _v3.FIRST_EXCEPTION
+ALL_COMPLETED = _v3.ALL_COMPLETED
+
 from uasyncio.v3.stream import *  # noqa: E402,F401,F403  Stream, Server, open_connection, start_server
 
 __version__ = (3, 0, 0)

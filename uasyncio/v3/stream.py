@@ -40,12 +40,18 @@ def open_connection(host, port, ssl=None, server_hostname=None, limit=None):
 
 
 class Server:
-    """What start_server() gives: close(), await wait_closed(), async with."""
+    """What start_server() gives: close(), await wait_closed(), async with;
+    and CPython's is_serving(), start_serving(), serve_forever(), sockets."""
 
-    def __init__(self, acceptor):
-        self._acceptor = acceptor
+    def __init__(self, socks, cb, ssl, limit, backlog):
+        self._socks = socks
+        self._cb, self._ssl, self._limit, self._backlog = cb, ssl, limit, backlog
+        self._acceptors = []
+        self._tasks = []
+        self._closed = _core.Event()   # set by close(): ends serve_forever()
+        self._forever = False          # a task is in serve_forever()
         self.state = False   # True once close() was called
-        self.task = None
+        self.task = None     # the accept loop's task (the first one's, with several sockets)
 
     async def __aenter__(self):
         """async with server: ... (closed, and waited for, on the way out)."""
@@ -56,19 +62,81 @@ class Server:
         self.close()
         await self.wait_closed()
 
+    def _start(self):
+        """Listen and start the accept loops (nothing if serving or closed)."""
+        if self._tasks or self.state:
+            return
+        for s in self._socks:
+            s.listen(self._backlog)
+            if self._ssl:
+                a = _Acceptor(s, _tls_handler(self._cb, self._ssl, self._limit), _core.create_task, True)
+            else:
+                a = _Acceptor(s, self._cb, _core.create_task, limit=self._limit)
+            self._acceptors.append(a)
+            addr = s.getsockname()
+            where = "%s:%s" % addr[:2] if isinstance(addr, tuple) else addr
+            self._tasks.append(_core.create_task(self._serve(a), name="accept loop " + str(where)))
+        self.task = self._tasks[0]
+
     def close(self):
-        """Stop listening: the listening socket is closed, the server's task ends."""
+        """Stop listening: the listening sockets are closed, the server's tasks end."""
         self.state = True
-        self._acceptor.close()
-        self.task.cancel()
+        self._closed.set()
+        for a in self._acceptors:
+            a.close()
+        if not self._acceptors:
+            for s in self._socks:
+                s.close()
+        for t in self._tasks:
+            t.cancel()
 
     async def wait_closed(self):
-        """Wait until the server's task has ended."""
-        await self.task
+        """Wait until the server's tasks have ended (or, not started, until close())."""
+        if self._tasks:
+            for t in self._tasks:
+                await t
+        elif not self.state:
+            await self._closed.wait()
 
-    async def _serve(self):
+    def is_serving(self):
+        """True while it accepts connections (started, not closed)."""
+        return bool(self._tasks) and not self.state
+
+    async def start_serving(self):
+        """Start accepting connections (start_server(..., start_serving=False))."""
+        if self.state:
+            raise RuntimeError("server %r is closed" % (self,))
+        self._start()
+        await _core.sleep_ms(0)
+
+    async def serve_forever(self):
+        """Accept connections until close() (from another task), or until the
+        task is cancelled (which closes the server): both raise CancelledError."""
+        if self.state:
+            raise RuntimeError("server %r is closed" % (self,))
+        if self._forever:
+            raise RuntimeError("server %r is already being awaited on serve_forever()" % (self,))
+        self._forever = True
+        self._start()
         try:
-            await self._acceptor
+            await self._closed.wait()
+        except _core.CancelledError:
+            try:
+                self.close()
+                await self.wait_closed()
+            finally:
+                raise
+        finally:
+            self._forever = False
+        raise _core.CancelledError()
+
+    def get_loop(self):
+        """The loop the server runs on."""
+        return _core.get_event_loop()
+
+    async def _serve(self, acceptor):
+        try:
+            await acceptor
         except _core.CancelledError:
             # Closed on purpose: the server just ends. Otherwise (its parent
             # was cancelled, say) the cancellation goes on.
@@ -78,15 +146,16 @@ class Server:
     @property
     def socket(self):
         """The listening socket (beyond MicroPython: to learn the port of port 0)."""
-        return self._acceptor.sock
+        return self._socks[0]
 
     @property
     def sockets(self):
-        """As CPython's Server.sockets: the listening sockets."""
-        return [self._acceptor.sock]
+        """As CPython's Server.sockets: the listening sockets, () once closed."""
+        return () if self.state else tuple(self._socks)
 
     def __repr__(self):
-        return "<Server %r%s>" % (self._acceptor.sock, " closed" if self.state else "")
+        return "<Server %r%s>" % (self._socks[0] if len(self._socks) == 1 else self._socks,
+                                  " closed" if self.state else "")
 
 
 def _check_limit(limit):
@@ -104,31 +173,67 @@ def _tls_handler(cb, ctx, limit):
     return client
 
 
-async def start_server(cb, host, port, backlog=5, ssl=None, limit=None):
-    """Listen on (host, port) and run cb(reader, writer) as a task for each
-    connection; returns the started Server. ssl: an ssl.SSLContext. limit
-    (beyond MicroPython): each stream's line limit (None: no limit)."""
-    _check_limit(limit)
-    family, _, _, _, addr = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)[0]
-    s = _socket.socket(family, _socket.SOCK_STREAM)
+def _listeners(host, port, family, flags, reuse_address, reuse_port):
+    """Bound, non-blocking sockets for each address of (host, port): one
+    host, several (a list), or all interfaces (None or "")."""
+    hosts = host if isinstance(host, (list, tuple)) else [host or None]
+    infos = []
+    for h in hosts:
+        for info in _socket.getaddrinfo(h, port, family, _socket.SOCK_STREAM, 0, flags):
+            if info not in infos:
+                infos.append(info)
+    socks = []
     try:
-        s.setblocking(False)
-        s.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
-        s.bind(addr)
-        s.listen(backlog)
+        for fam, type_, proto, _, addr in infos:
+            s = _socket.socket(fam, type_, proto)
+            socks.append(s)
+            s.setblocking(False)
+            if reuse_address is None or reuse_address:
+                s.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                s.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
+            if fam == _socket.AF_INET6 and len(infos) > 1:
+                # IPv6 apart from IPv4, each on its own socket (as CPython's).
+                s.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 1)
+            try:
+                s.bind(addr)
+            except OSError as e:
+                if e.errno != _errno.EADDRNOTAVAIL or len(infos) == 1:
+                    raise
+                socks.pop().close()   # that family is not enabled here (as CPython skips it)
+        if not socks:
+            raise OSError(_errno.EADDRNOTAVAIL, "no address to listen on for %r" % (host,))
     except BaseException:
-        s.close()
+        for s in socks:
+            s.close()
         raise
-    if ssl:
-        acceptor = _Acceptor(s, _tls_handler(cb, ssl, limit), _core.create_task, True)
+    return socks
+
+
+async def start_server(cb, host=None, port=None, backlog=5, ssl=None, limit=None, *, family=0,
+                       flags=_socket.AI_PASSIVE, sock=None, reuse_address=None, reuse_port=None,
+                       start_serving=True):
+    """Listen on (host, port) and run cb(reader, writer) as a task for each
+    connection; returns the Server, started unless start_serving=False.
+    ssl: an ssl.SSLContext. limit (beyond MicroPython): each stream's line
+    limit (None: no limit). As CPython's: host None (or "") for all
+    interfaces, or a list of hosts; sock: a socket bound already;
+    reuse_address (default: on), reuse_port."""
+    _check_limit(limit)
+    if sock is not None:
+        if host is not None or port is not None:
+            raise ValueError("host/port and sock can not be specified at the same time")
+        sock.setblocking(False)
+        socks = [sock]
     else:
-        acceptor = _Acceptor(s, cb, _core.create_task, limit=limit)
-    srv = Server(acceptor)
-    srv.task = _core.create_task(srv._serve())
-    try:
-        # Let the server's task start, so that it is there to be cancelled.
-        await _core.sleep_ms(0)
-    except _core.CancelledError:
-        srv.close()
-        raise
+        socks = _listeners(host, port, family, flags, reuse_address, reuse_port)
+    srv = Server(socks, cb, ssl, limit, backlog)
+    if start_serving:
+        try:
+            srv._start()
+            # Let the server's task start, so that it is there to be cancelled.
+            await _core.sleep_ms(0)
+        except BaseException:
+            srv.close()
+            raise
     return srv
