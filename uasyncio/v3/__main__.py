@@ -4,9 +4,14 @@
 ticks_ms/ticks_us/ticks_cpu/ticks_add/ticks_diff/sleep_ms/sleep_us; a
 `micropython` module gives const, schedule (runs the function soon on the
 loop's thread; safe from other threads and signal handlers), and native,
-viper as no-op decorators; `utime`, `usocket`, `uselect`, ... name the
+viper, bytecode as no-op decorators; `const` is also a builtin (MicroPython's
+compiler knows the name); `sys.print_exception` prints as MicroPython's;
+`__import__` with globals None resolves a relative name against the calling
+module, as MicroPython's; `utime`, `usocket`, `uselect`, ... name the
 standard modules MicroPython's old u-names stand for.
 """
+import builtins
+import errno
 import importlib
 import importlib.util
 import os
@@ -57,12 +62,68 @@ def schedule(func, arg):
 def make_micropython_module():
     m = types.ModuleType("micropython", "MicroPython's micropython module, as far as it means anything here.")
     m.const = _identity
-    m.native = m.viper = _identity
+    m.native = m.viper = m.bytecode = _identity
     m.schedule = schedule
     for name in ("alloc_emergency_exception_buf", "opt_level", "mem_info", "qstr_info",
                  "stack_use", "heap_lock", "heap_unlock", "kbd_intr"):
         setattr(m, name, _nothing)
     return m
+
+
+def _exception_message(exc):
+    """What MicroPython prints after "Type: " (its exception print kind):
+    nothing, the one argument as str, or the arguments' tuple; an OSError
+    with a known errno as "[Errno N] NAME" (then ": " and its message)."""
+    args = exc.args
+    if isinstance(exc, OSError) and 0 < len(args) < 3 and type(args[0]) is int and args[0] in errno.errorcode:
+        msg = "[Errno %d] %s" % (args[0], errno.errorcode[args[0]])
+        return msg + ": " + str(args[1]) if len(args) > 1 else msg
+    if not args:
+        return ""
+    return str(args[0]) if len(args) == 1 else repr(args)
+
+
+def _type_name(exc):
+    # MicroPython has no OSError subclasses: CPython's own (ConnectionResetError,
+    # made from an errno) print as the OSError they are there.
+    t = type(exc)
+    if isinstance(exc, OSError) and t.__module__ == "builtins":
+        return "OSError"
+    return t.__name__
+
+
+def print_exception(exc, file=None):
+    """sys.print_exception(exc, file=sys.stdout), in MicroPython's format:
+    the traceback's frames outermost first (file, line and function, no
+    source), then "Type: message"; no chained exceptions."""
+    out = sys.stdout if file is None else file
+    lines = []
+    tb = exc.__traceback__
+    if tb is not None:
+        lines.append("Traceback (most recent call last):\n")
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            lines.append('  File "%s", line %d, in %s\n' % (code.co_filename, tb.tb_lineno, code.co_name))
+            tb = tb.tb_next
+    lines.append("%s: %s\n" % (_type_name(exc), _exception_message(exc)))
+    out.write("".join(lines))
+
+
+_import = builtins.__import__
+
+
+def mp_import(name, globals=None, locals=None, fromlist=(), level=0):
+    """__import__ as MicroPython's: a relative import with globals None is
+    relative to the calling module (the lazy-loading idiom in a package's
+    __getattr__: __import__(name, None, None, True, 1)), and a true
+    fromlist that is not a sequence asks for the named module itself."""
+    if globals is None and level > 0:
+        globals = sys._getframe(1).f_globals
+    if fromlist and not isinstance(fromlist, (list, tuple)):
+        # A name every module has: CPython then returns the named module
+        # itself, and imports nothing more.
+        fromlist = ("__name__",)
+    return _import(name, globals, locals, fromlist, level)
 
 
 class _AliasLoader:
@@ -91,6 +152,9 @@ def install():
     time.sleep_ms = sleep_ms
     time.sleep_us = sleep_us
     sys.modules.setdefault("micropython", make_micropython_module())
+    builtins.const = _identity
+    builtins.__import__ = mp_import
+    sys.print_exception = print_exception
     sys.meta_path.append(_AliasFinder)
     # Last: from here on both names are uasyncio.v3 (already fully imported).
     sys.modules["asyncio"] = _v3
