@@ -214,3 +214,13 @@ def test_usage_without_a_program():
     p = subprocess.run([sys.executable, "-m", "uasyncio.v3"], capture_output=True, text=True, timeout=60,
                        env=env)
     assert p.returncode == 2 and "usage" in p.stderr
+
+
+def test_dash_c_runs_code_as_micropython_c(tmp_path):
+    # As `micropython -c CODE args`: how two-instance test runners start a program.
+    env = dict(os.environ, PYTHONPATH=PKG_DIR)
+    code = "import sys, asyncio\nprint(sys.argv, asyncio.__name__, __name__, sys.path[0] == '')\n"
+    p = subprocess.run([sys.executable, "-m", "uasyncio.v3", "-c", code, "a", "b"], capture_output=True,
+                       text=True, timeout=60, env=env, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "['-c', 'a', 'b'] uasyncio.v3 __main__ True\n"

@@ -1,4 +1,5 @@
-"""python3 -m uasyncio.v3 prog.py [args]: run a MicroPython program unchanged.
+"""python3 -m uasyncio.v3 prog.py [args]: run a MicroPython program unchanged
+(or -c CODE [args], as `micropython -c`).
 
 `asyncio` and `uasyncio` are bound to uasyncio.v3; `time` gains
 ticks_ms/ticks_us/ticks_cpu/ticks_add/ticks_diff/sleep_ms/sleep_us; a
@@ -23,7 +24,7 @@ import types
 import uasyncio.v3 as _v3
 from uasyncio.core import TICKS_PERIOD, ticks_add, ticks_diff, ticks_ms
 
-USAGE = "usage: python3 -m uasyncio.v3 prog.py [args]"
+USAGE = "usage: python3 -m uasyncio.v3 prog.py [args] | -c CODE [args]"
 
 # MicroPython's u-prefixed names (still in use in many programs).
 ALIASES = {
@@ -165,6 +166,18 @@ def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, file=sys.stderr if not argv else sys.stdout)
         return 2 if not argv else 0
+    if argv[0] == "-c":
+        if len(argv) < 2:
+            print(USAGE, file=sys.stderr)
+            return 2
+        # As python3 -c: argv[0] is "-c", the current folder first on sys.path.
+        sys.argv = ["-c"] + argv[2:]
+        sys.path[0] = ""
+        install()
+        main_module = types.ModuleType("__main__")
+        sys.modules["__main__"] = main_module
+        exec(compile(argv[1], "<stdin>", "exec"), main_module.__dict__)
+        return 0
     prog = argv[0]
     sys.argv = list(argv)
     sys.path[0] = os.path.dirname(os.path.abspath(prog))
