@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "con
 import differ  # noqa: E402
 import gen  # noqa: E402
 
-SEEDS = differ.parse_seeds(os.environ.get("UA_DIFF_SEEDS", "0-79"))
+SEEDS = differ.parse_seeds(os.environ.get("UA_DIFF_SEEDS", "0-119"))
 
 
 @pytest.fixture(scope="module")

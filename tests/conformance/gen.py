@@ -330,6 +330,17 @@ class Gen:
             return ("task", self.r.choice(handles))
         return ("new", self.new_func(list(handles), depth))
 
+    def operands(self, who, handles, depth):
+        """A gather's: each task once (MicroPython refuses a task given twice,
+        but only after it made the gather's callback the first one's, which
+        then fails when that task ends: its fault, not a behaviour)."""
+        out = []
+        for _ in range(self.r.randint(1, 3)):
+            op = self.operand(who, handles, depth)
+            if op not in out:
+                out.append(op)
+        return out
+
     def body(self, who, handles, depth, last=False, inner=0):
         if who.startswith("main") and inner == 0:
             n = self.r.randint(4, 10)
@@ -387,9 +398,7 @@ class Gen:
             add("cancel", 3, lambda: Stmt("cancel", r.choice(handles)))
             add("cancel", 1, lambda: Stmt("done", r.choice(handles)))
         if handles or self.can_start(depth):
-            add("gather", 2, lambda: Stmt("gather", [self.operand(who, handles, depth)
-                                                     for _ in range(r.randint(1, 3))],
-                                          r.random() < 0.5))
+            add("gather", 2, lambda: Stmt("gather", self.operands(who, handles, depth), r.random() < 0.5))
             add("wait_for", 2, lambda: Stmt("wait_for", self.operand(who, handles, depth),
                                             None if r.random() < 0.15 else "slot",
                                             r.choice(("ms", "s"))))
@@ -430,16 +439,16 @@ class Gen:
         """Give each timed statement its own slot, from `first` on; each
         function's timers come in increasing order. Returns the next free slot."""
         timed = {}
+
+        def walk(name, body):      # in the order they run
+            for s in body:
+                if s.timed():
+                    timed.setdefault(name, []).append(s)
+                if s.body is not None:
+                    walk(name, s.body)
+
         for f in funcs:
-            stack = [f.body]
-            while stack:
-                for s in stack.pop(0):
-                    if s.timed():
-                        timed.setdefault(f.name, []).append(s)
-                    if s.body is not None:
-                        stack.append(s.body)
-        # In textual order, nested blocks after their level: good enough for
-        # "mostly forward in time" within a function.
+            walk(f.name, f.body)
         # A main task's last sleep ("end") comes after every other timer.
         ends = [s for f in funcs for s in f.body if s.kind == "sleep" and s.args[0] == "end"]
         for stmts in timed.values():
