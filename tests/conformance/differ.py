@@ -139,37 +139,22 @@ def candidates(prog):
         p = gen.copy_program(prog)
         del p.funcs[name]
         yield p
-    # Each statement; each block replaced by its body.
-    n = sum(len(b) for _, b in prog.all_bodies())
-    for i in range(n):
-        for unwrap in (False, True):
-            p = gen.copy_program(prog)
-            j = 0
-            for _, body in p.all_bodies():
-                if i < j + len(body):
-                    s = body[i - j]
-                    k = body.index(s)
-                    if s.kind == "watchdog":
-                        p = None
-                    elif unwrap:
-                        if s.body is None:
-                            p = None
-                        else:
-                            body[k:k + 1] = s.body
-                    else:
-                        del body[k]
-                    break
-                j += len(body)
-            if p is not None:
-                yield p
-    # A gather's operand.
-    for gi, (_, body) in enumerate(prog.all_bodies()):
+    # Each statement (but the watchdog); each block replaced by its body;
+    # each operand of a gather.
+    bodies = [b for _, b in prog.all_bodies()]
+    for bi, body in enumerate(bodies):
         for si, s in enumerate(body):
+            if s.kind == "watchdog":
+                continue
+            for unwrap in ((False, True) if s.body is not None else (False,)):
+                p = gen.copy_program(prog)
+                copy = [b for _, b in p.all_bodies()][bi]
+                copy[si:si + 1] = copy[si].body if unwrap else []
+                yield p
             if s.kind == "gather" and len(s.args[0]) > 1:
                 for oi in range(len(s.args[0])):
                     p = gen.copy_program(prog)
-                    st = list(p.all_bodies())[gi][1][si]
-                    del st.args[0][oi]
+                    del [b for _, b in p.all_bodies()][bi][si].args[0][oi]
                     yield p
 
 
