@@ -10,8 +10,13 @@ ifneq ($(shell $(PYTHON) -c 'import pytest' 2>/dev/null && echo y),y)
 PYTEST = PYTHONPATH="$$(/usr/bin/python3 scripts/pythons.py --testpath)" $(PYTHON) -m pytest
 endif
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# MicroPython's unix port: the reference uasyncio.v3 is compared with
+# (tests/test_v3_differential.py, make conformance). Found beside the
+# project if not given.
+MICROPYTHON ?= $(wildcard $(abspath ../shared/micropython/micropython))
+export MICROPYTHON
 
-.PHONY: all build deps testdeps demo test check soak-tests pythons faults asan asan-build refleak valgrind bench chart fuzz load load-asan clean
+.PHONY: all build deps testdeps demo test check soak-tests pythons faults asan asan-build refleak valgrind bench chart fuzz load load-asan conformance clean
 
 all: build
 
@@ -139,6 +144,17 @@ bench: deps build
 chart:
 	@scripts/install-deps.sh bench
 	$(PYTHON) bench/chart.py
+
+# uasyncio.v3 against MicroPython (MICROPYTHON): its asyncio tests, its
+# two-instance network tests in three pairings (ours both sides, ours
+# against it each way), then CONFORMANCE_PROGRAMS random programs
+# (tests/conformance/).
+CONFORMANCE_PROGRAMS ?= 2000
+conformance:
+	@if [ -z "$(MICROPYTHON)" ]; then echo "make conformance: point MICROPYTHON at MicroPython's unix port" \
+	    "(make conformance MICROPYTHON=/path/to/micropython; its tests/ folder beside it)"; exit 2; fi
+	@$(MAKE) --no-print-directory build
+	$(PYTHON) tests/conformance/suite.py --programs $(CONFORMANCE_PROGRAMS)
 
 clean:
 	rm -rf build uasyncio/*.so

@@ -65,11 +65,96 @@ def test_micropython_module(tmp_path):
         @micropython.viper
         def g(): return 2
 
+        @micropython.bytecode
+        def h(): return 3
+
         micropython.alloc_emergency_exception_buf(100)
-        print(X, f(), g())
+        print(X, f(), g(), h())
         """)
     assert p.returncode == 0, p.stderr
-    assert p.stdout == "5 1 2\n"
+    assert p.stdout == "5 1 2 3\n"
+
+
+def test_const_without_an_import(tmp_path):
+    # MicroPython's compiler knows const(); programs often use it unimported.
+    p = run_prog(tmp_path, """
+        _PERIOD = const(40)
+        class C:
+            N = const(2)
+        print(_PERIOD * C.N)
+        """)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "80\n"
+
+
+def test_print_exception_in_micropythons_format(tmp_path):
+    p = run_prog(tmp_path, """
+        import errno, io, sys
+
+        def f():
+            raise ValueError("bad", 2)
+
+        try:
+            f()
+        except Exception as e:
+            sys.print_exception(e)
+        try:
+            try:
+                1 / 0
+            except ZeroDivisionError:
+                raise KeyError("k")
+        except Exception as e:
+            sys.print_exception(e, file=sys.stdout)
+        buf = io.StringIO()
+        sys.print_exception(OSError(errno.ECONNRESET), buf)
+        sys.print_exception(OSError(errno.ENOENT, "no file"), buf)
+        sys.print_exception(OSError(9999), buf)
+        sys.print_exception(ValueError(), buf)
+        print(buf.getvalue(), end="")
+        """)
+    assert p.returncode == 0, p.stderr
+    prog = tmp_path / "prog.py"   # as the runner was given it, as MicroPython prints it
+    assert p.stdout == (
+        "Traceback (most recent call last):\n"
+        '  File "%s", line 8, in <module>\n'
+        '  File "%s", line 5, in f\n'
+        "ValueError: ('bad', 2)\n"
+        "Traceback (most recent call last):\n"
+        '  File "%s", line 15, in <module>\n'
+        "KeyError: k\n"
+        "OSError: [Errno 104] ECONNRESET\n"
+        "OSError: [Errno 2] ENOENT: no file\n"
+        "OSError: 9999\n"
+        "ValueError: \n") % (prog, prog, prog)
+    assert p.stderr == ""
+
+
+def test_lazy_import_relative_to_the_calling_package(tmp_path):
+    # A package's __getattr__ loads its submodules on first use with
+    # __import__(name, None, None, True, 1), as MicroPython's libraries do.
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        "_attrs = {'thing': 'mod', 'other': 'sub'}\n"
+        "def __getattr__(attr):\n"
+        "    mod = _attrs.get(attr, None)\n"
+        "    if mod is None:\n"
+        "        raise AttributeError(attr)\n"
+        "    value = getattr(__import__(mod, None, None, True, 1), attr)\n"
+        "    globals()[attr] = value\n"
+        "    return value\n")
+    (pkg / "mod.py").write_text("thing = 'a thing'\n")
+    (pkg / "sub" / "__init__.py").write_text("other = 42\n")
+    p = run_prog(tmp_path, """
+        import sys, pkg
+        print(pkg.thing, pkg.other, "pkg.mod" in sys.modules, "mod" in sys.modules)
+        try:
+            pkg.missing
+        except AttributeError as e:
+            print("AttributeError", e)
+        """)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "a thing 42 True False\nAttributeError missing\n"
 
 
 def test_schedule_from_a_thread_and_from_a_signal_handler(tmp_path):
@@ -129,3 +214,13 @@ def test_usage_without_a_program():
     p = subprocess.run([sys.executable, "-m", "uasyncio.v3"], capture_output=True, text=True, timeout=60,
                        env=env)
     assert p.returncode == 2 and "usage" in p.stderr
+
+
+def test_dash_c_runs_code_as_micropython_c(tmp_path):
+    # As `micropython -c CODE args`: how two-instance test runners start a program.
+    env = dict(os.environ, PYTHONPATH=PKG_DIR)
+    code = "import sys, asyncio\nprint(sys.argv, asyncio.__name__, __name__, sys.path[0] == '')\n"
+    p = subprocess.run([sys.executable, "-m", "uasyncio.v3", "-c", code, "a", "b"], capture_output=True,
+                       text=True, timeout=60, env=env, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "['-c', 'a', 'b'] uasyncio.v3 __main__ True\n"

@@ -1,12 +1,18 @@
-"""python3 -m uasyncio.v3 prog.py [args]: run a MicroPython program unchanged.
+"""python3 -m uasyncio.v3 prog.py [args]: run a MicroPython program unchanged
+(or -c CODE [args], as `micropython -c`).
 
 `asyncio` and `uasyncio` are bound to uasyncio.v3; `time` gains
 ticks_ms/ticks_us/ticks_cpu/ticks_add/ticks_diff/sleep_ms/sleep_us; a
 `micropython` module gives const, schedule (runs the function soon on the
 loop's thread; safe from other threads and signal handlers), and native,
-viper as no-op decorators; `utime`, `usocket`, `uselect`, ... name the
+viper, bytecode as no-op decorators; `const` is also a builtin (MicroPython's
+compiler knows the name); `sys.print_exception` prints as MicroPython's;
+`__import__` with globals None resolves a relative name against the calling
+module, as MicroPython's; `utime`, `usocket`, `uselect`, ... name the
 standard modules MicroPython's old u-names stand for.
 """
+import builtins
+import errno
 import importlib
 import importlib.util
 import os
@@ -18,7 +24,7 @@ import types
 import uasyncio.v3 as _v3
 from uasyncio.core import TICKS_PERIOD, ticks_add, ticks_diff, ticks_ms
 
-USAGE = "usage: python3 -m uasyncio.v3 prog.py [args]"
+USAGE = "usage: python3 -m uasyncio.v3 prog.py [args] | -c CODE [args]"
 
 # MicroPython's u-prefixed names (still in use in many programs).
 ALIASES = {
@@ -57,12 +63,68 @@ def schedule(func, arg):
 def make_micropython_module():
     m = types.ModuleType("micropython", "MicroPython's micropython module, as far as it means anything here.")
     m.const = _identity
-    m.native = m.viper = _identity
+    m.native = m.viper = m.bytecode = _identity
     m.schedule = schedule
     for name in ("alloc_emergency_exception_buf", "opt_level", "mem_info", "qstr_info",
                  "stack_use", "heap_lock", "heap_unlock", "kbd_intr"):
         setattr(m, name, _nothing)
     return m
+
+
+def _exception_message(exc):
+    """What MicroPython prints after "Type: " (its exception print kind):
+    nothing, the one argument as str, or the arguments' tuple; an OSError
+    with a known errno as "[Errno N] NAME" (then ": " and its message)."""
+    args = exc.args
+    if isinstance(exc, OSError) and 0 < len(args) < 3 and type(args[0]) is int and args[0] in errno.errorcode:
+        msg = "[Errno %d] %s" % (args[0], errno.errorcode[args[0]])
+        return msg + ": " + str(args[1]) if len(args) > 1 else msg
+    if not args:
+        return ""
+    return str(args[0]) if len(args) == 1 else repr(args)
+
+
+def _type_name(exc):
+    # MicroPython has no OSError subclasses: CPython's own (ConnectionResetError,
+    # made from an errno) print as the OSError they are there.
+    t = type(exc)
+    if isinstance(exc, OSError) and t.__module__ == "builtins":
+        return "OSError"
+    return t.__name__
+
+
+def print_exception(exc, file=None):
+    """sys.print_exception(exc, file=sys.stdout), in MicroPython's format:
+    the traceback's frames outermost first (file, line and function, no
+    source), then "Type: message"; no chained exceptions."""
+    out = sys.stdout if file is None else file
+    lines = []
+    tb = exc.__traceback__
+    if tb is not None:
+        lines.append("Traceback (most recent call last):\n")
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            lines.append('  File "%s", line %d, in %s\n' % (code.co_filename, tb.tb_lineno, code.co_name))
+            tb = tb.tb_next
+    lines.append("%s: %s\n" % (_type_name(exc), _exception_message(exc)))
+    out.write("".join(lines))
+
+
+_import = builtins.__import__
+
+
+def mp_import(name, globals=None, locals=None, fromlist=(), level=0):
+    """__import__ as MicroPython's: a relative import with globals None is
+    relative to the calling module (the lazy-loading idiom in a package's
+    __getattr__: __import__(name, None, None, True, 1)), and a true
+    fromlist that is not a sequence asks for the named module itself."""
+    if globals is None and level > 0:
+        globals = sys._getframe(1).f_globals
+    if fromlist and not isinstance(fromlist, (list, tuple)):
+        # A name every module has: CPython then returns the named module
+        # itself, and imports nothing more.
+        fromlist = ("__name__",)
+    return _import(name, globals, locals, fromlist, level)
 
 
 class _AliasLoader:
@@ -91,6 +153,9 @@ def install():
     time.sleep_ms = sleep_ms
     time.sleep_us = sleep_us
     sys.modules.setdefault("micropython", make_micropython_module())
+    builtins.const = _identity
+    builtins.__import__ = mp_import
+    sys.print_exception = print_exception
     sys.meta_path.append(_AliasFinder)
     # Last: from here on both names are uasyncio.v3 (already fully imported).
     sys.modules["asyncio"] = _v3
@@ -101,6 +166,18 @@ def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, file=sys.stderr if not argv else sys.stdout)
         return 2 if not argv else 0
+    if argv[0] == "-c":
+        if len(argv) < 2:
+            print(USAGE, file=sys.stderr)
+            return 2
+        # As python3 -c: argv[0] is "-c", the current folder first on sys.path.
+        sys.argv = ["-c"] + argv[2:]
+        sys.path[0] = ""
+        install()
+        main_module = types.ModuleType("__main__")
+        sys.modules["__main__"] = main_module
+        exec(compile(argv[1], "<stdin>", "exec"), main_module.__dict__)
+        return 0
     prog = argv[0]
     sys.argv = list(argv)
     sys.path[0] = os.path.dirname(os.path.abspath(prog))
