@@ -3,7 +3,15 @@
  * Each pass of run_forever() (1) moves every expired timer to the run queue,
  * in deadline order, (2) runs exactly the entries queued when the pass began,
  * and (3) waits in the poller: 0 ms if the run queue is not empty, until the
- * earliest deadline if there is one, else without limit. */
+ * earliest deadline if there is one, else without limit.
+ *
+ * A v3 loop (mp_order) runs MicroPython's order instead: its ready and
+ * sleeping tasks form one queue ordered by (tick, push order), so a task
+ * whose deadline passed runs before one made ready since. Each step takes
+ * the earlier of the run queue's head (stamped when queued) and the timer
+ * heap's due top: a merge of the two, which is that one queue, with no
+ * heap operation for a ready task. A round (2) runs what was queued or due
+ * when it began; (3) is the same. */
 #include "tasks.h"
 
 static PyObject *str_throw, *str_time, *str_wait;
@@ -82,6 +90,7 @@ int ua_loop_queue(LoopObject *self, ua_task *t)
         return -1;
     }
     t->state = ST_QUEUED;
+    ua_loop_stamp(self, t);
     return 0;
 }
 
@@ -297,6 +306,29 @@ int ua_loop_call_soon_threadsafe(LoopObject *self, PyObject *cb, PyObject *args)
     return 0;
 }
 
+int ua_loop_at_next_poll(LoopObject *self, PyObject *cb)
+{
+    if (self->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
+        return -1;
+    }
+    ua_task *t = ua_task_new(TASK_AT_POLL, cb, NULL);
+    if (!t)
+        return -1;
+    if (ua_runq_push(&self->ts_calls, t) < 0) {
+        ua_task_free(t);
+        PyErr_NoMemory();
+        return -1;
+    }
+    /* In its own thread the loop is not blocked: it looks at the flag
+     * after the step running now (and before it would block), no write. */
+    if (ua_loop_in_its_thread(self))
+        ua_wakeup_mark(&self->wakeup);
+    else
+        ua_wakeup_signal(&self->wakeup);
+    return 0;
+}
+
 void ua_loop_link_waiter(LoopObject *self, ua_waiter_link *link, PyObject *task)
 {
     link->task = task;   /* at the tail: close() finalizes in parking order */
@@ -314,7 +346,13 @@ static int take_threadsafe(LoopObject *self)
     ua_wakeup_take(&self->wakeup);
     while (self->ts_calls.len) {
         ua_task *t = ua_runq_pop(&self->ts_calls);
-        if (ua_is_coroutine(t->obj)) {   /* scheduled as call_soon() would */
+        if (t->kind == TASK_AT_POLL) {   /* what the poll finds: acted on now */
+            PyObject *r = PyObject_CallNoArgs(t->obj);
+            ua_task_free(t);
+            if (!r)
+                return -1;
+            Py_DECREF(r);
+        } else if (ua_is_coroutine(t->obj)) {   /* scheduled as call_soon() would */
             int rc = ua_loop_call_soon(self, t->obj, NULL);
             ua_task_free(t);
             if (rc < 0)
@@ -607,6 +645,8 @@ static int run_entry(LoopObject *self, ua_task *t, PyObject **ret)
         return resume(self, t, ret);
     if (t->kind == TASK_V3_DONE)
         return ua_v3_task_reap(self, t);
+    if (t->kind == TASK_TIMEOUT)
+        return fire_timeout(self, t);
     if (t->kind == TASK_STOP) {
         *ret = Py_NewRef(t->obj);
         ua_task_free(t);
@@ -643,6 +683,58 @@ static int expire_timers(LoopObject *self)
         }
         UA_DEBUG_LOG("Moving from waitq to runq: %R", t->obj);
         if (ua_loop_queue(self, t) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* 2.0's pass: the expired timers join the run queue; then exactly what
+ * was queued when the pass began runs. */
+static int run_pass(LoopObject *self, PyObject **ret)
+{
+    if (expire_timers(self) < 0)
+        return -1;
+    size_t n = self->runq.len;
+    while (n-- && self->runq.len) {
+        int rc = run_entry(self, ua_runq_pop(&self->runq), ret);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* MicroPython's order: the next record of this round, the earlier of the
+ * run queue's head and the due timer heap's top; NULL when nothing is due
+ * or the earliest was queued during the round (it runs after the poll).
+ * The clock is read once a round: a timer falling due meanwhile waits for
+ * the next round, as on a board a little slower. */
+static ua_task *mp_next(LoopObject *self, uint32_t round)
+{
+    ua_task *q = self->runq.len ? ua_runq_at(&self->runq, 0) : NULL;
+    ua_timer *top = ua_timerheap_peek(&self->timers);
+    if (top && ua_ticks_diff(top->deadline, self->now) <= 0 && (!q || ua_timer_earlier(top, &q->timer))) {
+        ua_timerheap_pop(&self->timers);
+        return ua_task_of_timer(top);
+    }
+    if (!q || (int32_t)(q->timer.seq - round) >= 0)
+        return NULL;
+    return ua_runq_pop(&self->runq);
+}
+
+static int run_round(LoopObject *self, PyObject **ret)
+{
+    uint32_t round = self->timers.next_seq;
+    if (ua_loop_now(self, &self->now) < 0)
+        return -1;
+    ua_task *t;
+    while ((t = mp_next(self, round))) {
+        int rc = run_entry(self, t, ret);
+        if (rc)
+            return rc;
+        /* MicroPython polls before each step: a ThreadSafeFlag set meanwhile
+         * (here or in another thread) wakes its waiter now, behind what this
+         * step queued. One load. */
+        if (ua_wakeup_asked(&self->wakeup) && take_threadsafe(self) < 0)
             return -1;
     }
     return 0;
@@ -698,17 +790,7 @@ PyObject *ua_loop_run_forever(LoopObject *self, int until_idle)
         /* One load per pass: whether another thread asked for something. */
         if (ua_wakeup_asked(&self->wakeup) && take_threadsafe(self) < 0)
             break;
-        if (expire_timers(self) < 0)
-            break;
-        /* Run exactly what was queued when the pass began. */
-        size_t n = self->runq.len;
-        int rc = 0;
-        while (n-- && self->runq.len) {
-            rc = run_entry(self, ua_runq_pop(&self->runq), &ret);
-            if (rc)
-                break;
-        }
-        if (rc)
+        if ((self->mp_order ? run_round(self, &ret) : run_pass(self, &ret)) != 0)
             break;
         /* After a burst (100k tasks spawned at once), give the ring back. */
         if (self->runq.cap > 4096 && self->runq.len * 8 < self->runq.cap)
@@ -725,6 +807,8 @@ PyObject *ua_loop_run_forever(LoopObject *self, int until_idle)
          * blocks) still acts on a Ctrl-C caught while C code ran. */
         if (!delay && !(++passes & 255) && PyErr_CheckSignals() < 0)
             break;
+        if (ua_wakeup_asked(&self->wakeup))
+            delay = 0;   /* marked in this thread (ua_loop_at_next_poll), nothing written */
         if (self->vclock && delay > 0) {
             /* Virtual clock: take the I/O that is ready, then, if still
              * idle, jump to the earliest timer instead of sleeping. */

@@ -139,13 +139,52 @@ static PyObject *mod_get_event_loop(PyObject *m, PyObject *args, PyObject *kwds)
     return (PyObject *)ua_default_loop();
 }
 
-PyObject *ua_sleep_for(PyObject *delay, int in_secs, int clamp)
+int ua_v3_delay(PyObject *delay, int in_secs, int32_t *ms)
+{
+    const char *name = in_secs ? "sleep" : "sleep_ms";
+    double v;
+    if (PyLong_Check(delay)) {
+        int overflow;
+        long long i = PyLong_AsLongLongAndOverflow(delay, &overflow);
+        if (i == -1 && PyErr_Occurred())
+            return -1;
+        v = overflow ? overflow * 1e300 : (double)i;
+    } else {
+        if (!PyFloat_Check(delay) && !PyNumber_Check(delay)) {
+            PyErr_Format(PyExc_TypeError, "%s: %s must be a number, not %.100s", name,
+                         in_secs ? "the delay in seconds" : "the delay in ms", Py_TYPE(delay)->tp_name);
+            return -1;
+        }
+        v = PyFloat_AsDouble(delay);
+        if (v == -1.0 && PyErr_Occurred())
+            return -1;
+        if (isnan(v)) {
+            PyErr_Format(PyExc_ValueError, "%s: the delay must not be NaN", name);
+            return -1;
+        }
+    }
+    v = trunc(in_secs ? v * 1000.0 : v);   /* int(secs * 1000), as MicroPython's sleep() */
+    *ms = v <= 0 ? 0 : v > UA_TICKS_MAX_DELAY ? UA_TICKS_MAX_DELAY : (int32_t)v;
+    return v > UA_TICKS_MAX_DELAY;
+}
+
+PyObject *ua_sleep_for(PyObject *delay, int in_secs, int v3)
 {
     int32_t ms;
     const char *name = in_secs ? "sleep" : "sleep_ms";
+    if (v3) {
+        int r = ua_v3_delay(delay, in_secs, &ms);
+        if (r < 0)
+            return NULL;
+        if (r) {
+            PyErr_SetString(PyExc_OverflowError, "ticks interval overflow");
+            return NULL;
+        }
+        return ua_sleep_ms_new(ms);
+    }
     if ((in_secs ? ua_delay_from_secs(delay, &ms, name) : ua_delay_from_ms(delay, &ms, name)) < 0)
         return NULL;
-    return ua_sleep_ms_new(clamp && ms < 0 ? 0 : ms);
+    return ua_sleep_ms_new(ms);
 }
 
 static PyObject *mod_sleep(PyObject *m, PyObject *secs)
