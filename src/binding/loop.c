@@ -47,6 +47,23 @@ int ua_loop_now(LoopObject *self, uint32_t *now)
     return 0;
 }
 
+void ua_loop_tick(LoopObject *self)
+{
+    if (self->py_time)
+        return;   /* a Python clock is read once a round */
+    if (self->vclock) {
+        self->now = self->vnow;
+        return;
+    }
+    if (self->running) {
+        uint32_t c = ua_ticks_coarse();
+        if (c == self->coarse)
+            return;
+        self->coarse = c;
+    }
+    self->now = ua_ticks_ms();
+}
+
 /* ---- placing a record -------------------------------------------------- */
 
 int ua_loop_in_its_thread(LoopObject *self)
@@ -706,8 +723,8 @@ static int run_pass(LoopObject *self, PyObject **ret)
 /* MicroPython's order: the next record of this round, the earlier of the
  * run queue's head and the due timer heap's top; NULL when nothing is due
  * or the earliest was queued during the round (it runs after the poll).
- * The clock is read once a round: a timer falling due meanwhile waits for
- * the next round, as on a board a little slower. */
+ * "Due" is by loop->now: read each round, and when a record is queued
+ * while timers are pending (ua_loop_stamp). */
 static ua_task *mp_next(LoopObject *self, uint32_t round)
 {
     ua_task *q = self->runq.len ? ua_runq_at(&self->runq, 0) : NULL;
@@ -724,10 +741,14 @@ static ua_task *mp_next(LoopObject *self, uint32_t round)
 static int run_round(LoopObject *self, PyObject **ret)
 {
     uint32_t round = self->timers.next_seq;
+    /* Timers falling due during the round (a step ran long) may join it,
+     * but the round ends within what was pending when it began. */
+    size_t budget = self->runq.len + self->timers.len;
+    self->coarse = ua_ticks_coarse();
     if (ua_loop_now(self, &self->now) < 0)
         return -1;
     ua_task *t;
-    while ((t = mp_next(self, round))) {
+    while (budget-- && (t = mp_next(self, round))) {
         int rc = run_entry(self, t, ret);
         if (rc)
             return rc;

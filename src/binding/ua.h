@@ -106,6 +106,7 @@ typedef struct LoopObject {
      * share the timer heap's sequence counter. 2.0 loops run in passes. */
     uint8_t mp_order;
     uint32_t now;           /* ticks, as last read: what queued records are stamped with */
+    uint32_t coarse;        /* ua_ticks_coarse() when now was read, in a v3 run */
     PyObject *weakreflist;
 } LoopObject;
 
@@ -201,13 +202,17 @@ int ua_loop_ready(PyObject *module);
  * (which another thread may set). */
 PyObject *ua_loop_run_forever(LoopObject *loop, int until_idle);
 int ua_loop_queue(LoopObject *loop, ua_task *t);
+/* Bring loop->now up to date: read outside a run; in a run, only if the
+ * coarse clock moved since it was read (a step that blocked or ran long). */
+void ua_loop_tick(LoopObject *loop);
 /* Stamp a record going into the run queue with the tick and order it is
- * queued at (what a v3 loop orders it by). Outside a run the cached tick
- * may be old: it is read anew. */
+ * queued at, as MicroPython keys it (what a v3 loop orders it by). The tick
+ * matters only against timers: in a run it is brought up to date only
+ * while some are pending, and then cheaply. */
 static inline void ua_loop_stamp(LoopObject *loop, ua_task *t)
 {
-    if (!loop->running && !loop->py_time)
-        loop->now = loop->vclock ? loop->vnow : ua_ticks_ms();
+    if (!loop->running || (loop->mp_order && loop->timers.len))
+        ua_loop_tick(loop);
     t->timer.deadline = loop->now;
     t->timer.seq = loop->timers.next_seq++;
 }
