@@ -705,57 +705,55 @@ static int expire_timers(LoopObject *self)
     return 0;
 }
 
-/* 2.0's pass: the expired timers join the run queue; then exactly what
- * was queued when the pass began runs. */
-static int run_pass(LoopObject *self, PyObject **ret)
-{
-    if (expire_timers(self) < 0)
-        return -1;
-    size_t n = self->runq.len;
-    while (n-- && self->runq.len) {
-        int rc = run_entry(self, ua_runq_pop(&self->runq), ret);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-/* MicroPython's order: the next record of this round, the earlier of the
- * run queue's head and the due timer heap's top; NULL when nothing is due
- * or the earliest was queued during the round (it runs after the poll).
- * "Due" is by loop->now: read each round, and when a record is queued
- * while timers are pending (ua_loop_stamp). */
-static ua_task *mp_next(LoopObject *self, uint32_t round)
+/* MicroPython's order: the next record, the earlier of the run queue's
+ * head and the due timer heap's top; NULL when nothing is due. "Due" is by
+ * loop->now: read each round, and when a record is queued while timers are
+ * pending (ua_loop_stamp). */
+static inline ua_task *mp_next(LoopObject *self)
 {
     ua_task *q = self->runq.len ? ua_runq_at(&self->runq, 0) : NULL;
-    ua_timer *top = ua_timerheap_peek(&self->timers);
-    if (top && ua_ticks_diff(top->deadline, self->now) <= 0 && (!q || ua_timer_earlier(top, &q->timer))) {
-        ua_timerheap_pop(&self->timers);
-        return ua_task_of_timer(top);
+    if (self->timers.len) {
+        ua_timer *top = self->timers.nodes[0];
+        if (ua_ticks_diff(top->deadline, self->now) <= 0 && (!q || ua_timer_earlier(top, &q->timer))) {
+            ua_timerheap_pop(&self->timers);
+            return ua_task_of_timer(top);
+        }
     }
-    if (!q || (int32_t)(q->timer.seq - round) >= 0)
-        return NULL;
-    return ua_runq_pop(&self->runq);
+    return q ? ua_runq_pop(&self->runq) : NULL;
 }
 
+/* Step (2). 2.0's pass: the expired timers join the run queue, then
+ * exactly what was queued when the pass began runs. A v3 round: as many
+ * steps of mp_next() as records were pending when it began (the poller is
+ * asked between rounds). One loop for both, so run_entry() is inlined once. */
 static int run_round(LoopObject *self, PyObject **ret)
 {
-    uint32_t round = self->timers.next_seq;
-    /* Timers falling due during the round (a step ran long) may join it,
-     * but the round ends within what was pending when it began. */
-    size_t budget = self->runq.len + self->timers.len;
-    self->coarse = ua_ticks_coarse();
-    if (ua_loop_now(self, &self->now) < 0)
-        return -1;
-    ua_task *t;
-    while (budget-- && (t = mp_next(self, round))) {
+    size_t n;
+    if (self->mp_order) {
+        n = self->runq.len + self->timers.len;
+        self->coarse = ua_ticks_coarse();
+        if (ua_loop_now(self, &self->now) < 0)
+            return -1;
+    } else {
+        if (expire_timers(self) < 0)
+            return -1;
+        n = self->runq.len;
+    }
+    while (n--) {
+        ua_task *t;
+        if (!self->mp_order)
+            t = self->runq.len ? ua_runq_pop(&self->runq) : NULL;
+        else
+            t = mp_next(self);
+        if (!t)
+            break;
         int rc = run_entry(self, t, ret);
         if (rc)
             return rc;
         /* MicroPython polls before each step: a ThreadSafeFlag set meanwhile
          * (here or in another thread) wakes its waiter now, behind what this
          * step queued. One load. */
-        if (ua_wakeup_asked(&self->wakeup) && take_threadsafe(self) < 0)
+        if (ua_wakeup_asked(&self->wakeup) && self->mp_order && take_threadsafe(self) < 0)
             return -1;
     }
     return 0;
@@ -811,7 +809,7 @@ PyObject *ua_loop_run_forever(LoopObject *self, int until_idle)
         /* One load per pass: whether another thread asked for something. */
         if (ua_wakeup_asked(&self->wakeup) && take_threadsafe(self) < 0)
             break;
-        if ((self->mp_order ? run_round(self, &ret) : run_pass(self, &ret)) != 0)
+        if (run_round(self, &ret) != 0)
             break;
         /* After a burst (100k tasks spawned at once), give the ring back. */
         if (self->runq.cap > 4096 && self->runq.len * 8 < self->runq.cap)

@@ -207,11 +207,13 @@ int ua_loop_queue(LoopObject *loop, ua_task *t);
 void ua_loop_tick(LoopObject *loop);
 /* Stamp a record going into the run queue with the tick and order it is
  * queued at, as MicroPython keys it (what a v3 loop orders it by). The tick
- * matters only against timers: in a run it is brought up to date only
- * while some are pending, and then cheaply. */
+ * matters only against timers pending now (a timer pushed later has a
+ * later deadline), so only then is it brought up to date, and cheaply. */
 static inline void ua_loop_stamp(LoopObject *loop, ua_task *t)
 {
-    if (!loop->running || (loop->mp_order && loop->timers.len))
+    if (!loop->mp_order)
+        return;   /* 2.0's passes do not look at it */
+    if (loop->timers.len)
         ua_loop_tick(loop);
     t->timer.deadline = loop->now;
     t->timer.seq = loop->timers.next_seq++;

@@ -80,6 +80,7 @@ static PyObject *waitfor_next(WaitObject *w)
             return ua_wait_park(w, &rt->doneq);
         w->state = 0xff;
         PyObject *r = ua_v3_outcome(rt);   /* the runner's exception, if it had one */
+        Py_CLEAR(w->value);
         if (!r)
             return NULL;
         Py_DECREF(r);
@@ -98,31 +99,28 @@ static PyObject *waitfor_next(WaitObject *w)
 static PyObject *waitfor_throw(WaitObject *w, PyObject *exc)
 {
     int sleeping = w->state == 1;
+    PyObject *rt = w->value;   /* the runner task: let go of here */
+    w->value = NULL;
     ua_wait_release(w);
     w->state = 0xff;
-    if (!sleeping || !PyErr_GivenExceptionMatches(exc, ua_v3_CancelledError)) {
-        ua_err_restore(exc);
-        return NULL;
-    }
-    PyObject *args = PyObject_GetAttr(exc, str_args);
-    if (!args) {
-        Py_DECREF(exc);
-        return NULL;
-    }
-    PyObject *status = PyTuple_Check(args) && PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : Py_None;
+    PyObject *args = sleeping && PyErr_GivenExceptionMatches(exc, ua_v3_CancelledError)
+                         ? PyObject_GetAttr(exc, str_args)
+                         : NULL;
+    PyObject *status = args && PyTuple_Check(args) && PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : NULL;
     PyObject *r = NULL;
-    if (status == Py_None) {
-        if (ua_v3_cancel((TaskObject *)runner_task(w)) < 0)
-            PyErr_WriteUnraisable(runner_task(w));
-        ua_err_restore(exc);
-    } else if (status == Py_True) {
-        Py_DECREF(exc);
+    if (status == Py_True) {
         r = ua_wait_done(Py_NewRef(PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1) : Py_None));
-    } else {
         Py_DECREF(exc);
+    } else if (status && PyExceptionInstance_Check(status)) {
         PyErr_SetObject((PyObject *)Py_TYPE(status), status);
+        Py_DECREF(exc);
+    } else {
+        if (args && rt && ua_v3_cancel((TaskObject *)rt) < 0)   /* cancelled from elsewhere */
+            PyErr_WriteUnraisable(rt);
+        ua_err_restore(exc);
     }
-    Py_DECREF(args);
+    Py_XDECREF(args);
+    Py_XDECREF(rt);
     return r;
 }
 
@@ -132,10 +130,13 @@ static PyObject *waitfor_throw(WaitObject *w, PyObject *exc)
 static void runner_report(WaitObject *run, PyObject *status, PyObject *result)
 {
     WaitObject *w = (WaitObject *)run->value;
+    run->value = NULL;   /* the wait_for and its runner no longer hold each other */
     TaskObject *waiter = w ? w->task : NULL;
     run->state = 0xff;
-    if (!waiter || w->kind != W_WAITFOR || w->state != 1 || waiter->rec.aux || TASK_DONE(waiter))
+    if (!waiter || w->kind != W_WAITFOR || w->state != 1 || waiter->rec.aux || TASK_DONE(waiter)) {
+        Py_XDECREF(w);
         return;
+    }
     Py_INCREF(waiter);
     int r = ua_v3_cancel(waiter);
     PyObject *exc = r == 1 ? PyObject_CallFunctionObjArgs(ua_v3_CancelledError, status, result, NULL) : NULL;
@@ -144,6 +145,7 @@ static void runner_report(WaitObject *run, PyObject *status, PyObject *result)
     else if (r < 0 || r == 1)
         PyErr_WriteUnraisable((PyObject *)run);
     Py_DECREF(waiter);
+    Py_DECREF(w);
 }
 
 /* W_RUNNER, the runner task's coroutine: state 0 not started, 1 awaiting. */
@@ -186,6 +188,7 @@ static PyObject *runner_throw(WaitObject *run, PyObject *exc)
 {
     if (run->state != 1) {   /* not started: it ends with exc */
         run->state = 0xff;
+        Py_CLEAR(run->value);
         ua_err_restore(exc);
         return NULL;
     }
