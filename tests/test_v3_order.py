@@ -307,6 +307,44 @@ woken
 main again
 '''
 
+# a ThreadSafeFlag cleared after its waiter was woken: the waiter returns all the same
+FLAG_CLEARED = '''\
+fl = asyncio.ThreadSafeFlag()
+
+async def w():
+    print("w waits")
+    await fl.wait()
+    print("w woken")
+
+async def a():
+    fl.set()
+    print("a set")
+
+async def b():
+    fl.clear()
+    print("b clear")
+
+async def main():
+    asyncio.create_task(w())
+    await asyncio.sleep(0)
+    asyncio.create_task(a())
+    asyncio.create_task(b())
+    await asyncio.sleep(0)
+    print("main")
+    await asyncio.sleep(0.01)
+    print("end")
+
+asyncio.run(main())
+'''
+FLAG_CLEARED_PRINTS = '''\
+w waits
+a set
+b clear
+main
+w woken
+end
+'''
+
 # an exception nobody awaited is reported one step after its task ended
 UNRETRIEVED = '''\
 async def fail(n):
@@ -392,6 +430,7 @@ CASES = {
     'gather': (GATHER, GATHER_PRINTS),
     'lock': (LOCK, LOCK_PRINTS),
     'flag': (FLAG, FLAG_PRINTS),
+    'flag_cleared': (FLAG_CLEARED, FLAG_CLEARED_PRINTS),
     'unretrieved': (UNRETRIEVED, UNRETRIEVED_PRINTS),
     'runs': (RUNS, RUNS_PRINTS),
 }
