@@ -10,8 +10,8 @@
  * whose deadline passed runs before one made ready since. Each step takes
  * the earlier of the run queue's head (stamped when queued) and the timer
  * heap's due top: a merge of the two, which is that one queue, with no
- * heap operation for a ready task. A round (2) runs what was queued or due
- * when it began; (3) is the same. */
+ * heap operation for a ready task. A round (2) runs as many steps as
+ * records were pending when it began; (3) is the same. */
 #include "tasks.h"
 
 static PyObject *str_throw, *str_time, *str_wait;
