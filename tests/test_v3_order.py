@@ -60,7 +60,7 @@ async def ready(n):
 
 async def main():
     a = asyncio.create_task(sleeper("a", 10))
-    b = asyncio.create_task(sleeper("b", 1000))
+    b = asyncio.create_task(sleeper("b", 10000))
     await asyncio.sleep(0)
     asyncio.create_task(ready(1))
     time.sleep(0.03)   # a's deadline passes
