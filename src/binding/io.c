@@ -16,6 +16,7 @@ static void on_ready(void *ctx, void *waiter, int fd, int dir, int hangup)
     (void)fd, (void)dir, (void)hangup;
     ua_runq_push(&self->runq, t);
     t->state = ST_QUEUED;
+    ua_loop_stamp(self, t);
 }
 
 int ua_loop_poll(LoopObject *self, int delay)

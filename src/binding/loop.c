@@ -3,7 +3,15 @@
  * Each pass of run_forever() (1) moves every expired timer to the run queue,
  * in deadline order, (2) runs exactly the entries queued when the pass began,
  * and (3) waits in the poller: 0 ms if the run queue is not empty, until the
- * earliest deadline if there is one, else without limit. */
+ * earliest deadline if there is one, else without limit.
+ *
+ * A v3 loop (mp_order) runs MicroPython's order instead: its ready and
+ * sleeping tasks form one queue ordered by (tick, push order), so a task
+ * whose deadline passed runs before one made ready since. Each step takes
+ * the earlier of the run queue's head (stamped when queued) and the timer
+ * heap's due top: a merge of the two, which is that one queue, with no
+ * heap operation for a ready task. A round (2) runs as many steps as
+ * records were pending when it began; (3) is the same. */
 #include "tasks.h"
 
 static PyObject *str_throw, *str_time, *str_wait;
@@ -37,6 +45,23 @@ int ua_loop_now(LoopObject *self, uint32_t *now)
         return -1;
     *now = (uint32_t)((unsigned long long)v & UA_TICKS_MASK);
     return 0;
+}
+
+void ua_loop_tick(LoopObject *self)
+{
+    if (self->py_time)
+        return;   /* a Python clock is read once a round */
+    if (self->vclock) {
+        self->now = self->vnow;
+        return;
+    }
+    if (self->running) {
+        uint32_t c = ua_ticks_coarse();
+        if (c == self->coarse)
+            return;
+        self->coarse = c;
+    }
+    self->now = ua_ticks_ms();
 }
 
 /* ---- placing a record -------------------------------------------------- */
@@ -82,6 +107,7 @@ int ua_loop_queue(LoopObject *self, ua_task *t)
         return -1;
     }
     t->state = ST_QUEUED;
+    ua_loop_stamp(self, t);
     return 0;
 }
 
@@ -311,6 +337,29 @@ int ua_loop_call_soon_threadsafe(LoopObject *self, PyObject *cb, PyObject *args)
     return 0;
 }
 
+int ua_loop_at_next_poll(LoopObject *self, PyObject *cb)
+{
+    if (self->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
+        return -1;
+    }
+    ua_task *t = ua_task_new(TASK_AT_POLL, cb, NULL);
+    if (!t)
+        return -1;
+    if (ua_runq_push(&self->ts_calls, t) < 0) {
+        ua_task_free(t);
+        PyErr_NoMemory();
+        return -1;
+    }
+    /* In its own thread the loop is not blocked: it looks at the flag
+     * after the step running now (and before it would block), no write. */
+    if (ua_loop_in_its_thread(self))
+        ua_wakeup_mark(&self->wakeup);
+    else
+        ua_wakeup_signal(&self->wakeup);
+    return 0;
+}
+
 void ua_loop_link_waiter(LoopObject *self, ua_waiter_link *link, PyObject *task)
 {
     link->task = task;   /* at the tail: close() finalizes in parking order */
@@ -328,7 +377,13 @@ static int take_threadsafe(LoopObject *self)
     ua_wakeup_take(&self->wakeup);
     while (self->ts_calls.len) {
         ua_task *t = ua_runq_pop(&self->ts_calls);
-        if (ua_is_coroutine(t->obj)) {   /* scheduled as call_soon() would */
+        if (t->kind == TASK_AT_POLL) {   /* what the poll finds: acted on now */
+            PyObject *r = PyObject_CallNoArgs(t->obj);
+            ua_task_free(t);
+            if (!r)
+                return -1;
+            Py_DECREF(r);
+        } else if (ua_is_coroutine(t->obj)) {   /* scheduled as call_soon() would */
             int rc = ua_loop_call_soon(self, t->obj, NULL);
             ua_task_free(t);
             if (rc < 0)
@@ -628,6 +683,8 @@ static int run_entry(LoopObject *self, ua_task *t, PyObject **ret)
         return resume(self, t, ret);
     if (t->kind == TASK_V3_DONE)
         return ua_v3_task_reap(self, t);
+    if (t->kind == TASK_TIMEOUT)
+        return fire_timeout(self, t);
     if (t->kind == TASK_STOP) {
         *ret = Py_NewRef(t->obj);
         ua_task_free(t);
@@ -664,6 +721,68 @@ static int expire_timers(LoopObject *self)
         }
         UA_DEBUG_LOG("Moving from waitq to runq: %R", t->obj);
         if (ua_loop_queue(self, t) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* MicroPython's order: the next record, the earlier of the run queue's
+ * head and the due timer heap's top; NULL when nothing is due, or when the
+ * next one was queued (or its timer set) at or after the sequence number
+ * limit: the round that began then is over, and the poller is asked before
+ * it runs (MicroPython asks before every step). "Due" is by loop->now: read
+ * each round, and when a record is queued while timers are pending
+ * (ua_loop_stamp). */
+static inline ua_task *mp_next(LoopObject *self, uint32_t limit)
+{
+    ua_task *q = self->runq.len ? ua_runq_at(&self->runq, 0) : NULL;
+    if (self->timers.len) {
+        ua_timer *top = self->timers.nodes[0];
+        if (ua_ticks_diff(top->deadline, self->now) <= 0 && (!q || ua_timer_earlier(top, &q->timer))) {
+            if ((int32_t)(top->seq - limit) >= 0)
+                return NULL;
+            ua_timerheap_pop(&self->timers);
+            return ua_task_of_timer(top);
+        }
+    }
+    if (!q || (int32_t)(q->timer.seq - limit) >= 0)
+        return NULL;
+    return ua_runq_pop(&self->runq);
+}
+
+/* Step (2). 2.0's pass: the expired timers join the run queue, then
+ * exactly what was queued when the pass began runs. A v3 round: the steps
+ * of mp_next() for the records pending when it began (the poller is asked
+ * between rounds). One loop for both, so run_entry() is inlined once. */
+static int run_round(LoopObject *self, PyObject **ret)
+{
+    size_t n;
+    uint32_t limit = self->timers.next_seq;   /* what is queued from now on waits for the next round */
+    if (self->mp_order) {
+        n = self->runq.len + self->timers.len;
+        self->coarse = ua_ticks_coarse();
+        if (ua_loop_now(self, &self->now) < 0)
+            return -1;
+    } else {
+        if (expire_timers(self) < 0)
+            return -1;
+        n = self->runq.len;
+    }
+    while (n--) {
+        ua_task *t;
+        if (!self->mp_order)
+            t = self->runq.len ? ua_runq_pop(&self->runq) : NULL;
+        else
+            t = mp_next(self, limit);
+        if (!t)
+            break;
+        int rc = run_entry(self, t, ret);
+        if (rc)
+            return rc;
+        /* MicroPython polls before each step: a ThreadSafeFlag set meanwhile
+         * (here or in another thread) wakes its waiter now, behind what this
+         * step queued. One load. */
+        if (ua_wakeup_asked(&self->wakeup) && self->mp_order && take_threadsafe(self) < 0)
             return -1;
     }
     return 0;
@@ -719,17 +838,7 @@ PyObject *ua_loop_run_forever(LoopObject *self, int until_idle)
         /* One load per pass: whether another thread asked for something. */
         if (ua_wakeup_asked(&self->wakeup) && take_threadsafe(self) < 0)
             break;
-        if (expire_timers(self) < 0)
-            break;
-        /* Run exactly what was queued when the pass began. */
-        size_t n = self->runq.len;
-        int rc = 0;
-        while (n-- && self->runq.len) {
-            rc = run_entry(self, ua_runq_pop(&self->runq), &ret);
-            if (rc)
-                break;
-        }
-        if (rc)
+        if (run_round(self, &ret) != 0)
             break;
         /* After a burst (100k tasks spawned at once), give the ring back. */
         if (self->runq.cap > 4096 && self->runq.len * 8 < self->runq.cap)
@@ -746,6 +855,8 @@ PyObject *ua_loop_run_forever(LoopObject *self, int until_idle)
          * blocks) still acts on a Ctrl-C caught while C code ran. */
         if (!delay && !(++passes & 255) && PyErr_CheckSignals() < 0)
             break;
+        if (ua_wakeup_asked(&self->wakeup))
+            delay = 0;   /* marked in this thread (ua_loop_at_next_poll), nothing written */
         if (self->vclock && delay > 0) {
             /* Virtual clock: take the I/O that is ready, then, if still
              * idle, jump to the earliest timer instead of sleeping. */

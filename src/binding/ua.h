@@ -27,6 +27,8 @@ enum {
     TASK_CALL,      /* obj: callable; aux: args tuple or NULL */
     TASK_TIMEOUT,   /* obj: coroutine to time out; aux: the WaitFor (borrowed) */
     TASK_STOP,      /* obj: value run_forever() returns */
+    TASK_AT_POLL,   /* in ts_calls only: obj is called when the loop next polls (before
+                     * its next step), not queued (ua_loop_at_next_poll) */
     TASK_V3,        /* embedded in a v3 Task (v3.h): obj: coroutine; aux: pending exception */
     TASK_V3_DONE,   /* a v3 Task that ended: aux: its result or exception; queued
                      * once more only to report an exception nobody retrieved */
@@ -51,7 +53,9 @@ enum {
 };
 
 typedef struct ua_task {
-    ua_timer timer;     /* while ST_IOWAIT, timer.deadline holds the fd */
+    ua_timer timer;     /* while ST_IOWAIT, timer.deadline holds the fd; while
+                         * ST_QUEUED, deadline and seq hold the tick and the
+                         * order it was queued at (ua_loop_queue) */
     uint8_t kind;
     uint8_t state;
     uint16_t flags;
@@ -104,6 +108,14 @@ typedef struct LoopObject {
     PyObject *executor;     /* v3: run_in_executor()'s default executor, made on first use */
     uint8_t vclock;         /* virtual clock: time jumps to the next timer when idle */
     uint32_t vnow;          /* the virtual clock's ticks */
+    /* MicroPython's order (v3 loops): ready and sleeping records form one
+     * queue ordered by (tick, push order), as MicroPython's single heap:
+     * each step runs the earlier of the run queue's head (stamped with the
+     * tick it was queued at) and the timer heap's top, if due. Records
+     * share the timer heap's sequence counter. 2.0 loops run in passes. */
+    uint8_t mp_order;
+    uint32_t now;           /* ticks, as last read: what queued records are stamped with */
+    uint32_t coarse;        /* ua_ticks_coarse() when now was read, in a v3 run */
     PyObject *weakreflist;
 } LoopObject;
 
@@ -179,8 +191,13 @@ void ua_log(const char *logger, const char *fmt, ...);
 int ua_delay_from_secs(PyObject *secs, int32_t *ms, const char *what);
 int ua_delay_from_ms(PyObject *ms_obj, int32_t *ms, const char *what);
 /* sleep(secs) (in_secs) or sleep_ms(ms) of either API: a SleepMs for the
- * delay; clamp: a negative delay counts as 0 (v3). */
-PyObject *ua_sleep_for(PyObject *delay, int in_secs, int clamp);
+ * delay; v3: as ua_v3_delay() takes it, OverflowError past the longest. */
+PyObject *ua_sleep_for(PyObject *delay, int in_secs, int v3);
+/* A v3 delay (secs if in_secs, else ms) in ms, as MicroPython's sleep_ms()
+ * takes it: negative counts as 0; past the longest ticks delay, 1 (*ms
+ * then holds that delay), where MicroPython raises OverflowError. 0, 1,
+ * or -1 with an exception. */
+int ua_v3_delay(PyObject *delay, int in_secs, int32_t *ms);
 
 /* loop.c: what the other files use */
 /* The loop whose run_forever() runs in the calling thread (the innermost, if
@@ -194,6 +211,22 @@ int ua_loop_ready(PyObject *module);
  * or on a thread's future (which another thread may set or end). */
 PyObject *ua_loop_run_forever(LoopObject *loop, int until_idle);
 int ua_loop_queue(LoopObject *loop, ua_task *t);
+/* Bring loop->now up to date: read outside a run; in a run, only if the
+ * coarse clock moved since it was read (a step that blocked or ran long). */
+void ua_loop_tick(LoopObject *loop);
+/* Stamp a record going into the run queue with the tick and order it is
+ * queued at, as MicroPython keys it (what a v3 loop orders it by). The tick
+ * matters only against timers pending now (a timer pushed later has a
+ * later deadline), so only then is it brought up to date, and cheaply. */
+static inline void ua_loop_stamp(LoopObject *loop, ua_task *t)
+{
+    if (!loop->mp_order)
+        return;   /* 2.0's passes do not look at it */
+    if (loop->timers.len)
+        ua_loop_tick(loop);
+    t->timer.deadline = loop->now;
+    t->timer.seq = loop->timers.next_seq++;
+}
 int ua_loop_wake(LoopObject *loop, ua_task *t);
 int ua_loop_unplace(LoopObject *loop, ua_task *t);
 int ua_loop_pend_error(LoopObject *loop, ua_task *t);
@@ -217,6 +250,11 @@ void ua_loop_unlink_waiter(ua_waiter_link *link);
  * the loop's thread at its next pass, waking it at once if it blocks.
  * 0, or -1 with an exception (closed loop, no memory). */
 int ua_loop_call_soon_threadsafe(LoopObject *loop, PyObject *cb, PyObject *args);
+/* From any thread holding the GIL: call cb() in the loop's thread when it
+ * next polls, as MicroPython's poller finds a ThreadSafeFlag set: before
+ * its next step (so behind the tasks queued by then), waking it if it
+ * blocks. 0, or -1 with an exception. */
+int ua_loop_at_next_poll(LoopObject *loop, PyObject *cb);
 /* Deliver exc into a task at its next resumption, waking it now. coro: a
  * 2.0 task's coroutine (its record is found, or made), or a v3 Task
  * (ua_v3_owner_of()). */

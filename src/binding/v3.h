@@ -55,8 +55,10 @@ typedef struct TaskObject {
 /* A Wait's kind: what it waits on (target) and how it ends. */
 enum {
     W_TASK,         /* await task */
-    W_WAITFOR,      /* wait_for(aw, timeout): target the task it runs */
-    W_GATHER,       /* gather(): target a tuple of tasks */
+    W_WAITFOR,      /* wait_for(aw, timeout): target the task it runs, value its runner task */
+    W_RUNNER,       /* the coroutine of wait_for's runner task: target the task it
+                     * awaits, value the wait_for it reports to */
+    W_GATHER,       /* gather(): target its awaitables, then their tasks */
     W_EVENT,
     W_LOCK,         /* Lock and Semaphore */
     W_GET,          /* Queue.get */
@@ -90,12 +92,12 @@ struct WaitObject {
 
 /* What a kind does when its task is resumed (next) and when an exception is
  * thrown into it (thrown: undo what was handed over, then let exc go on;
- * or throw, if set: the kind takes the throw(args) call itself, and may
- * catch it). */
+ * or throw: take over, given the exception instance, and end the await
+ * with a value or an exception). */
 typedef struct {
     PyObject *(*next)(WaitObject *w);
     void (*thrown)(WaitObject *w);
-    PyObject *(*throw)(WaitObject *w, PyObject *args);
+    PyObject *(*throw)(WaitObject *w, PyObject *exc);
 } ua_wait_ops;
 
 extern ua_wait_ops ua_wait_kinds[W_NKINDS];
@@ -160,6 +162,9 @@ int ua_doneq_add(TaskObject *t, int kind, PyObject *target, PyObject *value);
 void ua_doneq_remove(WaitObject *w);
 void ua_doneq_clear_owned(TaskObject *t);
 WaitObject *ua_task_gather(TaskObject *t);             /* its gather, or NULL */
+/* The task a Wait is awaiting (await task, wait_for's runner and its
+ * waiter after the timeout), or NULL: where cancel() goes on down. */
+TaskObject *ua_wait_awaited_task(WaitObject *w);
 int ua_task_awaited(TaskObject *t);                    /* some task awaits it */
 int ua_v3_wait_ready(PyObject *module);
 
@@ -170,7 +175,6 @@ int ua_v3_queue_ready(PyObject *module);
 int ua_v3_loop_ready(PyObject *module);
 void ua_v3_gather_child_done(WaitObject *g, TaskObject *child);
 void ua_v3_gather_forget(WaitObject *g);
-void ua_v3_gather_cancel(WaitObject *g);   /* cancel the tasks it still waits for */
 void ua_v3_flag_forget(WaitObject *w);     /* a ThreadSafeFlag's waiter goes */
 
 /* The CPython asyncio names beyond MicroPython's: v3_names.c (ensure_future,

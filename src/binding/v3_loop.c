@@ -243,6 +243,15 @@ static PyMethodDef v3loop_methods[] = {
     {NULL},
 };
 
+/* A v3 loop runs its tasks in MicroPython's order (loop.c). */
+static PyObject *v3loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    LoopObject *self = (LoopObject *)PollLoop_Type.tp_new(type, args, kwds);
+    if (self)
+        self->mp_order = 1;
+    return (PyObject *)self;
+}
+
 PyTypeObject V3Loop_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "uasyncio.v3.Loop",
@@ -251,6 +260,7 @@ PyTypeObject V3Loop_Type = {
     .tp_doc = "Loop(*, virtual_clock=False): the event loop of uasyncio.v3. With virtual_clock, "
               "time jumps to the next timer whenever every task waits.",
     .tp_base = &PollLoop_Type,
+    .tp_new = v3loop_new,
     .tp_init = (initproc)v3loop_init,
     .tp_methods = v3loop_methods,
 };

@@ -88,6 +88,8 @@ typedef struct {
     Py_ssize_t value;       /* how many may acquire now (Lock: 1 free, 0 locked) */
     Py_ssize_t bound;       /* BoundedSemaphore: the initial value; else -1 */
     uint8_t is_lock;
+    uint8_t handing;        /* Lock: handed to a waiter that has not run yet (not
+                             * locked() meanwhile, as MicroPython's) */
 } SemObject;
 
 static PyTypeObject Lock_Type, Semaphore_Type, BoundedSemaphore_Type;
@@ -121,12 +123,14 @@ static int sem_give(SemObject *self)
         return -1;
     if (!r)
         self->value++;
+    else if (self->is_lock)
+        self->handing = 1;
     return 0;
 }
 
 static PyObject *sem_release(SemObject *self, PyObject *unused)
 {
-    if (self->is_lock && self->value) {
+    if (self->is_lock && (self->value || self->handing)) {
         PyErr_SetString(PyExc_RuntimeError, "Lock not acquired");
         return NULL;
     }
@@ -141,7 +145,7 @@ static PyObject *sem_release(SemObject *self, PyObject *unused)
 
 static PyObject *sem_locked(SemObject *self, PyObject *unused)
 {
-    return PyBool_FromLong(self->value == 0);
+    return PyBool_FromLong(self->value == 0 && !self->handing);
 }
 
 static PyObject *sem_acquire(SemObject *self, PyObject *unused)
@@ -155,6 +159,8 @@ static PyObject *lock_wait_next(WaitObject *w)
     if (w->handed || s->value > 0) {   /* a count left means nobody queues before it */
         if (!w->handed)
             s->value--;
+        else if (s->is_lock)
+            s->handing = 0;
         w->handed = 0;
         w->state = 0xff;
         return ua_wait_done(Py_NewRef(Py_True));
@@ -168,6 +174,7 @@ static void lock_wait_thrown(WaitObject *w)
 {
     if (w->handed) {
         w->handed = 0;
+        ((SemObject *)w->target)->handing = 0;
         if (sem_give((SemObject *)w->target) < 0)
             PyErr_WriteUnraisable(w->target);
     }
@@ -282,10 +289,10 @@ static PyObject *flag_set(FlagObject *self, PyObject *unused)
     LoopObject *loop = w && w->task ? w->task->loop : NULL;
     if (!loop)
         Py_RETURN_NONE;
-    if (ua_loop_in_its_thread(loop))
-        return flag_wake(self, NULL);
+    /* Its waiter wakes when the loop next polls (MicroPython's poller finds
+     * the flag set): behind what is queued by then, also in the loop's thread. */
     PyObject *wake = PyCFunction_New(&flag_wake_def, (PyObject *)self);
-    int rc = wake ? ua_loop_call_soon_threadsafe(loop, wake, NULL) : -1;
+    int rc = wake ? ua_loop_at_next_poll(loop, wake) : -1;
     Py_XDECREF(wake);
     if (rc < 0)
         return NULL;
@@ -306,7 +313,7 @@ static PyObject *flag_wait(FlagObject *self, PyObject *unused)
 static PyObject *flag_wait_next(WaitObject *w)
 {
     FlagObject *f = (FlagObject *)w->target;
-    if (f->state) {
+    if (f->state || w->handed) {   /* woken: it returns even if cleared since (as MicroPython) */
         f->state = 0;
         if (f->waiter == w)
             f->waiter = NULL;

@@ -125,7 +125,7 @@ static int is_coroutine(PyObject *obj)
 PyObject *ua_v3_create_task(LoopObject *loop, PyObject *coro)
 {
     if (!is_coroutine(coro)) {
-        PyErr_Format(PyExc_TypeError, "coroutine expected, not %.100s", Py_TYPE(coro)->tp_name);
+        PyErr_SetString(PyExc_TypeError, "coroutine expected");   /* MicroPython's words */
         return NULL;
     }
     if (loop->closed) {
@@ -281,6 +281,10 @@ PyObject *ua_v3_outcome(TaskObject *t)
 
 /* ---- cancel ------------------------------------------------------------------- */
 
+/* As MicroPython's: the task gets CancelledError when it next runs, and
+ * runs "now" (behind the tasks queued already) if it waited on something
+ * or slept on; a task already queued, or whose deadline has passed, keeps
+ * its place. */
 int ua_v3_cancel(TaskObject *t)
 {
     return ua_v3_cancel_exc(t, NULL);
@@ -300,22 +304,33 @@ int ua_v3_cancel_exc(TaskObject *t, PyObject *exc)
      * task that really waits (its CancelledError comes back up). */
     for (int depth = 0; depth < 10000; depth++) {
         WaitObject *w = ua_task_waiting(t);
-        if (!w || w->kind != W_TASK || TASK_DONE((TaskObject *)w->target))
+        TaskObject *inner = w ? ua_wait_awaited_task(w) : NULL;
+        if (!inner)
             break;
-        t = (TaskObject *)w->target;
+        t = inner;
     }
-    if (!t->loop)
+    LoopObject *loop = t->loop;
+    if (!loop)
         return 0;   /* its loop was closed: it will never run again */
+    if (t->rec.state == ST_RUNNING)
+        return 1;   /* the running task, down the chain: as on MicroPython, it is not stopped */
     WaitObject *w = ua_task_waiting(t);
     if (w)
-        ua_wq_unlink(&w->link);   /* its Wait undoes the rest when thrown into */
-    if (w && w->kind == W_GATHER)
-        ua_v3_gather_cancel(w);   /* its tasks at once, before they run again (as CPython) */
+        ua_wait_release(w);   /* out of the queue it waits in; its Wait undoes the rest when thrown into */
     exc = exc ? Py_NewRef(exc) : PyObject_CallNoArgs(ua_v3_CancelledError);
     if (!exc)
         return -1;
     Py_XSETREF(t->rec.aux, exc);
-    return ua_loop_wake(t->loop, &t->rec) < 0 ? -1 : 1;
+    if (t->rec.state == ST_QUEUED)
+        return 1;
+    if (t->rec.state == ST_SLEEPING) {
+        uint32_t now;
+        if (ua_loop_now(loop, &now) < 0)
+            return -1;
+        if (ua_ticks_diff(t->rec.timer.deadline, now) <= 0)
+            return 1;   /* due already: it runs in its deadline's place */
+    }
+    return ua_loop_wake(loop, &t->rec) < 0 ? -1 : 1;
 }
 
 /* ---- woken by 2.0 awaitables ---------------------------------------------------- */

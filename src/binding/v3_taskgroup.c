@@ -198,11 +198,9 @@ static void group_forget_waiter(WaitObject *w)
 /* A CancelledError while it waits: the parent is being cancelled (from
  * outside, unless the group is already aborting); the group cancels its
  * tasks and goes on waiting for them. Anything else ends the wait. */
-static PyObject *group_throw(WaitObject *w, PyObject *args)
+static PyObject *group_throw(WaitObject *w, PyObject *exc)
 {
     TaskGroupObject *g = (TaskGroupObject *)w->target;
-    ua_raise_thrown(args);
-    PyObject *exc = ua_err_fetch();
     ua_wait_release(w);
     group_forget_waiter(w);
     if (w->state != 1 || !ua_v3_is_cancel(exc)) {

@@ -171,10 +171,18 @@ WaitObject *ua_task_gather(TaskObject *t)
 int ua_task_awaited(TaskObject *t)
 {
     UA_WAITQ_FOR(w, &t->doneq) {
-        if (w->kind == W_TASK || w->kind == W_WAITFOR)
+        if (w->kind == W_TASK || w->kind == W_WAITFOR || w->kind == W_RUNNER)
             return 1;
     }
     return 0;
+}
+
+TaskObject *ua_wait_awaited_task(WaitObject *w)
+{
+    PyObject *t = w->kind == W_TASK || (w->kind == W_RUNNER && w->state == 1) ? w->target
+                  : w->kind == W_WAITFOR && w->state == 2                   ? w->value
+                                                                            : NULL;
+    return t && Py_IS_TYPE(t, &Task_Type) && !TASK_DONE((TaskObject *)t) ? (TaskObject *)t : NULL;
 }
 
 static PyObject *wait_next(WaitObject *w)
@@ -205,30 +213,12 @@ static void undo(WaitObject *w)
     w->state = 0xff;   /* finished: a later next() is an error */
 }
 
-/* wait_for cancelled when the task it waits for has already ended (the
- * end woke it, the cancel came before it ran): its outcome is given, not
- * lost (as CPython's wait_for and MicroPython's since #8717). */
-static int ended_under_wait_for(WaitObject *w, PyObject *args)
-{
-    if (w->kind != W_WAITFOR || (w->state != 1 && w->state != 2) || !PyTuple_GET_SIZE(args))
-        return 0;
-    TaskObject *t = (TaskObject *)w->target;
-    if (!Py_IS_TYPE(t, &Task_Type) || !TASK_DONE(t) || (t->rec.flags & TF_CANCELLED))
-        return 0;
-    PyObject *typ = PyTuple_GET_ITEM(args, 0);
-    return PyExceptionInstance_Check(typ) ? PyErr_GivenExceptionMatches(typ, ua_v3_CancelledError)
-                                          : PyExceptionClass_Check(typ) &&
-                                                PyErr_GivenExceptionMatches(typ, ua_v3_CancelledError);
-}
-
 static PyObject *wait_throw(WaitObject *w, PyObject *args)
 {
-    if (ua_wait_kinds[w->kind].throw)
-        return ua_wait_kinds[w->kind].throw(w, args);
-    if (ended_under_wait_for(w, args)) {
-        release_task(w);
-        w->state = 0xff;
-        return ua_wait_done(ua_v3_outcome((TaskObject *)w->target));
+    if (ua_wait_kinds[w->kind].throw && w->state != 0xff) {
+        ua_raise_thrown(args);
+        PyObject *exc = ua_err_fetch();   /* the instance, as the kind wants it */
+        return exc ? ua_send_result(ua_wait_kinds[w->kind].throw(w, exc)) : NULL;
     }
     undo(w);
     return ua_raise_thrown(args);
@@ -273,7 +263,7 @@ static void wait_dealloc(WaitObject *w)
 
 static PyObject *wait_repr(WaitObject *w)
 {
-    static const char *names[W_NKINDS] = {"task", "wait_for", "gather", "Event.wait", "acquire",
+    static const char *names[W_NKINDS] = {"task", "wait_for", "wait_for runner", "gather", "Event.wait", "acquire",
                                          "Queue.get", "Queue.put", "Queue.join", "ThreadSafeFlag.wait",
                                          "done", "gather entry", "done callback", "future", "shield",
                                          "wait", "as_completed", "TaskGroup", "value"};

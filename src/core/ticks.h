@@ -18,6 +18,11 @@
 /* Milliseconds of CLOCK_MONOTONIC, wrapped to the period. */
 uint32_t ua_ticks_ms(void);
 
+/* A value that changes whenever the coarse monotonic clock moves (every
+ * few ms): whether time went on since the last look, for a quarter of
+ * ua_ticks_ms()'s cost. */
+uint32_t ua_ticks_coarse(void);
+
 /* t + delta, wrapped. delta must lie in (-HALF, HALF); callers check. */
 static inline uint32_t ua_ticks_add(uint32_t t, int32_t delta)
 {

@@ -3,14 +3,7 @@
 
 #include <stdlib.h>
 
-/* a fires before b */
-static inline int earlier(const ua_timer *a, const ua_timer *b)
-{
-    int32_t d = ua_ticks_diff(a->deadline, b->deadline);
-    if (d != 0)
-        return d < 0;
-    return (int32_t)(a->seq - b->seq) < 0;
-}
+#define earlier ua_timer_earlier
 
 static inline void place(ua_timerheap *h, uint32_t i, ua_timer *t)
 {

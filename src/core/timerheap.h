@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ticks.h"
+
 typedef struct ua_timer {
     uint32_t deadline;  /* ticks */
     uint32_t seq;       /* push order, for FIFO among equal deadlines */
@@ -26,6 +28,15 @@ typedef struct ua_timerheap {
     uint32_t cap;
     uint32_t next_seq;
 } ua_timerheap;
+
+/* a is ordered before b: earlier deadline, then pushed first (wrap-safe). */
+static inline int ua_timer_earlier(const ua_timer *a, const ua_timer *b)
+{
+    int32_t d = ua_ticks_diff(a->deadline, b->deadline);
+    if (d != 0)
+        return d < 0;
+    return (int32_t)(a->seq - b->seq) < 0;
+}
 
 void ua_timerheap_init(ua_timerheap *h);
 void ua_timerheap_free(ua_timerheap *h);   /* frees the array, not the nodes */

@@ -25,6 +25,13 @@ void ua_wakeup_close(ua_wakeup *w);
  * and at most one write()). Must not race with ua_wakeup_close(). */
 void ua_wakeup_signal(ua_wakeup *w);
 
+/* The loop's own thread, where the loop is not blocked: set the flag
+ * without writing. The loop must look at it before it blocks. */
+static inline void ua_wakeup_mark(ua_wakeup *w)
+{
+    atomic_store_explicit(&w->pending, 1, memory_order_relaxed);
+}
+
 /* For the loop: nonzero if ua_wakeup_signal() was called since the last
  * take; clears the flag. Check it (cheaply: ua_wakeup_asked) before blocking;
  * a signal after the take writes a byte, so the poller returns at once. */
