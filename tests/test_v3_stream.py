@@ -53,7 +53,16 @@ def test_reader_and_writer_are_one_stream_class():
     assert asyncio.StreamReader is asyncio.Stream
     assert asyncio.StreamWriter is asyncio.Stream
     with pytest.raises(TypeError):
-        asyncio.Stream(object())
+        asyncio.Stream()   # s is needed
+
+
+def test_a_stream_over_an_object_that_cannot_be_waited_for_raises_in_the_task(aio):
+    async def main():
+        s = asyncio.Stream(object())   # no fileno(), no ioctl(): accepted, as MicroPython
+        with pytest.raises(TypeError):
+            await s.read(1)
+
+    aio.run(main())
 
 
 def test_echo_with_readline_write_drain(aio):
