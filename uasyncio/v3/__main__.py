@@ -4,8 +4,9 @@
 ticks_ms/ticks_us/ticks_cpu/ticks_add/ticks_diff/sleep_ms/sleep_us; a
 `micropython` module gives const, schedule (runs the function soon on the
 loop's thread; safe from other threads and signal handlers), and native,
-viper as no-op decorators; `utime`, `usocket`, `uselect`, ... name the
-standard modules MicroPython's old u-names stand for.
+viper as no-op decorators; `ssl` (and `ussl`) is MicroPython's ssl API
+over CPython's (uasyncio.v3._mpssl); `utime`, `usocket`, `uselect`, ...
+name the standard modules MicroPython's old u-names stand for.
 """
 import importlib
 import importlib.util
@@ -91,6 +92,8 @@ def install():
     time.sleep_ms = sleep_ms
     time.sleep_us = sleep_us
     sys.modules.setdefault("micropython", make_micropython_module())
+    from uasyncio.v3 import _mpssl   # imports CPython's ssl first, which it wraps
+    sys.modules["ssl"] = _mpssl
     sys.meta_path.append(_AliasFinder)
     # Last: from here on both names are uasyncio.v3 (already fully imported).
     sys.modules["asyncio"] = _v3
