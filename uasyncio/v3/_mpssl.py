@@ -1,6 +1,6 @@
 """MicroPython's ssl module (v1.28, TLS by mbedtls), over CPython's ssl.
 
-What `python3 -m uasyncio.v3` (and `import uasyncio.v3.mp`) binds as `ssl`
+What `python3 -m uasyncio.v3` (and uasyncio.v3.mp.install()) binds as `ssl`
 and `ussl`, so that a MicroPython program's TLS code runs unchanged:
 
 - SSLContext(PROTOCOL_TLS_CLIENT or PROTOCOL_TLS_SERVER): verifies nothing
@@ -167,7 +167,7 @@ def _pem(label, der):
 class SSLContext(_ssl.SSLContext):
     """MicroPython's SSLContext: see the module's documentation."""
 
-    sslsocket_class = _SSLSocket
+    sslsocket_class: "type[_ssl.SSLSocket]" = _SSLSocket
 
     def __new__(cls, protocol=PROTOCOL_TLS_CLIENT, *args, **kwargs):
         return super().__new__(cls, _PROTOCOLS.get(protocol, protocol), *args, **kwargs)
