@@ -15,7 +15,8 @@ import pytest
 
 import uasyncio
 from conftest import run, until  # noqa: F401
-from netutil import HOST, connect, echo_lines, raw_connect, scripted_ssl_socket, serve, stop, thread_connect
+from netutil import (HOST, connect, echo_lines, raw_connect, scripted_ssl_socket, serve, set_rst_on_close,
+                     stop, thread_connect)
 
 # Faults (resets, refusals, EMFILE, stalls, half-close) are in test_faults.py.
 
@@ -955,5 +956,126 @@ def test_an_ssl_send_is_offered_at_most_64_kib_at_a_time():
         assert drive(uasyncio.StreamWriter(s, {}).awrite(data)) == ([], None)
         assert max(len(v) for v in s.given) == 65536
         assert b"".join(bytes(v)[:(len(v) + 1) // 2] for v in s.given) == data
+    finally:
+        s.close()
+
+
+# ---- MicroPython's stream objects (a UART, a driver): no fd, ioctl() --------------------
+
+
+class PollableUart:
+    """No fileno(): ioctl(MP_STREAM_POLL=3, flags) says what is ready, as a
+    MicroPython UART's does; read() gives None while nothing came."""
+
+    def __init__(self):
+        self.rx, self.sent, self.closed = b"", [], False
+
+    def ioctl(self, req, arg):
+        if req != 3:
+            return -1   # MP_STREAM_GET_FILENO: none
+        return (arg & 1 if self.rx else 0) | (arg & 4)
+
+    def read(self, n=-1):
+        if not self.rx:
+            return None
+        n = len(self.rx) if n < 0 else n
+        r, self.rx = self.rx[:n], self.rx[n:]
+        return r
+
+    def readline(self):
+        i = self.rx.find(b"\n")
+        r, self.rx = self.rx[:i + 1], self.rx[i + 1:]
+        return r
+
+    def write(self, buf, off=0, sz=-1):
+        data = bytes(buf)
+        self.sent.append(data)
+        return len(data)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.timeout(30)
+def test_2_0_streams_over_an_object_polled_through_ioctl(loop):
+    """2.0's StreamReader waits with IORead(polls): over an object without
+    an fd, the loop asks its ioctl() each pass until data came."""
+    uart = PollableUart()
+
+    async def device():
+        for line in (b"first\n", b"second\n"):
+            await uasyncio.sleep_ms(20)
+            uart.rx += line
+
+    async def main():
+        loop.create_task(device())
+        reader, writer = uasyncio.StreamReader(uart), uasyncio.StreamWriter(uart, {})
+        lines = [await reader.readline(), await reader.readline()]
+        await writer.awrite(b"ack\n")
+        await writer.aclose()
+        return lines
+
+    assert run(loop, main()) == [b"first\n", b"second\n"]
+    assert uart.sent == [b"ack\n"] and uart.closed
+
+
+def test_2_0_writer_aclose_yields_iowritedone_before_closing_any_object():
+    """As uasyncio 2.0's StreamWriter.aclose(): IOWriteDone(s), then
+    s.close(), whatever s is."""
+    for s in (PollableUart(), MockStream(b"")):
+        closes = []
+        s.close = lambda: closes.append(1)
+        it = uasyncio.StreamWriter(s, {}).aclose().__await__()
+        done = it.send(None)
+        assert type(done) is uasyncio.IOWriteDone and done.arg is s
+        assert closes == []
+        with pytest.raises(StopIteration):
+            it.send(None)
+        assert closes == [1]
+
+
+@pytest.mark.timeout(30)
+def test_2_0_writer_aclose_on_a_socket_in_a_running_loop(loop):
+    a, b = socket.socketpair()
+    a.setblocking(False)
+
+    async def main():
+        await uasyncio.StreamWriter(a, {}).aclose()
+        return a.fileno()
+
+    try:
+        assert run(loop, main()) == -1
+        assert b.recv(10) == b""
+    finally:
+        b.close()
+
+
+@pytest.mark.timeout(30)
+def test_2_0_read_after_a_reset_raises_econnreset_though_bytes_are_buffered(loop):
+    """A reset discards what the peer sent (MicroPython's read raises,
+    CPython's asyncio drops its buffer): the read after it raises
+    ECONNRESET, even with bytes in the reader's buffer; then the end."""
+    import errno
+    ls = socket.socket()
+    ls.bind((HOST, 0))
+    ls.listen()
+    c = socket.create_connection(ls.getsockname())
+    s, _ = ls.accept()
+    ls.close()
+    s.setblocking(False)
+    c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+
+    async def main():
+        reader = uasyncio.StreamReader(s)
+        first = await reader.read(10)            # the rest stays buffered
+        set_rst_on_close(c)
+        c.close()
+        await uasyncio.sleep_ms(100)
+        with pytest.raises(OSError) as e:
+            await reader.read(100)
+        return first, e.value.errno, await reader.read(100)
+
+    try:
+        assert run(loop, main()) == (b"GET / HTTP", errno.ECONNRESET, b"")
     finally:
         s.close()

@@ -63,7 +63,13 @@ def test_reader_and_writer_are_one_stream_class():
     assert asyncio.StreamReader is asyncio.Stream
     assert asyncio.StreamWriter is asyncio.Stream
     with pytest.raises(TypeError):
-        asyncio.Stream(object())
+        asyncio.Stream()   # s is needed
+
+
+async def test_a_stream_over_an_object_that_cannot_be_waited_for_raises_in_the_task():
+    s = asyncio.Stream(object())   # no fileno(), no ioctl(): accepted, as MicroPython
+    with pytest.raises(TypeError):
+        await s.read(1)
 
 
 async def test_echo_with_readline_write_drain(echo_port):

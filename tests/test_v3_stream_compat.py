@@ -1,7 +1,9 @@
 """Where uasyncio.v3's streams behave as CPython's asyncio streams do, the same
 program gives the same output on both (as uvloop's tests run on both loops)."""
 import asyncio as cpython_asyncio
+import errno
 import socket
+import struct
 
 import pytest
 
@@ -141,3 +143,36 @@ async def many_clients(aio, out):
 
 def test_fifty_clients_on_both(aio):
     assert run(aio, many_clients) == [[True] * 50]
+
+
+async def reset_with_bytes_buffered(aio, out):
+    first, done = aio.Event(), aio.Event()
+
+    async def handler(reader, writer):
+        out.append(await reader.read(10))   # the other 8 bytes wait in the stream's buffer
+        first.set()
+        await aio.sleep(0.2)                # meanwhile the client resets the connection
+        try:
+            out.append(await reader.read(100))
+        except OSError as e:
+            out.append(("OSError", e.errno))
+        writer.close()
+        done.set()
+
+    srv = await aio.start_server(handler, HOST, 0)
+    port = srv.sockets[0].getsockname()[1]
+    c = socket.create_connection((HOST, port))
+    c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    await first.wait()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()   # RST
+    await done.wait()
+    srv.close()
+    await srv.wait_closed()
+
+
+def test_a_reset_discards_what_was_buffered_on_both(aio):
+    """As MicroPython (multi_net/asyncio_tcp_client_rst.py) and CPython's
+    asyncio: after a TCP reset the next read raises ECONNRESET, though bytes
+    the peer sent before it are in the stream's buffer."""
+    assert run(aio, reset_with_bytes_buffered) == [b"GET / HTTP", ("OSError", errno.ECONNRESET)]

@@ -3,10 +3,12 @@
 #include "tasks.h"
 
 #include <errno.h>
+#include <limits.h>
 
 static const char *const dir_name[2] = {"read", "write"};
 
-/* An fd from an int or an object with fileno(); -1 with an exception. */
+uint32_t ua_poll_epoch;
+
 /* Queue whatever the poller hands out. Runs with the GIL held, and never
  * fails: the run queue was reserved beforehand. */
 static void on_ready(void *ctx, void *waiter, int fd, int dir, int hangup)
@@ -19,12 +21,212 @@ static void on_ready(void *ctx, void *waiter, int fd, int dir, int hangup)
     ua_loop_stamp(self, t);
 }
 
+/* ---- objects without a file descriptor -------------------------------------
+ * MicroPython's streams (a UART, a driver, a test double) need no fd: its
+ * poller asks each such object ioctl(MP_STREAM_POLL, flags) every time it
+ * polls, and its unix port, while one is registered, waits in poll() at most
+ * MICROPY_PY_SELECT_IOCTL_CALL_PERIOD_MS (1 ms) at a time, so that they are
+ * asked again soon. The loop does the same: an object with no fileno() but
+ * an ioctl() is waited on here; while any is, the epoll wait is capped at
+ * IOCTL_PERIOD_MS, and each object is asked after it. As MicroPython's
+ * unix port, each new wait first asks ioctl(MP_STREAM_GET_FILENO, 0): an
+ * int >= 0 is an fd to poll instead. */
+
+#define MP_STREAM_POLL 3
+#define MP_STREAM_GET_FILENO 10
+#define MP_POLLIN 1       /* select.POLLIN, on MicroPython and on Linux */
+#define MP_POLLOUT 4      /* select.POLLOUT */
+#define IOCTL_PERIOD_MS 1
+
+static PyObject *str_ioctl;
+
+/* ua_fd_of(obj) failed (its error is set): 1 if obj is polled through
+ * ioctl() instead (the error is cleared), else 0 (the error stays). */
+static int polled_by_ioctl(PyObject *obj)
+{
+    PyObject *err = ua_err_fetch();
+    int r = PyObject_HasAttr(obj, str_ioctl);
+    if (r)
+        Py_XDECREF(err);
+    else
+        ua_err_restore(err);
+    return r;
+}
+
+/* obj.ioctl(MP_STREAM_GET_FILENO, 0): the fd, or -1 for none (-1 or not an
+ * int), or -2 with the exception it raised. */
+static int ioctl_fileno(PyObject *obj)
+{
+    PyObject *res = PyObject_CallMethod(obj, "ioctl", "ii", MP_STREAM_GET_FILENO, 0);
+    if (!res)
+        return -2;
+    int overflow;
+    long fd = PyLong_Check(res) ? PyLong_AsLongAndOverflow(res, &overflow) : -1;
+    Py_DECREF(res);
+    return fd >= 0 && fd <= INT_MAX ? (int)fd : -1;
+}
+
+static ua_iopoll_entry *iopoll_find(LoopObject *self, PyObject *obj)
+{
+    for (size_t i = 0; i < self->iopoll.len; i++)
+        if (self->iopoll.items[i].obj == obj)
+            return &self->iopoll.items[i];
+    return NULL;
+}
+
+/* An entry nobody waits on any more leaves (in order: the objects are
+ * asked in the order they were first waited on). */
+static void iopoll_drop_if_idle(LoopObject *self, ua_iopoll_entry *e)
+{
+    if (e->waiter[0] || e->waiter[1])
+        return;
+    PyObject *obj = e->obj;
+    size_t i = (size_t)(e - self->iopoll.items);
+    memmove(e, e + 1, (self->iopoll.len - i - 1) * sizeof(*e));
+    self->iopoll.len--;
+    Py_DECREF(obj);
+}
+
+static int iopoll_park(LoopObject *self, ua_task *t, PyObject *obj, int dir)
+{
+    ua_iopoll_entry *e = iopoll_find(self, obj);
+    if (e && e->waiter[dir]) {
+        PyErr_Format(PyExc_RuntimeError, "another task is already waiting to %s %R", dir_name[dir], obj);
+        return -1;
+    }
+    if (!e) {
+        ua_iopoll *l = &self->iopoll;
+        if (l->len == l->cap) {
+            size_t cap = l->cap ? 2 * l->cap : 4;
+            ua_iopoll_entry *items = PyMem_Realloc(l->items, cap * sizeof(*items));
+            if (!items) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            l->items = items;
+            l->cap = cap;
+        }
+        e = &l->items[l->len++];
+        e->obj = Py_NewRef(obj);
+        e->waiter[0] = e->waiter[1] = NULL;
+    }
+    e->waiter[dir] = t;
+    t->state = ST_IOPOLL;
+    ua_task_set_iodir(t, dir);
+    return 0;
+}
+
+void ua_iopoll_remove(LoopObject *self, ua_task *t)
+{
+    for (size_t i = 0; i < self->iopoll.len; i++) {
+        ua_iopoll_entry *e = &self->iopoll.items[i];
+        if (e->waiter[TASK_IODIR(t)] == t) {
+            e->waiter[TASK_IODIR(t)] = NULL;
+            iopoll_drop_if_idle(self, e);
+            return;
+        }
+    }
+}
+
+void ua_iopoll_take_all(LoopObject *self, ua_runq *into)
+{
+    ua_iopoll l = self->iopoll;
+    self->iopoll = (ua_iopoll){NULL, 0, 0};
+    for (size_t i = 0; i < l.len; i++)
+        for (int dir = 0; dir < 2; dir++)
+            if (l.items[i].waiter[dir])
+                ua_runq_push(into, l.items[i].waiter[dir]);
+    for (size_t i = 0; i < l.len; i++)
+        Py_DECREF(l.items[i].obj);
+    PyMem_Free(l.items);
+}
+
+/* Take the task waiting on e in dir out, or NULL. */
+static ua_task *iopoll_take(ua_iopoll_entry *e, int dir)
+{
+    ua_task *t = e->waiter[dir];
+    e->waiter[dir] = NULL;
+    if (t)
+        t->state = ST_NEW;
+    return t;
+}
+
+/* Ask obj (waited on) whether it is ready, and wake who it is ready for:
+ * as MicroPython's IOQueue, any bit but POLLOUT wakes the reader (data, an
+ * error, a hang-up), any bit but POLLIN the writer. An ioctl() that fails
+ * raises its error in the tasks waiting on obj. */
+static int iopoll_ask_one(LoopObject *self, PyObject *obj)
+{
+    ua_iopoll_entry *e = iopoll_find(self, obj);
+    if (!e)
+        return 0;
+    long flags = (e->waiter[0] ? MP_POLLIN : 0) | (e->waiter[1] ? MP_POLLOUT : 0);
+    PyObject *res = PyObject_CallMethod(obj, "ioctl", "il", MP_STREAM_POLL, flags);
+    long ev = 0;
+    if (res && !PyLong_Check(res))
+        PyErr_Format(PyExc_TypeError, "%R.ioctl(%d, %ld) must return an int, not %.100s", obj, MP_STREAM_POLL,
+                     flags, Py_TYPE(res)->tp_name);
+    else if (res && (ev = PyLong_AsLong(res)) < 0 && !PyErr_Occurred())
+        PyErr_Format(PyExc_OSError, "%R.ioctl(%d, %ld) failed (%ld)", obj, MP_STREAM_POLL, flags, ev);
+    Py_XDECREF(res);
+    PyObject *exc = PyErr_Occurred() ? ua_err_fetch() : NULL;
+    /* ioctl() is Python code: it may have added or ended waits. Who is
+     * woken leaves the list first: waking runs no code of the list's. */
+    ua_task *woken[2] = {NULL, NULL};
+    e = iopoll_find(self, obj);
+    if (e) {
+        for (int dir = 0; dir < 2; dir++)
+            if (exc || (ev & (dir == UA_POLL_READ ? ~MP_POLLOUT : ~MP_POLLIN)))
+                woken[dir] = iopoll_take(e, dir);
+        iopoll_drop_if_idle(self, e);
+    }
+    int rc = 0;
+    for (int dir = 0; dir < 2; dir++) {
+        ua_task *t = woken[dir];
+        if (!t || rc < 0)
+            continue;
+        if (exc) {
+            ua_err_restore(Py_NewRef(exc));
+            rc = ua_loop_pend_error(self, t);
+        } else {
+            rc = ua_loop_queue(self, t);
+        }
+    }
+    Py_XDECREF(exc);
+    return rc;
+}
+
+static int iopoll_ask(LoopObject *self)
+{
+    size_t n = self->iopoll.len;
+    PyObject *small[8], **objs = n <= 8 ? small : PyMem_Malloc(n * sizeof(PyObject *));
+    if (!objs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        objs[i] = Py_NewRef(self->iopoll.items[i].obj);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = iopoll_ask_one(self, objs[i]);
+    for (size_t i = 0; i < n; i++)
+        Py_DECREF(objs[i]);
+    if (objs != small)
+        PyMem_Free(objs);
+    return rc;
+}
+
+/* ---- waiting ------------------------------------------------------------------ */
+
 int ua_loop_poll(LoopObject *self, int delay)
 {
     if (ua_debug)
         ua_log("uasyncio", "poll.wait(%d)", delay);
+    ua_poll_epoch++;
+    if (self->iopoll.len && (delay < 0 || delay > IOCTL_PERIOD_MS))
+        delay = IOCTL_PERIOD_MS;
     if (delay == 0 && self->poller.nwaiters == 0)
-        return 0;   /* nobody to wake: skip the syscall */
+        return self->iopoll.len ? iopoll_ask(self) : 0;   /* no fd to wait on: skip the syscall */
     int n;
     if (delay) {
         /* A signal caught while C code ran (no bytecode since to act on it):
@@ -50,12 +252,14 @@ int ua_loop_poll(LoopObject *self, int delay)
         return -1;
     }
     ua_poller_dispatch(&self->poller, on_ready, self);
+    int rc = self->iopoll.len ? iopoll_ask(self) : 0;
     if (self->poller.woken) {   /* another thread or a signal woke us */
         self->poller.woken = 0;
         ua_wakeup_drain(&self->wakeup);
-        return PyErr_CheckSignals();
+        if (PyErr_CheckSignals() < 0)
+            rc = -1;
     }
-    return 0;
+    return rc;
 }
 
 static int set_oserror(int fd, const char *what)
@@ -77,10 +281,7 @@ static int park_on_fd(LoopObject *self, ua_task *t, int fd, int dir, const char 
         return set_oserror(fd, what);
     t->state = ST_IOWAIT;
     t->timer.deadline = (uint32_t)fd;
-    if (dir == UA_POLL_WRITE)
-        t->flags |= F_IOWRITE;
-    else
-        t->flags &= ~F_IOWRITE;
+    ua_task_set_iodir(t, dir);
     return 0;
 }
 
@@ -92,6 +293,17 @@ int ua_loop_io_wait(LoopObject *self, ua_task *t, PyObject *obj, int dir, uint64
     }
     t->flags &= ~F_TIMED;
     int fd = ua_fd_of(obj);
+    if (fd < 0 && polled_by_ioctl(obj)) {
+        if (!iopoll_find(self, obj) && (fd = ioctl_fileno(obj)) == -2)
+            return ua_loop_pend_error(self, t);
+        if (fd < 0) {
+            if (iopoll_park(self, t, obj, dir) < 0)
+                return ua_loop_pend_error(self, t);
+            if (ua_debug)
+                ua_log("uasyncio", "%s wait on %R (ioctl): %R", dir_name[dir], obj, t->obj);
+            return 0;
+        }
+    }
     if (fd >= 0 && ua_poller_waiter(&self->poller, fd, dir)) {
         PyErr_Format(PyExc_RuntimeError, "another task is already waiting to %s fd %d",
                      dir_name[dir], fd);
@@ -106,18 +318,21 @@ int ua_loop_io_wait(LoopObject *self, ua_task *t, PyObject *obj, int dir, uint64
 }
 
 /* Stop polling obj in dir. A task still parked there is let go of, as in
- * 2.0; removing what is not registered is not an error. */
+ * 2.0; removing what is not registered is not an error, and neither is an
+ * object without an fd (a closed socket reports fileno() -1). */
 int ua_loop_io_done(LoopObject *self, PyObject *obj, int dir)
 {
     int fd = ua_fd_of(obj);
+    ua_task *t;
     if (fd < 0) {
-        /* A closed socket reports fileno() -1: nothing can be registered. */
-        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_ValueError))
-            return -1;
         PyErr_Clear();
-        return 0;
+        ua_iopoll_entry *e = iopoll_find(self, obj);
+        t = e ? iopoll_take(e, dir) : NULL;
+        if (e)
+            iopoll_drop_if_idle(self, e);
+    } else {
+        t = ua_poller_remove(&self->poller, fd, dir);
     }
-    ua_task *t = ua_poller_remove(&self->poller, fd, dir);
     if (t) {
         t->state = ST_NEW;
         ua_task_drop(self, t);
@@ -130,14 +345,19 @@ int ua_loop_io_done(LoopObject *self, PyObject *obj, int dir)
 int ua_loop_io_closing(LoopObject *self, PyObject *obj)
 {
     int fd = ua_fd_of(obj);
+    void *w[2] = {NULL, NULL};
     if (fd < 0) {
-        if (!PyErr_ExceptionMatches(PyExc_ValueError))
-            return -1;
+        /* no fd (or a closed one): only a wait through ioctl() can be there */
         PyErr_Clear();
-        return 0;
+        ua_iopoll_entry *e = iopoll_find(self, obj);
+        if (e) {
+            w[0] = iopoll_take(e, UA_POLL_READ);
+            w[1] = iopoll_take(e, UA_POLL_WRITE);
+            iopoll_drop_if_idle(self, e);
+        }
+    } else {
+        ua_poller_forget(&self->poller, fd, w);
     }
-    void *w[2];
-    ua_poller_forget(&self->poller, fd, w);
     for (int dir = 0; dir < 2; dir++) {
         ua_task *t = w[dir];
         if (!t)
@@ -268,7 +488,7 @@ PyTypeObject PollLoop_Type = {
 
 int ua_poll_loop_ready(PyObject *module)
 {
-    if (PyType_Ready(&PollLoop_Type) < 0)
+    if (!(str_ioctl = PyUnicode_InternFromString("ioctl")) || PyType_Ready(&PollLoop_Type) < 0)
         return -1;
     return PyModule_AddObjectRef(module, "PollEventLoop", (PyObject *)&PollLoop_Type);
 }

@@ -145,6 +145,9 @@ static int unplace(LoopObject *self, ua_task *t)
     case ST_IOWAIT:
         ua_poller_remove(&self->poller, TASK_FD(t), TASK_IODIR(t));
         break;
+    case ST_IOPOLL:
+        ua_iopoll_remove(self, t);
+        break;
     case ST_PARKED:
         parked_remove(self, t);
         break;
@@ -846,7 +849,7 @@ PyObject *ua_loop_run_forever(LoopObject *self, int until_idle)
         int delay;
         if (next_delay(self, &delay) < 0)
             break;
-        if (until_idle && delay < 0 && !self->poller.nwaiters && !self->ts_calls.len &&
+        if (until_idle && delay < 0 && !self->poller.nwaiters && !self->iopoll.len && !self->ts_calls.len &&
             !ua_wakeup_asked(&self->wakeup) && !ua_v3_flag_waiting(self)) {
             ret = Py_NewRef(Py_None);   /* nothing can wake any task any more */
             break;
@@ -1154,7 +1157,7 @@ static void release_all(LoopObject *self, int finalize)
     ua_runq doomed;
     ua_runq_init(&doomed);
     ua_runq_reserve(&doomed, self->runq.len + self->timers.len + (size_t)self->poller.nwaiters +
-                                 self->ts_calls.len + self->parked.len + 1);
+                                 2 * self->iopoll.len + self->ts_calls.len + self->parked.len + 1);
     while (self->runq.len)
         ua_runq_push(&doomed, ua_runq_pop(&self->runq));
     while (self->ts_calls.len)
@@ -1170,6 +1173,7 @@ static void release_all(LoopObject *self, int finalize)
             if (w)
                 ua_runq_push(&doomed, w);
         }
+    ua_iopoll_take_all(self, &doomed);
     for (size_t i = 0; i < doomed.len; i++) {
         ua_task *t = ua_runq_at(&doomed, i);
         t->state = ST_NEW;
@@ -1237,6 +1241,15 @@ static int loop_traverse(LoopObject *self, visitproc visit, void *arg)
             if (r)
                 return r;
         }
+    for (size_t i = 0; i < self->iopoll.len; i++) {
+        Py_VISIT(self->iopoll.items[i].obj);
+        for (int dir = 0; dir < 2; dir++) {
+            ua_task *t = self->iopoll.items[i].waiter[dir];
+            int r = t ? visit_task(t, visit, arg) : 0;
+            if (r)
+                return r;
+        }
+    }
     if (self->current) {
         int r = visit_task(self->current, visit, arg);
         if (r)

@@ -17,7 +17,8 @@
 #define READ_BUDGET 16   /* reads in a row before yielding to other tasks */
 
 static PyObject *socket_type;       /* socket.socket */
-static PyObject *str_io_refs, *str_ssl, *str_readline, *str_read, *str_recv, *str_send, *str_write, *str_close;
+static PyObject *str_io_refs, *str_ssl, *str_readline, *str_read, *str_readinto, *str_recv, *str_send, *str_write,
+    *str_close;
 static PyObject *chunk_size;        /* CHUNK as an int: an SSL socket's recv() argument */
 static char scratch[CHUNK];         /* recv() target; used with the GIL held */
 
@@ -339,6 +340,38 @@ static int answer_from_scratch(ReaderObject *r, const ua_read *q, size_t k, PyOb
     return 1;
 }
 
+/* The connection failed (err: ECONNRESET...): what the peer sent and was
+ * not read yet is gone, as the kernel's own queue is for MicroPython's read
+ * and as CPython's asyncio drops its buffer. The read raises
+ * OSError(err); the next ones find the end of the stream. -1. */
+static int connection_lost(ReaderObject *r, int err)
+{
+    ua_linebuf_consume(&r->buf, ua_linebuf_len(&r->buf));
+    r->eof = 1;
+    errno = err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* r holds bytes from before the loop last polled: has the peer reset the
+ * connection since? One getsockopt() per stream and loop pass at most, and
+ * none for a read answered from what the same pass received. 0, or -1 with
+ * OSError (connection_lost). */
+static int check_reset(ReaderObject *r)
+{
+    r->epoch = ua_poll_epoch;
+    int fd = ua_fd_of(r->ios);
+    if (fd < 0) {
+        PyErr_Clear();   /* closed: the read itself tells */
+        return 0;
+    }
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || !err)
+        return 0;
+    return connection_lost(r, err);
+}
+
 /* Read more into r->buf. 1: got data or EOF; 2: answered q at once
  * (*result set); 0: would block (*wait set to the syscall to yield); -1:
  * error. With q a readinto() and nothing buffered, a plain socket's recv()
@@ -353,6 +386,8 @@ static int fill(ReaderObject *r, PyObject **wait, const ua_read *q, PyObject **r
         for (;;) {
             ssize_t k = direct ? recv(fd, q->into->buf, (size_t)q->into->len, MSG_DONTWAIT)
                                : recv(fd, scratch, CHUNK, MSG_DONTWAIT);
+            if (k > 0)
+                r->epoch = ua_poll_epoch;
             if (k > 0 && direct) {
                 *result = PyLong_FromSsize_t(k);
                 return *result ? 2 : -1;
@@ -377,8 +412,7 @@ static int fill(ReaderObject *r, PyObject **wait, const ua_read *q, PyObject **r
                 *wait = ua_syscall_owned(&IORead_Type, r->ios, r->id);
                 return *wait ? 0 : -1;
             }
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
+            return connection_lost(r, errno);
         }
     }
     if (r->kind == IO_WS) {
@@ -400,6 +434,7 @@ static int fill(ReaderObject *r, PyObject **wait, const ua_read *q, PyObject **r
         return -1;
     }
     int rc = 1;
+    r->epoch = ua_poll_epoch;
     if (v.len == 0)
         r->eof = 1;
     else if (append(r, v.buf, (size_t)v.len) < 0)
@@ -486,6 +521,8 @@ static PySendResult at_end(ReaderObject *r, ua_read *q, PyObject **result)
 /* One step of a read on the buffered kinds (IO_FD, IO_TRYFIRST). */
 static PySendResult read_buffered(ReaderObject *r, ua_read *q, PyObject **result)
 {
+    if (r->epoch != ua_poll_epoch && ua_linebuf_len(&r->buf) && !r->eof && check_reset(r) < 0)
+        return PYGEN_ERROR;
     for (;;) {
         int rc = answer_from_buffer(r, q, result);
         if (rc)
@@ -533,13 +570,20 @@ static PySendResult read_generic(ReaderObject *r, ua_read *q, PyObject **result)
         }
         q->waited = 0;
         PyObject *res;
+        if (q->what == UA_RD_INTO) {
+            /* as MicroPython's Stream: the object's readinto(), its result as it is */
+            *result = PyObject_CallMethodOneArg(r->ios, str_readinto, q->into->obj);
+            return *result ? PYGEN_RETURN : PYGEN_ERROR;
+        }
         if (q->what == UA_RD_LINE) {
             res = PyObject_CallMethodNoArgs(r->ios, str_readline);
         } else {
-            PyObject *n = PyLong_FromSsize_t(q->what == UA_RD_SOME ? q->n
-                                                                   : q->n - (Py_ssize_t)ua_linebuf_len(&r->buf));
-            res = n ? PyObject_CallMethodOneArg(r->ios, str_read, n) : NULL;
-            Py_XDECREF(n);
+            /* read(n); to the end: read(-1) until it gives b"" */
+            Py_ssize_t n = q->what == UA_RD_SOME || q->what == UA_RD_ALL ? q->n
+                                                                         : q->n - (Py_ssize_t)ua_linebuf_len(&r->buf);
+            PyObject *arg = PyLong_FromSsize_t(n);
+            res = arg ? PyObject_CallMethodOneArg(r->ios, str_read, arg) : NULL;
+            Py_XDECREF(arg);
         }
         if (!res)
             return PYGEN_ERROR;
@@ -880,7 +924,15 @@ static PySendResult writer_writeiter_step(OpObject *op, PyObject **result)
 
 static PySendResult writer_close_step(OpObject *op, PyObject **result)
 {
-    if (ua_sock_close(((WriterObject *)op->stream)->s) < 0)
+    WriterObject *w = (WriterObject *)op->stream;
+    if (!op->yielded) {
+        /* As uasyncio 2.0, whatever s is: IOWriteDone(s) (the loop stops
+         * polling it for writing), then the close. */
+        op->yielded = 1;
+        *result = ua_syscall_new(&IOWriteDone_Type, w->s);
+        return *result ? PYGEN_NEXT : PYGEN_ERROR;
+    }
+    if (ua_sock_close(w->s) < 0)
         return PYGEN_ERROR;
     *result = Py_NewRef(Py_None);
     return PYGEN_RETURN;
@@ -977,6 +1029,7 @@ static void reader_init(ReaderObject *r, PyObject *polls, PyObject *ios)
     r->eof = 0;
     r->budget = READ_BUDGET;
     r->limit = UA_NO_LIMIT;
+    r->epoch = ua_poll_epoch;
     r->id = ua_stream_id();
 }
 
@@ -1355,6 +1408,7 @@ int ua_streams_ready(PyObject *module)
     if (!(str_ssl = PyUnicode_InternFromString("ssl")) || !(str_io_refs = PyUnicode_InternFromString("_io_refs")) ||
         !(str_readline = PyUnicode_InternFromString("readline")) ||
         !(str_read = PyUnicode_InternFromString("read")) || !(str_recv = PyUnicode_InternFromString("recv")) ||
+        !(str_readinto = PyUnicode_InternFromString("readinto")) ||
         !(chunk_size = PyLong_FromLong(CHUNK)) || !(str_send = PyUnicode_InternFromString("send")) ||
         !(str_write = PyUnicode_InternFromString("write")) || !(str_close = PyUnicode_InternFromString("close")))
         return -1;

@@ -25,6 +25,7 @@ typedef struct {
     uint8_t kind;
     uint8_t eof;
     uint8_t budget;       /* reads left before yielding to other tasks */
+    uint32_t epoch;       /* ua_poll_epoch when buf was last known current */
     uint64_t id;          /* ua_stream_id(): names its waits to the poller */
 } ReaderObject;
 

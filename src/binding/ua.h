@@ -41,6 +41,7 @@ enum {
     ST_IOWAIT,      /* parked in the poller */
     ST_RUNNING,     /* being resumed now */
     ST_PARKED,      /* run_until_complete()'s coroutine, parked: in loop->parked */
+    ST_IOPOLL,      /* waits on an object without an fd: in loop->iopoll */
 };
 
 enum {
@@ -69,6 +70,10 @@ _Static_assert(sizeof(ua_task) == 16 + 2 * sizeof(void *), "ua_task grew");
 #define TASK_FD(t) ((int)(t)->timer.deadline)
 /* UA_POLL_READ or UA_POLL_WRITE, while ST_IOWAIT */
 #define TASK_IODIR(t) (((t)->flags & F_IOWRITE) ? UA_POLL_WRITE : UA_POLL_READ)
+static inline void ua_task_set_iodir(ua_task *t, int dir)
+{
+    t->flags = (uint16_t)(dir == UA_POLL_WRITE ? t->flags | F_IOWRITE : t->flags & ~F_IOWRITE);
+}
 
 /* ---- the loop ---------------------------------------------------------- */
 
@@ -82,11 +87,25 @@ typedef struct ua_waiter_link {
     PyObject *task;         /* borrowed */
 } ua_waiter_link;
 
+/* Objects without a file descriptor that tasks wait on (a UART, a driver, a
+ * test double: MicroPython's stream protocol), asked with
+ * ioctl(MP_STREAM_POLL, flags) each time the loop polls (io.c). */
+typedef struct {
+    PyObject *obj;          /* strong */
+    ua_task *waiter[2];     /* read, write (as the poller's slots) */
+} ua_iopoll_entry;
+
+typedef struct {
+    ua_iopoll_entry *items;
+    size_t len, cap;
+} ua_iopoll;
+
 typedef struct LoopObject {
     PyObject_HEAD
     ua_runq runq;
     ua_timerheap timers;
     ua_poller poller;
+    ua_iopoll iopoll;       /* waits on objects without an fd */
     ua_ptrmap tasks;        /* coroutine -> its ua_task, for 2.0 tasks held here
                              * (and v3 Tasks parked by a bare yield False) */
     ua_task *current;       /* the record being resumed, or NULL */
@@ -309,6 +328,13 @@ int ua_loop_io_wait(LoopObject *loop, ua_task *t, PyObject *obj, int dir, uint64
 int ua_loop_io_done(LoopObject *loop, PyObject *obj, int dir);
 int ua_loop_io_closing(LoopObject *loop, PyObject *obj);
 int ua_loop_poll(LoopObject *loop, int delay);
+/* Counts the loop's polls (all loops): a stream that buffered bytes before
+ * the count last changed asks the kernel whether the peer reset since. */
+extern uint32_t ua_poll_epoch;
+/* The loop's waits on objects without an fd (ST_IOPOLL): take one task
+ * out; move every waiter into *into, releasing the objects and the list. */
+void ua_iopoll_remove(LoopObject *loop, ua_task *t);
+void ua_iopoll_take_all(LoopObject *loop, ua_runq *into);
 
 /* obj.name into *res: 1 found, 0 no such attribute, -1 error. */
 static inline int ua_getattr_optional(PyObject *obj, const char *name, PyObject **res)

@@ -4,7 +4,11 @@
  * A Stream reads through a v2 StreamReader it owns and the read loop of
  * streams.c (ua_read_step: recv() on the fd in C, or the SSL object's
  * recv()), and writes with its ua_sock_send(), so both APIs share one data
- * path; the accept loop is server.c's (ua_accept_step). Each async method
+ * path; the accept loop is server.c's (ua_accept_step). Over any other
+ * object (a UART, a driver, a test double: MicroPython's streams) it calls
+ * the object's read/readline/readinto/write as MicroPython's Stream does,
+ * each after waiting for it (the loop polls it through its fileno(), or
+ * else its ioctl()). Each async method
  * returns a StreamOp: a C awaitable
  * that does the work when awaited and, when the socket would block, yields
  * IORead/IOWrite to the loop and tries again once resumed. Nothing is
@@ -22,13 +26,14 @@
 
 typedef struct {
     PyObject_HEAD
-    ReaderObject *rd;   /* the read side: socket, buffer, fill() */
+    ReaderObject *rd;   /* the read side: socket, buffer, fill(); NULL until __init__ */
     ua_extra extra;     /* get_extra_info()'s */
     ua_linebuf out;     /* written, not yet taken by the kernel */
     uint8_t closed;     /* wait_closed()/aclose() closed the socket */
 } StreamObject;
 
 static PyTypeObject Stream_Type, Acceptor_Type;
+static PyObject *str_write;
 
 #define SOCK(st) ((st)->rd->ios)
 
@@ -41,18 +46,59 @@ static int closed_error(void)
     return -1;
 }
 
+/* A subclass whose __init__ did not call Stream.__init__ has no stream
+ * yet: -1 with AttributeError (MicroPython's would miss self.s), else 0. */
+static int check_init(StreamObject *st)
+{
+    if (st->rd)
+        return 0;
+    PyErr_Format(PyExc_AttributeError, "'%.100s' object has no stream: Stream.__init__(s) was not called",
+                 Py_TYPE(st)->tp_name);
+    return -1;
+}
+
+/* An object's write(data), as MicroPython's Stream calls it: the count
+ * taken, None counting as 0. It gets a bytes copy, which it may keep. */
+static Py_ssize_t py_write(PyObject *s, const char *p, size_t n)
+{
+    PyObject *data = PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
+    PyObject *res = data ? PyObject_CallMethodOneArg(s, str_write, data) : NULL;
+    Py_XDECREF(data);
+    if (!res)
+        return -1;
+    Py_ssize_t k = res == Py_None ? 0 : PyLong_AsSsize_t(res);
+    if (k == -1 && PyErr_Occurred()) {
+        Py_DECREF(res);
+        return -1;
+    }
+    if (k < 0 || (size_t)k > n) {
+        PyErr_Format(PyExc_ValueError, "%R.write() returned %R for %zu bytes", s, res, n);
+        k = -1;
+    }
+    Py_DECREF(res);
+    return k;
+}
+
 /* Send up to n bytes without blocking: the count taken (0: would block,
  * *want the direction to wait for), or -1 with an exception. */
 static Py_ssize_t send_some(StreamObject *st, const char *p, size_t n, int *want)
 {
+    if (check_init(st) < 0)
+        return -1;
     if (st->closed)
         return closed_error();
+    if (st->rd->kind == IO_PY) {
+        *want = UA_POLL_WRITE;
+        return py_write(SOCK(st), p, n);
+    }
     return ua_sock_send(SOCK(st), st->rd->kind, p, n, want);
 }
 
 /* write()'s work: send at once if nothing is queued, queue the rest. */
 static int stream_write_bytes(StreamObject *st, const char *p, size_t n)
 {
+    if (check_init(st) < 0)
+        return -1;
     if (st->closed)
         return closed_error();
     if (!ua_linebuf_len(&st->out) && n) {
@@ -72,13 +118,18 @@ static int stream_write_bytes(StreamObject *st, const char *p, size_t n)
 
 static int close_socket(StreamObject *st)
 {
+    if (check_init(st) < 0)
+        return -1;
     if (st->closed)
         return 0;
     st->closed = 1;
     ua_linebuf_free(&st->out);
     /* Tasks still parked on it are woken (their next call raises), and
      * the poller forgets the fd before it can be reused. */
-    return ua_sock_close(SOCK(st));
+    PyObject *s = Py_NewRef(SOCK(st));   /* its close() may re-init st */
+    int rc = ua_sock_close(s);
+    Py_DECREF(s);
+    return rc;
 }
 
 /* ---- the steps of its StreamOps (streams.c's awaitable) --------------------------- */
@@ -88,29 +139,51 @@ static int close_socket(StreamObject *st)
 static PySendResult read_step(ua_streamop *op, PyObject **result)
 {
     StreamObject *st = OP_STREAM(op);
+    if (check_init(st) < 0)
+        return PYGEN_ERROR;
     if (st->closed) {
         closed_error();
         return PYGEN_ERROR;
     }
-    return ua_read_step(st->rd, &op->rq, result);
+    /* An object's read() is Python code, which may re-init st: the reader
+     * stays alive until the step ends. */
+    ReaderObject *rd = (ReaderObject *)Py_NewRef(st->rd);
+    PySendResult sr = ua_read_step(rd, &op->rq, result);
+    Py_DECREF(rd);
+    return sr;
 }
 
 /* Send what write() buffered; always yields once, so that a loop of
- * write + drain cannot starve the others. */
+ * write + drain cannot starve the others. A socket is written first and
+ * waited for when full; any other object, as MicroPython's Stream does,
+ * is waited for before each write. */
 static PySendResult drain_step(ua_streamop *op, PyObject **result)
 {
     StreamObject *st = OP_STREAM(op);
     while (ua_linebuf_len(&st->out)) {
+        if (check_init(st) < 0)
+            return PYGEN_ERROR;
+        int wait_first = st->rd->kind == IO_PY;
+        if (wait_first && !op->waited) {
+            op->waited = op->yielded = 1;
+            *result = ua_syscall_new(&IOWrite_Type, SOCK(st));
+            return *result ? PYGEN_NEXT : PYGEN_ERROR;
+        }
+        op->waited = 0;
         int want;
         Py_ssize_t k = send_some(st, ua_linebuf_peek(&st->out), ua_linebuf_len(&st->out), &want);
         if (k < 0)
             return PYGEN_ERROR;
+        if (!k && wait_first)
+            continue;
         if (!k) {
             op->yielded = 1;
             *result = ua_syscall_for(want, SOCK(st));
             return *result ? PYGEN_NEXT : PYGEN_ERROR;
         }
-        ua_linebuf_consume(&st->out, (size_t)k);
+        /* an object's write() may have drained or closed st meanwhile */
+        size_t have = ua_linebuf_len(&st->out);
+        ua_linebuf_consume(&st->out, (size_t)k < have ? (size_t)k : have);
     }
     *result = Py_NewRef(Py_None);
     if (!op->yielded) {
@@ -144,39 +217,62 @@ static PySendResult close_step(ua_streamop *op, PyObject **result)
 
 /* ---- Stream ------------------------------------------------------------------ */
 
+/* Read and write s from now on (a socket, plain or SSL, or any object with
+ * read/write). */
+static int stream_set_sock(StreamObject *st, PyObject *s, size_t limit)
+{
+    PyObject *rd = ua_reader_new(s, NULL);
+    if (!rd)
+        return -1;
+    ((ReaderObject *)rd)->limit = limit;
+    Py_XSETREF(st->rd, (ReaderObject *)rd);
+    st->closed = 0;
+    return 0;
+}
+
+static void stream_set_extra(StreamObject *st, PyObject *extra)
+{
+    memset(&st->extra.peer, 0, sizeof(st->extra.peer));   /* no raw peer waiting */
+    Py_XSETREF(st->extra.dict, Py_XNewRef(extra));
+}
+
+/* A new Stream over sock: as Stream(sock, extra), for the accept loop. */
 static PyObject *stream_make(PyTypeObject *type, PyObject *sock, PyObject *extra, size_t limit)
 {
-    PyObject *rd = ua_reader_new(sock, NULL);
-    if (!rd)
-        return NULL;
-    ((ReaderObject *)rd)->limit = limit;
-    if (((ReaderObject *)rd)->kind == IO_PY) {
-        PyErr_Format(PyExc_TypeError, "Stream() needs a socket (plain or SSL), not %.100s",
-                     Py_TYPE(sock)->tp_name);
-        Py_DECREF(rd);
-        return NULL;
-    }
     StreamObject *st = (StreamObject *)type->tp_alloc(type, 0);
-    if (!st) {
-        Py_DECREF(rd);
+    if (!st)
+        return NULL;
+    ua_linebuf_init(&st->out);
+    if (stream_set_sock(st, sock, limit) < 0) {
+        Py_DECREF(st);
         return NULL;
     }
-    st->rd = (ReaderObject *)rd;
-    ua_linebuf_init(&st->out);
-    st->closed = 0;
-    st->extra.dict = Py_XNewRef(extra);   /* tp_alloc zeroed the peer */
+    stream_set_extra(st, extra);
     return (PyObject *)st;
 }
 
+/* Stream is a plain class to a subclass, as MicroPython's: __new__ takes
+ * any arguments (they are the subclass's __init__'s), __init__(s, e={})
+ * sets the stream up and may be called again. */
 static PyObject *stream_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    StreamObject *st = (StreamObject *)type->tp_alloc(type, 0);
+    if (st)
+        ua_linebuf_init(&st->out);
+    return (PyObject *)st;
+}
+
+static int stream_tp_init(StreamObject *st, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"s", "e", "limit", NULL};
     PyObject *s, *e = NULL, *limit = Py_None;
     size_t lim;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:Stream", kwlist, &s, &e, &limit) ||
-        ua_limit_arg(limit, &lim) < 0)
-        return NULL;
-    return stream_make(type, s, e == Py_None ? NULL : e, lim);
+        ua_limit_arg(limit, &lim) < 0 || stream_set_sock(st, s, lim) < 0)
+        return -1;
+    ua_linebuf_free(&st->out);
+    stream_set_extra(st, e == Py_None ? NULL : e);
+    return 0;
 }
 
 static PyObject *stream_read(StreamObject *st, PyObject *const *args, Py_ssize_t nargs)
@@ -262,6 +358,8 @@ static PyObject *stream_get_extra_info(StreamObject *st, PyObject *const *args, 
         return NULL;
     }
     PyObject *name = args[0];
+    if (check_init(st) < 0)
+        return NULL;
     if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "socket") == 0)
         return Py_NewRef(SOCK(st));
     PyObject *extra = ua_extra_dict(&st->extra);
@@ -274,17 +372,40 @@ static PyObject *stream_get_extra_info(StreamObject *st, PyObject *const *args, 
 
 static PyObject *stream_repr(StreamObject *st)
 {
+    if (!st->rd)
+        return PyUnicode_FromFormat("<%s, not initialized>", Py_TYPE(st)->tp_name);
     return PyUnicode_FromFormat("<Stream %R%s>", SOCK(st), st->closed ? " closed" : "");
 }
 
 static PyObject *stream_get_s(StreamObject *st, void *closure)
 {
-    return Py_NewRef(SOCK(st));
+    return check_init(st) < 0 ? NULL : Py_NewRef(SOCK(st));
+}
+
+/* stream.s = obj: read and write obj from now on (MicroPython's s is a
+ * plain attribute). */
+static int stream_set_s(StreamObject *st, PyObject *v, void *closure)
+{
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete s");
+        return -1;
+    }
+    return stream_set_sock(st, v, st->rd ? st->rd->limit : UA_NO_LIMIT);
 }
 
 static PyObject *stream_get_e(StreamObject *st, void *closure)
 {
     return Py_XNewRef(ua_extra_dict(&st->extra));
+}
+
+static int stream_set_e(StreamObject *st, PyObject *v, void *closure)
+{
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete e");
+        return -1;
+    }
+    stream_set_extra(st, v);
+    return 0;
 }
 
 static PyObject *stream_get_buffered(StreamObject *st, void *closure)
@@ -341,8 +462,8 @@ static PyMethodDef stream_methods[] = {
 };
 
 static PyGetSetDef stream_getset[] = {
-    {"s", (getter)stream_get_s, NULL, "the socket", NULL},
-    {"e", (getter)stream_get_e, NULL, "the extra information (a dict)", NULL},
+    {"s", (getter)stream_get_s, (setter)stream_set_s, "the socket (or stream object)", NULL},
+    {"e", (getter)stream_get_e, (setter)stream_set_e, "the extra information (a dict)", NULL},
     {"buffered", (getter)stream_get_buffered, NULL, "bytes written but not yet sent", NULL},
     {NULL},
 };
@@ -352,10 +473,12 @@ static PyTypeObject Stream_Type = {
     .tp_name = "uasyncio.v3.Stream",
     .tp_basicsize = sizeof(StreamObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Stream(s, e={}, limit=None): a socket (plain or SSL) read and written in C; "
-              "StreamReader and StreamWriter are this class. limit: readline()'s line limit "
-              "(None: no limit; past it, LimitOverrunError).",
+    .tp_doc = "Stream(s, e={}, limit=None): a socket (plain or SSL) read and written in C, or any "
+              "object with read/readline/readinto/write (waited for through its fileno() or "
+              "ioctl()); StreamReader and StreamWriter are this class. limit: readline()'s line "
+              "limit (None: no limit; past it, LimitOverrunError).",
     .tp_new = stream_tp_new,
+    .tp_init = (initproc)stream_tp_init,
     .tp_dealloc = (destructor)stream_dealloc,
     .tp_traverse = (traverseproc)stream_traverse,
     .tp_clear = (inquiry)stream_clear,
@@ -578,7 +701,7 @@ static PyTypeObject Acceptor_Type = {
 
 int ua_v3_stream_ready(PyObject *module)
 {
-    if (PyType_Ready(&Stream_Type) < 0 || PyType_Ready(&Acceptor_Type) < 0)
+    if (!(str_write = PyUnicode_InternFromString("write")) || PyType_Ready(&Stream_Type) < 0 || PyType_Ready(&Acceptor_Type) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "Stream", (PyObject *)&Stream_Type) < 0 ||
         PyModule_AddObjectRef(module, "Acceptor", (PyObject *)&Acceptor_Type) < 0)

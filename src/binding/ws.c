@@ -201,8 +201,15 @@ static int close_socket(WSConnObject *ws)
     PyObject *op = PyObject_CallMethod(ws->writer, "aclose", NULL);
     if (!op)
         return -1;
+    /* Closing never waits: a 2.0 writer's aclose() yields IOWriteDone first
+     * (the loop need not see it: the close itself tells the loop), then
+     * closes. A few steps at most. */
     PyObject *r;
-    PySendResult sr = PyIter_Send(op, Py_None, &r);   /* closing never waits */
+    PySendResult sr = PyIter_Send(op, Py_None, &r);
+    for (int n = 0; sr == PYGEN_NEXT && n < 4; n++) {
+        Py_DECREF(r);
+        sr = PyIter_Send(op, Py_None, &r);
+    }
     Py_DECREF(op);
     if (sr == PYGEN_ERROR)
         return -1;

@@ -8,7 +8,8 @@ loop's thread; safe from other threads and signal handlers), and native,
 viper, bytecode as no-op decorators; `const` is also a builtin (MicroPython's
 compiler knows the name); `sys.print_exception` prints as MicroPython's;
 `__import__` with globals None resolves a relative name against the calling
-module, as MicroPython's; `utime`, `usocket`, `uselect`, ... name the
+module, as MicroPython's; `ssl` (and `ussl`) is MicroPython's ssl API over
+CPython's (uasyncio.v3._mpssl); `utime`, `usocket`, `uselect`, ... name the
 standard modules MicroPython's old u-names stand for.
 """
 import builtins
@@ -156,6 +157,8 @@ def install():
     builtins.const = _identity
     builtins.__import__ = mp_import
     sys.print_exception = print_exception
+    from uasyncio.v3 import _mpssl   # imports CPython's ssl first, which it wraps
+    sys.modules["ssl"] = _mpssl
     sys.meta_path.append(_AliasFinder)
     # Last: from here on both names are uasyncio.v3 (already fully imported).
     sys.modules["asyncio"] = _v3

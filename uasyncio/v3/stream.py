@@ -2,20 +2,19 @@
 
 Stream (also StreamReader and StreamWriter) and the accept loop are C
 (uasyncio._uasyncio.Stream, .Acceptor); this file only connects, listens,
-runs the TLS handshakes (through Python's ssl module) and holds the Server
-object's glue.
+wraps sockets in TLS (Python's ssl module) and holds the Server object's
+glue. As MicroPython's, a TLS stream does its handshake within its first
+reads and writes: a failed one raises there, in the task that uses it.
 """
 import errno as _errno
 import socket as _socket
 
-from uasyncio import LimitOverrunError, _connect, _tls_wrap
+from uasyncio import LimitOverrunError, _connect
 from uasyncio._uasyncio import Acceptor as _Acceptor
 from uasyncio._uasyncio import Stream
 from uasyncio._uasyncio import StreamReader as _Reader
 from uasyncio._uasyncio import _v3 as _core
 from uasyncio.core import coroutine as _coroutine
-
-_tls_wrap = _coroutine(_tls_wrap)   # awaitable from async def too
 
 StreamReader = Stream
 StreamWriter = Stream
@@ -31,10 +30,21 @@ def _errtext(err):
 @_coroutine
 def open_connection(host, port, ssl=None, server_hostname=None, limit=None):
     """Connect without blocking; returns (stream, stream). A refused or
-    failed connect raises OSError. ssl: True or an ssl.SSLContext. limit
-    (beyond MicroPython): readline()'s line limit (None: no limit)."""
+    failed connect raises OSError. ssl: True (ssl.create_default_context())
+    or an ssl.SSLContext; the handshake happens within the first reads and
+    writes. limit (beyond MicroPython): readline()'s line limit (None: no
+    limit)."""
     _check_limit(limit)   # a bad limit fails before connecting
-    s, addr = yield from _connect(host, port, ssl, server_hostname, _errtext)
+    s, addr = yield from _connect(host, port, False, None, _errtext)
+    if ssl:
+        try:
+            if ssl is True:
+                import ssl as _ssl
+                ssl = _ssl.create_default_context()
+            s = ssl.wrap_socket(s, server_hostname=server_hostname or host, do_handshake_on_connect=False)
+        except BaseException:
+            s.close()
+            raise
     st = Stream(s, {"peername": addr}, limit)
     return st, st
 
@@ -163,13 +173,14 @@ def _check_limit(limit):
 
 
 def _tls_handler(cb, ctx, limit):
-    async def client(sock, peer):
-        try:
-            s = await _tls_wrap(sock, ctx, True)
-        except (OSError, ValueError):
-            return   # a failed handshake ends that connection only (_tls_wrap closed it)
+    # As MicroPython: cb runs at once; the handshake happens within the
+    # stream's first reads and writes, and a failed one raises there. A
+    # wrap that fails is reported, and that connection closed.
+    def client(sock, peer):
+        sock.setblocking(False)   # (the wrap takes the socket object's mode)
+        s = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         st = Stream(s, {"peername": peer}, limit)
-        await cb(st, st)
+        return cb(st, st)
     return client
 
 

@@ -1,0 +1,3 @@
+# Type stubs of uasyncio.v3.mp (see ../__init__.pyi for how the stubs are laid out).
+
+def install() -> None: ...
