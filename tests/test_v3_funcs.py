@@ -349,3 +349,53 @@ def test_cancel_reaches_a_gathers_tasks_before_they_run_again(both):
         await both.sleep(0.01)
         return out
     assert both.run(main()) == [("start", 1), ("start", 2), "gather cancelled"]
+
+
+def test_wait_for_cancelled_after_the_task_returned_none_returns_none(both):
+    """As above, for a task that returned None: Wait.throw() ends with
+    StopIteration(None), not NULL without an exception (SystemError)."""
+    async def quick():
+        await both.sleep(0)
+
+    async def waiter():
+        return ("returned", await both.wait_for(quick(), 5))
+
+    async def main():
+        t = both.create_task(waiter())
+        await both.sleep(0)
+        await both.sleep(0)
+        t.cancel()
+        return await t
+    assert both.run(main()) == ("returned", None)
+
+
+def test_a_gather_cancelled_by_one_of_its_own_tasks_cancels_that_one_too(aio):
+    """The task running now is cancelled at its next await, as the others
+    (MicroPython's order), not refused with "can't cancel self"."""
+    out = []
+    box = []
+
+    async def child(n):
+        await aio.sleep(0)
+        if n == 1:
+            out.append(("cancel", box[0].cancel()))
+            try:
+                await aio.sleep(0)
+                out.append("child 1 not cancelled")
+            except aio.CancelledError:
+                out.append("child 1 cancelled")
+                raise
+        await aio.sleep(0.01)
+        out.append(("end", n))
+
+    async def gatherer():
+        try:
+            await aio.gather(child(1), child(2))
+        except aio.CancelledError:
+            out.append("gather cancelled")
+
+    async def main():
+        box.append(aio.create_task(gatherer()))
+        await aio.sleep(0.05)
+        return out
+    assert aio.run(main()) == [("cancel", True), "gather cancelled", "child 1 cancelled"]

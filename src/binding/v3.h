@@ -98,6 +98,7 @@ TaskObject *ua_v3_current_or_error(const char *what);  /* ... with RuntimeError 
 PyObject *ua_v3_create_task(LoopObject *loop, PyObject *coro);  /* new Task, scheduled */
 PyObject *ua_v3_promote(PyObject *aw);                 /* a Task for aw (new reference) */
 int ua_v3_cancel(TaskObject *t);                       /* 1 cancelled, 0 was done, -1 error */
+int ua_v3_cancel_any(TaskObject *t);                   /* the same, also for the running task */
 PyObject *ua_v3_outcome(TaskObject *t);                /* the result, or NULL with the exception raised */
 LoopObject *ua_v3_loop(void);                          /* running loop or default v3 loop (new ref) */
 int ua_v3_task_ready(PyObject *module);

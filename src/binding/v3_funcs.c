@@ -181,7 +181,8 @@ static PyObject *gather_next(WaitObject *g)
     return ua_wait_done(res);
 }
 
-/* The gathering task was cancelled: so are the tasks still running. */
+/* The gathering task was cancelled: so are the tasks still running (the
+ * one running now too, if it cancelled the gather: at its next await). */
 void ua_v3_gather_cancel(WaitObject *g)
 {
     PyObject *tasks = g->target;
@@ -190,7 +191,7 @@ void ua_v3_gather_cancel(WaitObject *g)
     Py_INCREF(tasks);
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tasks); i++) {
         TaskObject *t = (TaskObject *)PyTuple_GET_ITEM(tasks, i);
-        if (unregister(g, t) && ua_v3_cancel(t) < 0)
+        if (unregister(g, t) && ua_v3_cancel_any(t) < 0)
             PyErr_WriteUnraisable((PyObject *)t);
     }
     Py_DECREF(tasks);

@@ -257,14 +257,17 @@ PyObject *ua_v3_outcome(TaskObject *t)
 
 /* ---- cancel ------------------------------------------------------------------- */
 
-int ua_v3_cancel(TaskObject *t)
+/* Cancel t, even the task running now (then at its next await, as a gather
+ * cancelled by one of its own tasks cancels that one too). */
+static int cancel_task(TaskObject *t)
 {
     if (TASK_DONE(t))
         return 0;
-    if (t == ua_v3_current()) {
-        PyErr_SetString(PyExc_RuntimeError, "can't cancel self");
+    /* The exception first: making it may run a GC, and with it any code
+     * (finalizers, other threads), so nothing read before it is kept. */
+    PyObject *exc = PyObject_CallNoArgs(ua_v3_CancelledError);
+    if (!exc)
         return -1;
-    }
     /* A task awaiting another task: the cancel goes down the chain, to the
      * task that really waits (its CancelledError comes back up). */
     for (int depth = 0; depth < 10000; depth++) {
@@ -273,18 +276,38 @@ int ua_v3_cancel(TaskObject *t)
             break;
         t = (TaskObject *)w->target;
     }
-    if (!t->loop)
-        return 0;   /* its loop was closed: it will never run again */
+    if (TASK_DONE(t) || !t->loop) {   /* its loop was closed: it will never run again */
+        Py_DECREF(exc);
+        return 0;
+    }
+    /* The gather's cancels and the old exception's release below run code:
+     * t is held, and its loop read again after. */
+    Py_INCREF(t);
     WaitObject *w = ua_task_waiting(t);
     if (w)
         ua_wq_unlink(&w->link);   /* its Wait undoes the rest when thrown into */
     if (w && w->kind == W_GATHER)
         ua_v3_gather_cancel(w);   /* its tasks at once, before they run again (as CPython) */
-    PyObject *exc = PyObject_CallNoArgs(ua_v3_CancelledError);
-    if (!exc)
+    PyObject *old = t->rec.aux;
+    t->rec.aux = exc;
+    int rc = t->loop ? ua_loop_wake(t->loop, &t->rec) : 0;
+    Py_XDECREF(old);
+    Py_DECREF(t);
+    return rc < 0 ? -1 : 1;
+}
+
+int ua_v3_cancel(TaskObject *t)
+{
+    if (!TASK_DONE(t) && t == ua_v3_current()) {
+        PyErr_SetString(PyExc_RuntimeError, "can't cancel self");
         return -1;
-    Py_XSETREF(t->rec.aux, exc);
-    return ua_loop_wake(t->loop, &t->rec) < 0 ? -1 : 1;
+    }
+    return cancel_task(t);
+}
+
+int ua_v3_cancel_any(TaskObject *t)
+{
+    return cancel_task(t);
 }
 
 /* ---- Python methods --------------------------------------------------------------- */

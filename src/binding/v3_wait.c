@@ -226,7 +226,8 @@ static PyObject *wait_throw(WaitObject *w, PyObject *args)
     if (ended_under_wait_for(w, args)) {
         release_task(w);
         w->state = 0xff;
-        return ua_wait_done(ua_v3_outcome((TaskObject *)w->target));
+        /* A method, not tp_iternext: the end is StopIteration, also for None. */
+        return ua_send_result(ua_wait_done(ua_v3_outcome((TaskObject *)w->target)));
     }
     undo(w);
     return ua_raise_thrown(args);
