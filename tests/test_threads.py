@@ -6,6 +6,7 @@ import threading
 import pytest
 
 import uasyncio
+from conftest import run_program
 from uasyncio.queues import Queue
 from uasyncio.synchro import Lock
 
@@ -298,3 +299,80 @@ def test_a_loop_not_running_may_move_between_threads():
     assert out == [2]
     assert loop.run_until_complete(main(3)) == 3
     loop.close()
+
+
+def test_threadsafe_flag_set_while_its_loop_is_closed_and_freed(tmp_path):
+    # set() from another thread finds the waiter's loop, then makes the
+    # callable that wakes it: an allocation, which may run a GC, whose
+    # callbacks may let the loop's thread run. Here a GC callback does:
+    # the loop's thread stops, closes and drops the loop meanwhile. set()
+    # must neither use the freed loop nor fail. (CPython 3.11 collects
+    # inside the allocation; later versions at the next bytecode, so the
+    # window is not reached there.) In a program of its own: the GC
+    # thresholds change, and a failure may be a crash.
+    r = run_program(tmp_path, """
+        import gc, sys, threading
+        import uasyncio.v3 as v3
+
+        class Obj:
+            pass
+
+        def attempt():
+            flag = v3.ThreadSafeFlag()
+            ready, closing, closed = threading.Event(), threading.Event(), threading.Event()
+            state = {"armed": False, "hit": False}
+            setter = threading.get_ident()
+
+            def on_gc(phase, info):
+                if phase == "start" and state["armed"] and threading.get_ident() == setter:
+                    state["armed"] = False
+                    state["hit"] = True
+                    closing.set()
+                    closed.wait(20)   # the loop's thread runs now
+
+            def loop_thread():
+                loop = v3.Loop()
+
+                async def waiter():
+                    await flag.wait()
+
+                async def main():
+                    loop.create_task(waiter())
+                    await v3.sleep_ms(0)   # the waiter waits on the flag now
+                    ready.set()
+                    while not closing.is_set():
+                        await v3.sleep_ms(1)
+
+                loop.run_until_complete(main())
+                loop.close()
+                del loop
+                closed.set()
+
+            t = threading.Thread(target=loop_thread)
+            t.start()
+            ready.wait(20)
+            old = gc.get_threshold()
+            try:
+                # GC counts past the threshold while disabled: the first
+                # allocation after enable() collects, which is set()'s.
+                gc.disable()
+                keep = [Obj() for _ in range(10)]
+                gc.set_threshold(1)
+                gc.callbacks.append(on_gc)
+                gc.enable()
+                state["armed"] = True
+                flag.set()
+            finally:
+                state["armed"] = False
+                gc.set_threshold(*old)
+                gc.callbacks.remove(on_gc)
+                closing.set()
+                t.join(20)
+            return state["hit"]
+
+        print("hits", sum(attempt() for _ in range(5)))
+    """)
+    assert r.returncode == 0, r.stderr
+    hits = int(r.stdout.split()[-1])
+    if sys.version_info < (3, 12):
+        assert hits == 5

@@ -284,9 +284,14 @@ static PyObject *flag_set(FlagObject *self, PyObject *unused)
         Py_RETURN_NONE;
     if (ua_loop_in_its_thread(loop))
         return flag_wake(self, NULL);
+    /* The loop is held: making the callable can run a GC, and through it
+     * code that lets the loop's thread run, close and drop the loop. A
+     * loop closed meanwhile has nobody left to wake. */
+    Py_INCREF(loop);
     PyObject *wake = PyCFunction_New(&flag_wake_def, (PyObject *)self);
-    int rc = wake ? ua_loop_call_soon_threadsafe(loop, wake, NULL) : -1;
+    int rc = !wake ? -1 : loop->closed ? 0 : ua_loop_call_soon_threadsafe(loop, wake, NULL);
     Py_XDECREF(wake);
+    Py_DECREF(loop);
     if (rc < 0)
         return NULL;
     Py_RETURN_NONE;
