@@ -301,6 +301,163 @@ def test_a_loop_not_running_may_move_between_threads():
     loop.close()
 
 
+def test_more_unsafe_calls_from_another_thread_fail_clearly(loop):
+    from uasyncio.synchro import Lock as Lock2
+    import socket
+    lock = Lock2()
+    full = Queue(1)
+    a, b = socket.socketpair()
+    errors = {}
+    coro_later = []
+
+    async def holder():
+        await lock.acquire()
+        await uasyncio.sleep(30)
+
+    async def waiter(aw):
+        await aw
+
+    async def never():
+        pass
+
+    holding = holder()
+    loop.create_task(holding)
+    loop.create_task(waiter(lock.acquire()))
+    full.put_nowait(0)
+    loop.create_task(waiter(full.put(1)))
+
+    def other():
+        calls = {
+            "call_later_ms": lambda: loop.call_later_ms(1, print),
+            "call_at_": lambda: loop.call_at_(loop.time(), print),
+            "remove_reader": lambda: loop.remove_reader(a),
+            "add_writer": lambda: loop.add_writer(a, print),
+            "wait": lambda: loop.wait(0),
+            "run_forever": loop.run_forever,
+            "run_until_complete": lambda: loop.run_until_complete(x for x in ()),
+            "Lock.release": lock.release,          # would wake the waiter
+            "Queue.get_nowait": full.get_nowait,   # would wake the putter
+        }
+        for name, call in calls.items():
+            try:
+                call()
+            except RuntimeError as e:
+                errors[name] = str(e)
+
+    async def main():
+        await uasyncio.sleep_ms(1)   # the lock and a slot are waited for now
+        t = threading.Thread(target=other)
+        t.start()
+        while t.is_alive():
+            await uasyncio.sleep_ms(1)
+        t.join()
+        assert lock.locked and full.qsize() == 1
+        uasyncio.cancel(holding)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        a.close()
+        b.close()
+    assert sorted(errors) == ["Lock.release", "Queue.get_nowait", "add_writer", "call_at_",
+                              "call_later_ms", "remove_reader", "run_forever", "run_until_complete",
+                              "wait"]
+    for msg in errors.values():
+        assert "another thread" in msg and "call_soon_threadsafe" in msg
+
+
+def test_v3_calls_that_change_a_running_loop_fail_from_another_thread():
+    # Every v3 call that would schedule, wake or cancel a task of a loop
+    # running in another thread raises RuntimeError before it changes
+    # anything: the loop stays as it was, and the same calls work from the
+    # loop's own thread afterwards.
+    import uasyncio.v3 as v3
+    loop = v3.new_event_loop()   # the default loop: v3.create_task() reaches it too
+    errors = {}
+
+    async def wait_on(aw):
+        return await aw
+
+    async def serve(r, w):
+        w.close()
+
+    def gen():   # refused calls leave it unstarted: a generator does not warn
+        yield
+
+    async def main():
+        ev, lock, sem = v3.Event(), v3.Lock(), v3.Semaphore(0)
+        full, empty, unfinished = v3.Queue(1), v3.Queue(), v3.Queue()
+        await lock.acquire()
+        full.put_nowait(0)
+        unfinished.put_nowait(0)
+        unfinished.get_nowait()
+        sleeper = loop.create_task(v3.sleep(30))
+        waiters = [loop.create_task(wait_on(aw)) for aw in
+                   (ev.wait(), lock.acquire(), sem.acquire(), full.put(1), empty.get(),
+                    unfinished.join())]
+        srv = await v3.start_server(serve, "127.0.0.1", 0)
+        await v3.sleep_ms(1)   # every waiter waits now
+
+        def other():
+            calls = {
+                "Loop.create_task": lambda: loop.create_task(gen()),
+                "create_task": lambda: v3.create_task(gen()),
+                "run": lambda: v3.run(gen()),
+                "Loop.run_until_complete": lambda: loop.run_until_complete(sleeper),
+                "Loop.call_soon": lambda: loop.call_soon(print),
+                "Loop.stop": loop.stop,
+                "Task.cancel": sleeper.cancel,
+                "Task.add_done_callback": lambda: sleeper.add_done_callback(print),
+                "Event.set": ev.set,
+                "Lock.release": lock.release,
+                "Semaphore.release": sem.release,
+                "Queue.get_nowait": full.get_nowait,
+                "Queue.put_nowait": lambda: empty.put_nowait(1),
+                "Queue.task_done": unfinished.task_done,
+                "Server.close": srv.close,
+            }
+            for name, call in calls.items():
+                try:
+                    call()
+                except RuntimeError as e:
+                    errors[name] = str(e)
+
+        t = threading.Thread(target=other)
+        t.start()
+        while t.is_alive():
+            await v3.sleep_ms(1)
+        t.join()
+        await v3.sleep_ms(1)
+        # Nothing changed.
+        assert not sleeper.done() and not any(w.done() for w in waiters)
+        assert not ev.is_set() and lock.locked() and full.qsize() == 1 and empty.qsize() == 0
+        assert srv.sockets[0].fileno() >= 0
+        # From this thread, the same calls do what they say.
+        ev.set()
+        lock.release()
+        sem.release()
+        assert full.get_nowait() == 0
+        empty.put_nowait(1)
+        unfinished.task_done()
+        sleeper.cancel()
+        srv.close()
+        await srv.wait_closed()
+        assert [await w for w in waiters] == [True, True, True, None, 1, None]
+        return "ok"
+
+    try:
+        assert loop.run_until_complete(main()) == "ok"
+    finally:
+        loop.close()
+    assert sorted(errors) == sorted(["Loop.create_task", "create_task", "run", "Loop.run_until_complete",
+                                     "Loop.call_soon", "Loop.stop", "Task.cancel",
+                                     "Task.add_done_callback", "Event.set", "Lock.release",
+                                     "Semaphore.release", "Queue.get_nowait", "Queue.put_nowait",
+                                     "Queue.task_done", "Server.close"])
+    for msg in errors.values():
+        assert "another thread" in msg and "call_soon_threadsafe" in msg, msg
+
+
 def test_threadsafe_flag_set_while_its_loop_is_closed_and_freed(tmp_path):
     # set() from another thread finds the waiter's loop, then makes the
     # callable that wakes it: an allocation, which may run a GC, whose

@@ -136,6 +136,10 @@ static inline WaitObject *ua_wait_of(ua_wnode *n)
 #define UA_WAITQ_FOR(w, q) \
     for (WaitObject *w = ua_wait_of(*(q)); w; w = ua_wait_of(ua_wq_next((q), &w->link)))
 
+/* -1 with RuntimeError if waking the first Wait of q (all: any of them)
+ * would change a loop running in another thread: checked before an
+ * operation changes anything. */
+int ua_waitq_check_thread(ua_wnode **q, int all);
 /* Unlink the first Wait of q, mark it handed, wake its task; 0 if q is empty. */
 int ua_waitq_wake_first(ua_wnode **q);
 int ua_waitq_wake_all(ua_wnode **q);

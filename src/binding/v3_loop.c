@@ -167,6 +167,13 @@ static PyObject *v3loop_create_task(LoopObject *self, PyObject *coro)
 
 static PyObject *run_until_complete(LoopObject *self, PyObject *aw)
 {
+    /* Before the task is marked as this run's: it may be another run's. */
+    if (ua_loop_check_thread(self) < 0)
+        return NULL;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "the event loop is already running");
+        return NULL;
+    }
     PyObject *t = Py_IS_TYPE(aw, &Task_Type) ? Py_NewRef(aw) : ua_v3_create_task(self, aw);
     if (!t)
         return NULL;

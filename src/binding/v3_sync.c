@@ -22,6 +22,8 @@ static PyObject *event_set(EventObject *self, PyObject *unused)
 {
     /* Every waiter is woken, in the order they came; each returns True
      * even if the event is cleared before it runs (as MicroPython). */
+    if (ua_waitq_check_thread(&self->waiters, 1) < 0)
+        return NULL;
     self->state = 1;
     if (ua_waitq_wake_all(&self->waiters) < 0)
         return NULL;
@@ -134,7 +136,7 @@ static PyObject *sem_release(SemObject *self, PyObject *unused)
         PyErr_SetString(PyExc_ValueError, "BoundedSemaphore released too many times");
         return NULL;
     }
-    if (sem_give(self) < 0)
+    if (ua_waitq_check_thread(&self->waiters, 0) < 0 || sem_give(self) < 0)
         return NULL;
     Py_RETURN_NONE;
 }

@@ -108,6 +108,8 @@ PyObject *ua_v3_create_task(LoopObject *loop, PyObject *coro)
         PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
         return NULL;
     }
+    if (ua_loop_check_thread(loop) < 0)
+        return NULL;
     TaskObject *t = PyObject_GC_New(TaskObject, &Task_Type);
     if (!t)
         return NULL;
@@ -280,6 +282,10 @@ static int cancel_task(TaskObject *t)
         Py_DECREF(exc);
         return 0;
     }
+    if (ua_loop_check_thread(t->loop) < 0) {   /* before anything changes */
+        Py_DECREF(exc);
+        return -1;
+    }
     /* The gather's cancels and the old exception's release below run code:
      * t is held, and its loop read again after. */
     Py_INCREF(t);
@@ -378,7 +384,7 @@ static PyObject *task_add_done_callback(TaskObject *t, PyObject *args, PyObject 
             return NULL;
         Py_RETURN_NONE;
     }
-    if (ua_doneq_add(t, W_CALLBACK, NULL, fn) < 0)
+    if ((t->loop && ua_loop_check_thread(t->loop) < 0) || ua_doneq_add(t, W_CALLBACK, NULL, fn) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -386,6 +392,8 @@ static PyObject *task_add_done_callback(TaskObject *t, PyObject *args, PyObject 
 static PyObject *task_remove_done_callback(TaskObject *t, PyObject *fn)
 {
     Py_ssize_t removed = 0;
+    if (t->loop && ua_loop_check_thread(t->loop) < 0)
+        return NULL;
     for (int again = 1; again;) {   /* a comparison may change the queue: start over */
         again = 0;
         UA_WAITQ_FOR(w, &t->doneq) {

@@ -38,6 +38,22 @@ int ua_wait_hand(WaitObject *w)
     return rc;
 }
 
+int ua_waitq_check_thread(ua_wnode **q, int all)
+{
+    LoopObject *seen = NULL;   /* waiters are mostly of one loop: checked once */
+    UA_WAITQ_FOR(w, q) {
+        LoopObject *loop = w->task ? w->task->loop : NULL;
+        if (loop && loop != seen) {
+            if (ua_loop_check_thread(loop) < 0)
+                return -1;
+            seen = loop;
+        }
+        if (!all)
+            break;
+    }
+    return 0;
+}
+
 int ua_waitq_wake_first(ua_wnode **q)
 {
     if (!*q)

@@ -58,8 +58,8 @@ class Server:
 
     def close(self):
         """Stop listening: the listening socket is closed, the server's task ends."""
+        self._acceptor.close()   # first: from another thread it raises, and nothing changed
         self.state = True
-        self._acceptor.close()
         self.task.cancel()
 
     async def wait_closed(self):
