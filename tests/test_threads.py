@@ -320,11 +320,16 @@ def test_more_unsafe_calls_from_another_thread_fail_clearly(loop):
     async def never():
         pass
 
+    async def serve(reader, writer):
+        await writer.aclose()
+
     holding = holder()
     loop.create_task(holding)
     loop.create_task(waiter(lock.acquire()))
     full.put_nowait(0)
     loop.create_task(waiter(full.put(1)))
+    srv = uasyncio.start_server(serve, "127.0.0.1", 0)
+    loop.create_task(srv)
 
     def other():
         calls = {
@@ -337,6 +342,7 @@ def test_more_unsafe_calls_from_another_thread_fail_clearly(loop):
             "run_until_complete": lambda: loop.run_until_complete(x for x in ()),
             "Lock.release": lock.release,          # would wake the waiter
             "Queue.get_nowait": full.get_nowait,   # would wake the putter
+            "Server.close": srv.close,
         }
         for name, call in calls.items():
             try:
@@ -351,15 +357,17 @@ def test_more_unsafe_calls_from_another_thread_fail_clearly(loop):
         while t.is_alive():
             await uasyncio.sleep_ms(1)
         t.join()
-        assert lock.locked and full.qsize() == 1
+        assert lock.locked and full.qsize() == 1 and srv.socket.fileno() >= 0
         uasyncio.cancel(holding)
+        srv.close()
+        await uasyncio.sleep_ms(1)
 
     try:
         loop.run_until_complete(main())
     finally:
         a.close()
         b.close()
-    assert sorted(errors) == ["Lock.release", "Queue.get_nowait", "add_writer", "call_at_",
+    assert sorted(errors) == ["Lock.release", "Queue.get_nowait", "Server.close", "add_writer", "call_at_",
                               "call_later_ms", "remove_reader", "run_forever", "run_until_complete",
                               "wait"]
     for msg in errors.values():
@@ -456,6 +464,46 @@ def test_v3_calls_that_change_a_running_loop_fail_from_another_thread():
                                      "Queue.task_done", "Server.close"])
     for msg in errors.values():
         assert "another thread" in msg and "call_soon_threadsafe" in msg, msg
+
+
+def test_v3_task_of_a_loop_in_another_thread_cannot_be_awaited():
+    # Its end would wake the awaiting task from the other loop's thread.
+    import uasyncio.v3 as v3
+    loop = v3.Loop()
+    errors = []
+
+    def other(task):
+        loop2 = v3.Loop()
+
+        async def main():
+            for aw in (lambda: task, lambda: v3.wait_for(task, 5), lambda: v3.wait_for(task, None),
+                       lambda: v3.gather(task)):
+                try:
+                    await aw()
+                except RuntimeError as e:
+                    errors.append(str(e))
+
+        try:
+            loop2.run_until_complete(main())
+        finally:
+            loop2.close()
+
+    async def main():
+        task = loop.create_task(v3.sleep(30))
+        t = threading.Thread(target=other, args=(task,))
+        t.start()
+        while t.is_alive():
+            await v3.sleep_ms(1)
+        t.join()
+        assert not task.done()
+        task.cancel()
+        return "ok"
+
+    try:
+        assert loop.run_until_complete(main()) == "ok"
+    finally:
+        loop.close()
+    assert errors == ["a task of another event loop cannot be awaited here"] * 4
 
 
 def test_threadsafe_flag_set_while_its_loop_is_closed_and_freed(tmp_path):

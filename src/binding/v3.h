@@ -155,6 +155,9 @@ void ua_doneq_remove(WaitObject *w);
 void ua_doneq_clear_owned(TaskObject *t);
 WaitObject *ua_task_gather(TaskObject *t);             /* its gather, or NULL */
 int ua_task_awaited(TaskObject *t);                    /* some task awaits it */
+/* -1 with RuntimeError if t is pending on a loop other than the one running
+ * in this thread: its end would wake the awaiting task from its own thread. */
+int ua_task_check_loop(TaskObject *t);
 int ua_v3_wait_ready(PyObject *module);
 
 /* v3_funcs.c, v3_sync.c, v3_queue.c, v3_loop.c */

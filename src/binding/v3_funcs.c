@@ -37,6 +37,8 @@ static PyObject *waitfor_next(WaitObject *w)
             PyErr_SetString(PyExc_RuntimeError, "can't wait");
             return NULL;
         }
+        if (ua_task_check_loop(t) < 0)
+            return NULL;
         /* Linked into the inner task's doneq and, through the SleepMs it
          * yields, in the timer heap: the first to come wakes it. (Its timer
          * fields are in use: cancel() does not find this Wait, and needs
@@ -161,6 +163,10 @@ static PyObject *gather_next(WaitObject *g)
         return NULL;
     }
     if (!g->value && g->n > 0) {
+        PyObject *tasks = g->target;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tasks); i++)
+            if (ua_task_check_loop((TaskObject *)PyTuple_GET_ITEM(tasks, i)) < 0)
+                return NULL;
         g->state = 1;
         return ua_wait_park(g, NULL);
     }

@@ -184,6 +184,14 @@ WaitObject *ua_task_gather(TaskObject *t)
     return NULL;
 }
 
+int ua_task_check_loop(TaskObject *t)
+{
+    if (TASK_DONE(t) || !t->loop || t->loop == ua_running_loop_get())
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "a task of another event loop cannot be awaited here");
+    return -1;
+}
+
 int ua_task_awaited(TaskObject *t)
 {
     UA_WAITQ_FOR(w, &t->doneq) {
@@ -339,6 +347,8 @@ static PyObject *task_wait_next(WaitObject *w)
         PyErr_SetString(PyExc_RuntimeError, "can't wait");   /* it belongs to a gather */
         return NULL;
     }
+    if (ua_task_check_loop(t) < 0)
+        return NULL;
     if (t == ua_v3_current()) {
         PyErr_SetString(PyExc_RuntimeError, "a task cannot await itself");
         return NULL;
