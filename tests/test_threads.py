@@ -475,13 +475,16 @@ def test_v3_task_of_a_loop_in_another_thread_cannot_be_awaited():
     def other(task):
         loop2 = v3.Loop()
 
+        async def awaiting(aw):
+            return await aw()
+
         async def main():
             for aw in (lambda: task, lambda: v3.wait_for(task, 5), lambda: v3.wait_for(task, None),
                        lambda: v3.gather(task)):
-                try:
-                    await aw()
-                except RuntimeError as e:
-                    errors.append(str(e))
+                try:   # bounded: without the check, the await would never end
+                    await v3.wait_for(awaiting(aw), 20)
+                except (RuntimeError, v3.TimeoutError) as e:
+                    errors.append(str(e) or repr(e))
 
         try:
             loop2.run_until_complete(main())
