@@ -466,6 +466,7 @@ def test_v3_calls_that_change_a_running_loop_fail_from_another_thread():
         assert "another thread" in msg and "call_soon_threadsafe" in msg, msg
 
 
+@pytest.mark.timeout(150)
 def test_v3_task_of_a_loop_in_another_thread_cannot_be_awaited():
     # Its end would wake the awaiting task from the other loop's thread.
     import uasyncio.v3 as v3
