@@ -88,8 +88,9 @@ SAN_RUN = UA_PKG_DIR=build/asan UA_SANITIZE=address,undefined PYTHONMALLOC=mallo
     LD_PRELOAD="$$(cc -print-file-name=libasan.so):$$(cc -print-file-name=libubsan.so)" \
     ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
+# The thread stress test runs 30 s here (UA_STRESS_SECONDS; 5 s in check).
 asan: testdeps asan-build
-	$(SAN_RUN) $(PYTEST) -q -rs -p no:cacheprovider $(PYTEST_ARGS) tests
+	$(SAN_RUN) UA_STRESS_SECONDS=$${UA_STRESS_SECONDS:-30} $(PYTEST) -q -rs -p no:cacheprovider $(PYTEST_ARGS) tests
 
 asan-build: deps
 	UA_CFLAGS="$(SAN_FLAGS) -O1 -g" UA_LDFLAGS="$(SAN_FLAGS)" \

@@ -112,3 +112,31 @@ def test_set_get_exception_handler(loop):
     assert loop.get_exception_handler() is None
     with pytest.raises(TypeError):
         loop.set_exception_handler("not callable")
+
+
+def test_default_handler_writes_to_a_stderr_that_replaces_itself(loop):
+    # Writing runs the stream's code: here it replaces sys.stderr, dropping
+    # the last reference to itself, and empties the context; the handler
+    # must hold both, not borrow them.
+    import io
+    import sys
+    written = []
+    context = {"message": "boom", "exception": ValueError("x"), "future": None}
+
+    class Swapping:
+        def write(self, s):
+            written.append(s)
+            sys.stderr = io.StringIO()
+            context.clear()
+            return len(s)
+
+        def flush(self):
+            pass
+
+    old = sys.stderr
+    sys.stderr = Swapping()
+    try:
+        loop.default_exception_handler(context)
+    finally:
+        sys.stderr = old
+    assert written == ["boom", "\n"]   # the rest of the context went with the first write

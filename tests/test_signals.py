@@ -1,5 +1,6 @@
 """Signals (Ctrl-C) reach a running loop at once, whatever it is doing, and
 leave it usable."""
+import functools
 import itertools
 import os
 import signal
@@ -10,7 +11,7 @@ import time
 import pytest
 
 import uasyncio
-from conftest import run_program, sigint_raises
+from conftest import libc_kill, run_program, sigint_raises
 
 
 class Interrupted(Exception):
@@ -175,3 +176,78 @@ def test_ctrl_c_in_a_program(tmp_path):
     assert lines[:2] == ["KeyboardInterrupt", "again"], out.stdout
     assert sorted(lines[2:4]) == ["finally a", "finally main"], out.stdout
     assert lines[4:] == ["closed"], out.stdout
+
+
+# ---- handlers that schedule work just before the loop blocks ----------------------
+
+
+@pytest.fixture
+def sigusr1():
+    """Within the test, SIGUSR1 runs the handler the test puts in
+    handler[0]; yields (handler, sender): the sender is C code, so the
+    handler runs only when something checks for signals."""
+    handler = [None]
+    old = signal.signal(signal.SIGUSR1, lambda signum, frame: handler[0]())
+    try:
+        yield handler, functools.partial(libc_kill, os.getpid(), signal.SIGUSR1)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+
+
+def run_with_thread_fallback(loop, run, secs=20):
+    """run(); if the loop is still asleep after secs, another thread notes
+    it and wakes it. True if that happened."""
+    fired = []
+    t = threading.Timer(secs, lambda: (fired.append(1), loop.call_soon_threadsafe(int)))
+    t.start()
+    try:
+        result = run()
+    finally:
+        t.cancel()
+        t.join()
+    return result, bool(fired)
+
+
+@pytest.mark.parametrize("what", ["stop", "call_soon", "call_later", "call_soon_threadsafe"])
+def test_a_handler_that_schedules_work_before_the_first_wait_is_not_left_waiting(loop, sigusr1, what):
+    # The signal comes while a C callback runs; the loop then has nothing
+    # to do but wait (forever), and runs the handler first: what the
+    # handler scheduled must end that wait at once.
+    handler, send = sigusr1
+    handler[0] = {
+        "stop": loop.stop,
+        "call_soon": lambda: loop.call_soon(loop.stop),
+        "call_later": lambda: loop.call_later_ms(1, loop.stop),
+        "call_soon_threadsafe": lambda: loop.call_soon_threadsafe(loop.stop),
+    }[what]
+    loop.call_soon(send)
+    _, fired = run_with_thread_fallback(loop, loop.run_forever)
+    assert not fired
+
+
+def test_a_handler_that_sets_a_threadsafe_flag_wakes_its_waiter_at_once(sigusr1):
+    import uasyncio.v3 as v3
+    handler, send = sigusr1
+    loop = v3.Loop()
+    flag = v3.ThreadSafeFlag()
+    handler[0] = flag.set
+
+    async def main():
+        loop.call_soon(send)
+        await flag.wait()
+        return "woken"
+
+    try:
+        result, fired = run_with_thread_fallback(loop, lambda: loop.run_until_complete(main()))
+    finally:
+        loop.close()
+    assert result == "woken" and not fired
+
+
+def test_a_handler_that_stops_a_loop_with_a_far_timer(loop, sigusr1):
+    handler, send = sigusr1
+    handler[0] = loop.stop
+    loop.call_later(30, int)
+    loop.call_soon(send)
+    _, fired = run_with_thread_fallback(loop, loop.run_forever)
+    assert not fired

@@ -6,6 +6,7 @@ import threading
 import pytest
 
 import uasyncio
+from conftest import run_program
 from uasyncio.queues import Queue
 from uasyncio.synchro import Lock
 
@@ -298,3 +299,289 @@ def test_a_loop_not_running_may_move_between_threads():
     assert out == [2]
     assert loop.run_until_complete(main(3)) == 3
     loop.close()
+
+
+def test_more_unsafe_calls_from_another_thread_fail_clearly(loop):
+    from uasyncio.synchro import Lock as Lock2
+    import socket
+    lock = Lock2()
+    full = Queue(1)
+    a, b = socket.socketpair()
+    errors = {}
+    coro_later = []
+
+    async def holder():
+        await lock.acquire()
+        await uasyncio.sleep(30)
+
+    async def waiter(aw):
+        await aw
+
+    async def never():
+        pass
+
+    async def serve(reader, writer):
+        await writer.aclose()
+
+    holding = holder()
+    loop.create_task(holding)
+    loop.create_task(waiter(lock.acquire()))
+    full.put_nowait(0)
+    loop.create_task(waiter(full.put(1)))
+    srv = uasyncio.start_server(serve, "127.0.0.1", 0)
+    loop.create_task(srv)
+
+    def other():
+        calls = {
+            "call_later_ms": lambda: loop.call_later_ms(1, print),
+            "call_at_": lambda: loop.call_at_(loop.time(), print),
+            "remove_reader": lambda: loop.remove_reader(a),
+            "add_writer": lambda: loop.add_writer(a, print),
+            "wait": lambda: loop.wait(0),
+            "run_forever": loop.run_forever,
+            "run_until_complete": lambda: loop.run_until_complete(x for x in ()),
+            "Lock.release": lock.release,          # would wake the waiter
+            "Queue.get_nowait": full.get_nowait,   # would wake the putter
+            "Server.close": srv.close,
+        }
+        for name, call in calls.items():
+            try:
+                call()
+            except RuntimeError as e:
+                errors[name] = str(e)
+
+    async def main():
+        await uasyncio.sleep_ms(1)   # the lock and a slot are waited for now
+        t = threading.Thread(target=other)
+        t.start()
+        while t.is_alive():
+            await uasyncio.sleep_ms(1)
+        t.join()
+        assert lock.locked and full.qsize() == 1 and srv.socket.fileno() >= 0
+        uasyncio.cancel(holding)
+        srv.close()
+        await uasyncio.sleep_ms(1)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        a.close()
+        b.close()
+    assert sorted(errors) == ["Lock.release", "Queue.get_nowait", "Server.close", "add_writer", "call_at_",
+                              "call_later_ms", "remove_reader", "run_forever", "run_until_complete",
+                              "wait"]
+    for msg in errors.values():
+        assert "another thread" in msg and "call_soon_threadsafe" in msg
+
+
+def test_v3_calls_that_change_a_running_loop_fail_from_another_thread():
+    # Every v3 call that would schedule, wake or cancel a task of a loop
+    # running in another thread raises RuntimeError before it changes
+    # anything: the loop stays as it was, and the same calls work from the
+    # loop's own thread afterwards.
+    import uasyncio.v3 as v3
+    loop = v3.new_event_loop()   # the default loop: v3.create_task() reaches it too
+    errors = {}
+
+    async def wait_on(aw):
+        return await aw
+
+    async def serve(r, w):
+        w.close()
+
+    def gen():   # refused calls leave it unstarted: a generator does not warn
+        yield
+
+    async def main():
+        ev, lock, sem = v3.Event(), v3.Lock(), v3.Semaphore(0)
+        full, empty, unfinished = v3.Queue(1), v3.Queue(), v3.Queue()
+        await lock.acquire()
+        full.put_nowait(0)
+        unfinished.put_nowait(0)
+        unfinished.get_nowait()
+        sleeper = loop.create_task(v3.sleep(30))
+        waiters = [loop.create_task(wait_on(aw)) for aw in
+                   (ev.wait(), lock.acquire(), sem.acquire(), full.put(1), empty.get(),
+                    unfinished.join())]
+        srv = await v3.start_server(serve, "127.0.0.1", 0)
+        await v3.sleep_ms(1)   # every waiter waits now
+
+        def other():
+            calls = {
+                "Loop.create_task": lambda: loop.create_task(gen()),
+                "create_task": lambda: v3.create_task(gen()),
+                "run": lambda: v3.run(gen()),
+                "Loop.run_until_complete": lambda: loop.run_until_complete(sleeper),
+                "Loop.call_soon": lambda: loop.call_soon(print),
+                "Loop.stop": loop.stop,
+                "Task.cancel": sleeper.cancel,
+                "Task.add_done_callback": lambda: sleeper.add_done_callback(print),
+                "Event.set": ev.set,
+                "Lock.release": lock.release,
+                "Semaphore.release": sem.release,
+                "Queue.get_nowait": full.get_nowait,
+                "Queue.put_nowait": lambda: empty.put_nowait(1),
+                "Queue.task_done": unfinished.task_done,
+                "Server.close": srv.close,
+            }
+            for name, call in calls.items():
+                try:
+                    call()
+                except RuntimeError as e:
+                    errors[name] = str(e)
+
+        t = threading.Thread(target=other)
+        t.start()
+        while t.is_alive():
+            await v3.sleep_ms(1)
+        t.join()
+        await v3.sleep_ms(1)
+        # Nothing changed.
+        assert not sleeper.done() and not any(w.done() for w in waiters)
+        assert not ev.is_set() and lock.locked() and full.qsize() == 1 and empty.qsize() == 0
+        assert srv.sockets[0].fileno() >= 0
+        # From this thread, the same calls do what they say.
+        ev.set()
+        lock.release()
+        sem.release()
+        assert full.get_nowait() == 0
+        empty.put_nowait(1)
+        unfinished.task_done()
+        sleeper.cancel()
+        srv.close()
+        await srv.wait_closed()
+        assert [await w for w in waiters] == [True, True, True, None, 1, None]
+        return "ok"
+
+    try:
+        assert loop.run_until_complete(main()) == "ok"
+    finally:
+        loop.close()
+    assert sorted(errors) == sorted(["Loop.create_task", "create_task", "run", "Loop.run_until_complete",
+                                     "Loop.call_soon", "Loop.stop", "Task.cancel",
+                                     "Task.add_done_callback", "Event.set", "Lock.release",
+                                     "Semaphore.release", "Queue.get_nowait", "Queue.put_nowait",
+                                     "Queue.task_done", "Server.close"])
+    for msg in errors.values():
+        assert "another thread" in msg and "call_soon_threadsafe" in msg, msg
+
+
+@pytest.mark.timeout(150)
+def test_v3_task_of_a_loop_in_another_thread_cannot_be_awaited():
+    # Its end would wake the awaiting task from the other loop's thread.
+    import uasyncio.v3 as v3
+    loop = v3.Loop()
+    errors = []
+
+    def other(task):
+        loop2 = v3.Loop()
+
+        async def awaiting(aw):
+            return await aw()
+
+        async def main():
+            for aw in (lambda: task, lambda: v3.wait_for(task, 5), lambda: v3.wait_for(task, None),
+                       lambda: v3.gather(task)):
+                try:   # bounded: without the check, the await would never end
+                    await v3.wait_for(awaiting(aw), 20)
+                except (RuntimeError, v3.TimeoutError) as e:
+                    errors.append(str(e) or repr(e))
+
+        try:
+            loop2.run_until_complete(main())
+        finally:
+            loop2.close()
+
+    async def main():
+        task = loop.create_task(v3.sleep(30))
+        t = threading.Thread(target=other, args=(task,))
+        t.start()
+        while t.is_alive():
+            await v3.sleep_ms(1)
+        t.join()
+        assert not task.done()
+        task.cancel()
+        return "ok"
+
+    try:
+        assert loop.run_until_complete(main()) == "ok"
+    finally:
+        loop.close()
+    assert errors == ["a task of another event loop cannot be awaited here"] * 4
+
+
+def test_threadsafe_flag_set_while_its_loop_is_closed_and_freed(tmp_path):
+    # set() from another thread finds the waiter's loop, then makes the
+    # callable that wakes it: an allocation, which may run a GC, whose
+    # callbacks may let the loop's thread run. Here a GC callback does:
+    # the loop's thread stops, closes and drops the loop meanwhile. set()
+    # must neither use the freed loop nor fail. (CPython 3.11 collects
+    # inside the allocation; later versions at the next bytecode, so the
+    # window is not reached there.) In a program of its own: the GC
+    # thresholds change, and a failure may be a crash.
+    r = run_program(tmp_path, """
+        import gc, sys, threading
+        import uasyncio.v3 as v3
+
+        class Obj:
+            pass
+
+        def attempt():
+            flag = v3.ThreadSafeFlag()
+            ready, closing, closed = threading.Event(), threading.Event(), threading.Event()
+            state = {"armed": False, "hit": False}
+            setter = threading.get_ident()
+
+            def on_gc(phase, info):
+                if phase == "start" and state["armed"] and threading.get_ident() == setter:
+                    state["armed"] = False
+                    state["hit"] = True
+                    closing.set()
+                    closed.wait(20)   # the loop's thread runs now
+
+            def loop_thread():
+                loop = v3.Loop()
+
+                async def waiter():
+                    await flag.wait()
+
+                async def main():
+                    loop.create_task(waiter())
+                    await v3.sleep_ms(0)   # the waiter waits on the flag now
+                    ready.set()
+                    while not closing.is_set():
+                        await v3.sleep_ms(1)
+
+                loop.run_until_complete(main())
+                loop.close()
+                del loop
+                closed.set()
+
+            t = threading.Thread(target=loop_thread)
+            t.start()
+            ready.wait(20)
+            old = gc.get_threshold()
+            try:
+                # GC counts past the threshold while disabled: the first
+                # allocation after enable() collects, which is set()'s.
+                gc.disable()
+                keep = [Obj() for _ in range(10)]
+                gc.set_threshold(1)
+                gc.callbacks.append(on_gc)
+                gc.enable()
+                state["armed"] = True
+                flag.set()
+            finally:
+                state["armed"] = False
+                gc.set_threshold(*old)
+                gc.callbacks.remove(on_gc)
+                closing.set()
+                t.join(20)
+            return state["hit"]
+
+        print("hits", sum(attempt() for _ in range(5)))
+    """)
+    assert r.returncode == 0, r.stderr
+    hits = int(r.stdout.split()[-1])
+    if sys.version_info < (3, 12):
+        assert hits == 5

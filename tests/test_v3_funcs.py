@@ -368,3 +368,35 @@ def test_a_cancelled_gather_cancels_its_tasks_when_it_runs_again(aio):
         await aio.sleep(0.01)
         return out
     assert aio.run(main()) == [("start", 1), ("start", 2), ("end", 1), ("end", 2), "gather cancelled"]
+
+
+def test_a_gather_cancelled_by_one_of_its_own_tasks_cancels_that_one_too(aio):
+    """The task running now is cancelled at its next await, as the others
+    (MicroPython's order), not refused with "can't cancel self"."""
+    out = []
+    box = []
+
+    async def child(n):
+        await aio.sleep(0)
+        if n == 1:
+            out.append(("cancel", box[0].cancel()))
+            try:
+                await aio.sleep(0)
+                out.append("child 1 not cancelled")
+            except aio.CancelledError:
+                out.append("child 1 cancelled")
+                raise
+        await aio.sleep(0.01)
+        out.append(("end", n))
+
+    async def gatherer():
+        try:
+            await aio.gather(child(1), child(2))
+        except aio.CancelledError:
+            out.append("gather cancelled")
+
+    async def main():
+        box.append(aio.create_task(gatherer()))
+        await aio.sleep(0.05)
+        return out
+    assert aio.run(main()) == [("cancel", True), "gather cancelled", "child 1 cancelled"]

@@ -218,6 +218,34 @@ static int iopoll_ask(LoopObject *self)
 
 /* ---- waiting ------------------------------------------------------------------ */
 
+/* Run the Python signal handlers now; what they scheduled (stop(), a
+ * callback, a timer, a ThreadSafeFlag's waiter) shortens the wait, which
+ * was computed before they ran. */
+static int signals_then_delay(LoopObject *self, int *delay)
+{
+    size_t queued = self->runq.len;
+    ua_timer *top = ua_timerheap_peek(&self->timers);
+    uint32_t deadline = top ? top->deadline : 0;
+    if (PyErr_CheckSignals() < 0)
+        return -1;
+    if (self->runq.len != queued || ua_wakeup_asked(&self->wakeup)) {
+        *delay = 0;
+        return 0;
+    }
+    ua_timer *now_top = ua_timerheap_peek(&self->timers);
+    if (!now_top || (now_top == top && now_top->deadline == deadline))
+        return 0;
+    uint32_t now;
+    if (ua_loop_now(self, &now) < 0)
+        return -1;
+    int32_t d = ua_ticks_diff(now_top->deadline, now);
+    if (d < 0)
+        d = 0;
+    if (*delay < 0 || d < *delay)
+        *delay = d;
+    return 0;
+}
+
 int ua_loop_poll(LoopObject *self, int delay)
 {
     if (ua_debug)
@@ -232,7 +260,7 @@ int ua_loop_poll(LoopObject *self, int delay)
         /* A signal caught while C code ran (no bytecode since to act on it):
          * act now, not after the wait. One caught later writes to the
          * wake-up pipe, which ends the wait. */
-        if (PyErr_CheckSignals() < 0)
+        if (signals_then_delay(self, &delay) < 0)
             return -1;
         Py_BEGIN_ALLOW_THREADS
         n = ua_poller_poll(&self->poller, delay);

@@ -247,9 +247,13 @@ static int cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
     ua_task *t = ua_task_for_coro(self, coro);
     if (!t)
         return -1;
-    Py_INCREF(exc);
-    Py_XSETREF(t->aux, exc);
-    return ua_loop_wake(self, t);
+    /* The exception it replaces goes last: releasing it can run code
+     * (finalizers), which must find the record placed. */
+    PyObject *old = t->aux;
+    t->aux = Py_NewRef(exc);
+    int rc = ua_loop_wake(self, t);
+    Py_XDECREF(old);
+    return rc;
 }
 
 int ua_loop_cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)

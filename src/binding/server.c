@@ -336,6 +336,8 @@ static PyObject *server_throw(ServerObject *self, PyObject *args)
 
 static PyObject *server_close(ServerObject *self, PyObject *unused)
 {
+    if (self->loop && !self->closed && ua_loop_check_thread(self->loop) < 0)   /* it unregisters from the loop */
+        return NULL;
     close_listener(self);
     Py_RETURN_NONE;
 }

@@ -150,13 +150,18 @@ static int q_pass_slot(QueueObject *q)
 /* Take the oldest item (queue not empty); its slot goes to a waiting putter. */
 static PyObject *q_get(QueueObject *q)
 {
-    PyObject *v = (PyObject *)ua_runq_at(&q->items, 0);
     /* Checked before anything changes: waking a putter of a loop running
-     * in another thread fails. */
+     * in another thread fails. Dropping dead putters on the way can run
+     * code (their coroutines' finalizers), which may take items: the item
+     * is read after. */
     WaitOp *p = first_live(&q->putters);
     if (p && ua_loop_check_thread(p->loop) < 0)
         return NULL;
-    ua_runq_pop(&q->items);
+    if (!q->items.len) {
+        PyErr_SetNone(QueueEmpty);
+        return NULL;
+    }
+    PyObject *v = ua_runq_pop(&q->items);
     if (q_pass_slot(q) < 0) {
         Py_DECREF(v);
         return NULL;

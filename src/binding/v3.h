@@ -148,6 +148,10 @@ static inline WaitObject *ua_wait_of(ua_wnode *n)
 #define UA_WAITQ_FOR(w, q) \
     for (WaitObject *w = ua_wait_of(*(q)); w; w = ua_wait_of(ua_wq_next((q), &w->link)))
 
+/* -1 with RuntimeError if waking the first Wait of q (all: any of them)
+ * would change a loop running in another thread: checked before an
+ * operation changes anything. */
+int ua_waitq_check_thread(ua_wnode **q, int all);
 /* Unlink the first Wait of q, mark it handed, wake its task; 0 if q is empty. */
 int ua_waitq_wake_first(ua_wnode **q);
 int ua_waitq_wake_all(ua_wnode **q);
@@ -166,6 +170,9 @@ WaitObject *ua_task_gather(TaskObject *t);             /* its gather, or NULL */
  * waiter after the timeout), or NULL: where cancel() goes on down. */
 TaskObject *ua_wait_awaited_task(WaitObject *w);
 int ua_task_awaited(TaskObject *t);                    /* some task awaits it */
+/* -1 with RuntimeError if t is pending on a loop other than the one running
+ * in this thread: its end would wake the awaiting task from its own thread. */
+int ua_task_check_loop(TaskObject *t);
 int ua_v3_wait_ready(PyObject *module);
 
 /* v3_funcs.c, v3_sync.c, v3_queue.c, v3_loop.c */

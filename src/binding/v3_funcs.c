@@ -40,6 +40,8 @@ static PyObject *waitfor_next(WaitObject *w)
         if (!task)
             return NULL;
         Py_SETREF(w->target, task);
+        if (ua_task_check_loop((TaskObject *)task) < 0)   /* its end would wake us from its loop's thread */
+            return NULL;
         if (w->n < 0) {   /* timeout None: a plain await of the task */
             w->kind = W_TASK;
             return ua_wait_kinds[W_TASK].next(w);
@@ -329,6 +331,8 @@ static int gather_start(WaitObject *g)
     g->n = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         TaskObject *t = (TaskObject *)PyTuple_GET_ITEM(tasks, i);
+        if (ua_task_check_loop(t) < 0)
+            return -1;
         if (TASK_DONE(t)) {
             failed |= (t->rec.flags & TF_EXC) && !g->opt;
         } else if (ua_task_awaited(t) || ua_task_gather(t)) {

@@ -49,31 +49,35 @@ LoopObject *ua_v3_loop(void)
 
 /* ---- the exception handler ----------------------------------------------------- */
 
-static int default_handler(PyObject *context)
+/* context[key] into *value, held (or NULL if missing): -1 on error. */
+static int dict_get_ref(PyObject *context, PyObject *key, PyObject **value)
 {
-    PyObject *err = PySys_GetObject("stderr");   /* borrowed */
-    if (!err || err == Py_None)
-        return 0;
-    PyObject *msg = PyDict_GetItemWithError(context, str_message);
-    if (!msg && PyErr_Occurred())
+    *value = Py_XNewRef(PyDict_GetItemWithError(context, key));
+    return *value || !PyErr_Occurred() ? 0 : -1;
+}
+
+/* Held, not borrowed: writing to sys.stderr runs its code, which may
+ * replace sys.stderr or change the context dict. */
+static int write_context(PyObject *context, PyObject *err)
+{
+    PyObject *msg, *fut, *exc;
+    if (dict_get_ref(context, str_message, &msg) < 0)
         return -1;
-    if (msg && (PyFile_WriteObject(msg, err, Py_PRINT_RAW) < 0 || PyFile_WriteString("\n", err) < 0))
-        return -1;
-    PyObject *fut = PyDict_GetItemWithError(context, str_future);
-    if (!fut && PyErr_Occurred())
+    int rc = msg && (PyFile_WriteObject(msg, err, Py_PRINT_RAW) < 0 || PyFile_WriteString("\n", err) < 0)
+                 ? -1 : 0;
+    Py_XDECREF(msg);
+    if (rc < 0 || dict_get_ref(context, str_future, &fut) < 0)
         return -1;
     if (fut && fut != Py_None) {
         /* A Task, or what else raised (a callback, a 2.0 coroutine) */
         PyObject *coro = Py_IS_TYPE(fut, &Task_Type) ? ((TaskObject *)fut)->rec.obj : NULL;
         PyObject *line = coro ? PyUnicode_FromFormat("future: %R coro= %R\n", fut, coro)
                               : PyUnicode_FromFormat("future: %R\n", fut);
-        int rc = line ? PyFile_WriteObject(line, err, Py_PRINT_RAW) : -1;
+        rc = line ? PyFile_WriteObject(line, err, Py_PRINT_RAW) : -1;
         Py_XDECREF(line);
-        if (rc < 0)
-            return -1;
     }
-    PyObject *exc = PyDict_GetItemWithError(context, str_exception);
-    if (!exc && PyErr_Occurred())
+    Py_XDECREF(fut);
+    if (rc < 0 || dict_get_ref(context, str_exception, &exc) < 0)
         return -1;
     if (exc && PyExceptionInstance_Check(exc)) {
         /* The interpreter's own printer (to sys.stderr, as err is): the
@@ -82,7 +86,19 @@ static int default_handler(PyObject *context)
         PyErr_Display((PyObject *)Py_TYPE(exc), exc, tb);
         Py_XDECREF(tb);
     }
+    Py_XDECREF(exc);
     return 0;
+}
+
+static int default_handler(PyObject *context)
+{
+    PyObject *err = PySys_GetObject("stderr");   /* borrowed */
+    if (!err || err == Py_None)
+        return 0;
+    Py_INCREF(err);
+    int rc = write_context(context, err);
+    Py_DECREF(err);
+    return rc;
 }
 
 static int call_handler(LoopObject *loop, PyObject *context)
@@ -182,6 +198,13 @@ static PyObject *v3loop_create_task(LoopObject *self, PyObject *const *args, Py_
 
 static PyObject *run_until_complete(LoopObject *self, PyObject *aw)
 {
+    /* Before the task is marked as this run's: it may be another run's. */
+    if (ua_loop_check_thread(self) < 0)
+        return NULL;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "the event loop is already running");
+        return NULL;
+    }
     PyObject *t = Py_IS_TYPE(aw, &Task_Type) ? Py_NewRef(aw) : ua_v3_create_task(self, aw);
     if (!t)
         return NULL;

@@ -67,8 +67,12 @@ static int admit_putter(QueueObject *q)
     return enter(q, item, 0);
 }
 
+/* Checked before an item moves: the getter or putter it wakes may be of a
+ * loop running in another thread. */
 static PyObject *take(QueueObject *q)
 {
+    if (ua_waitq_check_thread(&q->putters, 0) < 0)
+        return NULL;
     PyObject *item = ua_runq_pop(&q->items);
     if (admit_putter(q) < 0) {
         Py_DECREF(item);
@@ -79,6 +83,8 @@ static PyObject *take(QueueObject *q)
 
 static int put_now(QueueObject *q, PyObject *item)
 {
+    if (ua_waitq_check_thread(&q->getters, 0) < 0)
+        return -1;
     q->unfinished++;
     return enter(q, Py_NewRef(item), 0);
 }
@@ -192,6 +198,8 @@ static PyObject *queue_task_done(QueueObject *self, PyObject *unused)
         PyErr_SetString(PyExc_ValueError, "task_done() called too many times");
         return NULL;
     }
+    if (self->unfinished == 1 && ua_waitq_check_thread(&self->joiners, 1) < 0)
+        return NULL;
     if (--self->unfinished == 0 && ua_waitq_wake_all(&self->joiners) < 0)
         return NULL;
     Py_RETURN_NONE;

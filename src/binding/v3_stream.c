@@ -598,6 +598,8 @@ static PyObject *acceptor_throw(AcceptorObject *a, PyObject *args)
 
 static PyObject *acceptor_close(AcceptorObject *a, PyObject *unused)
 {
+    if (a->loop && !a->closed && ua_loop_check_thread(a->loop) < 0)   /* it unregisters from the loop */
+        return NULL;
     acceptor_close_listener(a);
     Py_RETURN_NONE;
 }

@@ -22,6 +22,8 @@ static PyObject *event_set(EventObject *self, PyObject *unused)
 {
     /* Every waiter is woken, in the order they came; each returns True
      * even if the event is cleared before it runs (as MicroPython). */
+    if (ua_waitq_check_thread(&self->waiters, 1) < 0)
+        return NULL;
     self->state = 1;
     if (ua_waitq_wake_all(&self->waiters) < 0)
         return NULL;
@@ -138,7 +140,7 @@ static PyObject *sem_release(SemObject *self, PyObject *unused)
         PyErr_SetString(PyExc_ValueError, "BoundedSemaphore released too many times");
         return NULL;
     }
-    if (sem_give(self) < 0)
+    if (ua_waitq_check_thread(&self->waiters, 0) < 0 || sem_give(self) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -290,10 +292,15 @@ static PyObject *flag_set(FlagObject *self, PyObject *unused)
     if (!loop)
         Py_RETURN_NONE;
     /* Its waiter wakes when the loop next polls (MicroPython's poller finds
-     * the flag set): behind what is queued by then, also in the loop's thread. */
+     * the flag set): behind what is queued by then, also in the loop's
+     * thread. The loop is held: making the callable can run a GC, and
+     * through it code that lets the loop's thread run, close and drop the
+     * loop. A loop closed meanwhile has nobody left to wake. */
+    Py_INCREF(loop);
     PyObject *wake = PyCFunction_New(&flag_wake_def, (PyObject *)self);
-    int rc = wake ? ua_loop_at_next_poll(loop, wake) : -1;
+    int rc = !wake ? -1 : loop->closed ? 0 : ua_loop_at_next_poll(loop, wake);
     Py_XDECREF(wake);
+    Py_DECREF(loop);
     if (rc < 0)
         return NULL;
     Py_RETURN_NONE;

@@ -132,6 +132,8 @@ PyObject *ua_v3_create_task(LoopObject *loop, PyObject *coro)
         PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
         return NULL;
     }
+    if (ua_loop_check_thread(loop) < 0)
+        return NULL;
     TaskObject *t = PyObject_GC_New(TaskObject, &Task_Type);
     if (!t)
         return NULL;
@@ -300,6 +302,11 @@ int ua_v3_cancel_exc(TaskObject *t, PyObject *exc)
         PyErr_SetString(PyExc_RuntimeError, "can't cancel self");
         return -1;
     }
+    /* The exception first: making it may run a GC, and with it any code
+     * (finalizers, other threads), so nothing read before it is kept. */
+    exc = exc ? Py_NewRef(exc) : PyObject_CallNoArgs(ua_v3_CancelledError);
+    if (!exc)
+        return -1;
     /* A task awaiting another task: the cancel goes down the chain, to the
      * task that really waits (its CancelledError comes back up). */
     for (int depth = 0; depth < 10000; depth++) {
@@ -310,27 +317,39 @@ int ua_v3_cancel_exc(TaskObject *t, PyObject *exc)
         t = inner;
     }
     LoopObject *loop = t->loop;
-    if (!loop)
-        return 0;   /* its loop was closed: it will never run again */
-    if (t->rec.state == ST_RUNNING)
+    if (!loop || TASK_DONE(t)) {   /* its loop was closed: it will never run again */
+        Py_DECREF(exc);
+        return 0;
+    }
+    if (ua_loop_check_thread(loop) < 0) {   /* before anything changes */
+        Py_DECREF(exc);
+        return -1;
+    }
+    if (t->rec.state == ST_RUNNING) {
+        Py_DECREF(exc);
         return 1;   /* the running task, down the chain: as on MicroPython, it is not stopped */
+    }
     WaitObject *w = ua_task_waiting(t);
     if (w)
         ua_wait_release(w);   /* out of the queue it waits in; its Wait undoes the rest when thrown into */
-    exc = exc ? Py_NewRef(exc) : PyObject_CallNoArgs(ua_v3_CancelledError);
-    if (!exc)
-        return -1;
-    Py_XSETREF(t->rec.aux, exc);
+    /* The exception it replaces goes last: releasing it runs code, which
+     * must find the task placed (t is held meanwhile). */
+    Py_INCREF(t);
+    PyObject *old = t->rec.aux;
+    t->rec.aux = exc;
+    int rc = 1;
+    uint32_t now;
     if (t->rec.state == ST_QUEUED)
-        return 1;
-    if (t->rec.state == ST_SLEEPING) {
-        uint32_t now;
-        if (ua_loop_now(loop, &now) < 0)
-            return -1;
-        if (ua_ticks_diff(t->rec.timer.deadline, now) <= 0)
-            return 1;   /* due already: it runs in its deadline's place */
-    }
-    return ua_loop_wake(loop, &t->rec) < 0 ? -1 : 1;
+        ;
+    else if (t->rec.state == ST_SLEEPING && ua_loop_now(loop, &now) < 0)
+        rc = -1;
+    else if (t->rec.state == ST_SLEEPING && ua_ticks_diff(t->rec.timer.deadline, now) <= 0)
+        ;   /* due already: it runs in its deadline's place */
+    else if (ua_loop_wake(loop, &t->rec) < 0)
+        rc = -1;
+    Py_XDECREF(old);
+    Py_DECREF(t);
+    return rc;
 }
 
 /* ---- woken by 2.0 awaitables ---------------------------------------------------- */
@@ -427,7 +446,7 @@ static PyObject *task_add_done_callback(TaskObject *t, PyObject *args, PyObject 
             return NULL;
         Py_RETURN_NONE;
     }
-    if (ua_doneq_add(t, W_CALLBACK, NULL, fn) < 0)
+    if ((t->loop && ua_loop_check_thread(t->loop) < 0) || ua_doneq_add(t, W_CALLBACK, NULL, fn) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -435,6 +454,8 @@ static PyObject *task_add_done_callback(TaskObject *t, PyObject *args, PyObject 
 static PyObject *task_remove_done_callback(TaskObject *t, PyObject *fn)
 {
     Py_ssize_t removed = 0;
+    if (t->loop && ua_loop_check_thread(t->loop) < 0)
+        return NULL;
     for (int again = 1; again;) {   /* a comparison may change the queue: start over */
         again = 0;
         UA_WAITQ_FOR(w, &t->doneq) {

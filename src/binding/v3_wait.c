@@ -38,6 +38,22 @@ int ua_wait_hand(WaitObject *w)
     return rc;
 }
 
+int ua_waitq_check_thread(ua_wnode **q, int all)
+{
+    LoopObject *seen = NULL;   /* waiters are mostly of one loop: checked once */
+    UA_WAITQ_FOR(w, q) {
+        LoopObject *loop = w->task ? w->task->loop : NULL;
+        if (loop && loop != seen) {
+            if (ua_loop_check_thread(loop) < 0)
+                return -1;
+            seen = loop;
+        }
+        if (!all)
+            break;
+    }
+    return 0;
+}
+
 int ua_waitq_wake_first(ua_wnode **q)
 {
     if (!*q)
@@ -166,6 +182,14 @@ WaitObject *ua_task_gather(TaskObject *t)
             return (WaitObject *)w->target;
     }
     return NULL;
+}
+
+int ua_task_check_loop(TaskObject *t)
+{
+    if (TASK_DONE(t) || !t->loop || t->loop == ua_running_loop_get())
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "a task of another event loop cannot be awaited here");
+    return -1;
 }
 
 int ua_task_awaited(TaskObject *t)
@@ -315,6 +339,8 @@ static PyObject *task_wait_next(WaitObject *w)
         PyErr_SetString(PyExc_RuntimeError, "can't wait");   /* it belongs to a gather */
         return NULL;
     }
+    if (ua_task_check_loop(t) < 0)
+        return NULL;
     if (t == ua_v3_current()) {
         PyErr_SetString(PyExc_RuntimeError, "a task cannot await itself");
         return NULL;

@@ -90,10 +90,10 @@ class Server:
 
     def close(self):
         """Stop listening: the listening sockets are closed, the server's tasks end."""
+        for a in self._acceptors:
+            a.close()   # first: from another thread it raises, and nothing changed
         self.state = True
         self._closed.set()
-        for a in self._acceptors:
-            a.close()
         if not self._acceptors:
             for s in self._socks:
                 s.close()
