@@ -384,3 +384,26 @@ def test_an_io_iobase_double_without_fileno_is_polled_through_ioctl(aio):
         return await asyncio.Stream(Dev()).read(6)
 
     assert run(main()) == b"iobase"
+
+
+def test_write_hands_an_object_the_callers_buffer_and_queues_what_it_did_not_take():
+    """As MicroPython's Stream.write(): the object's write() gets the very
+    buffer (a bytearray stays one); None (blocked) or a short count queues
+    the rest for drain(), without a second write() now."""
+    class Sink:
+        def __init__(self, answers):
+            self.answers, self.given = list(answers), []
+
+        def write(self, data):
+            self.given.append(data)
+            return self.answers.pop(0)
+
+    buf = bytearray(b"5678")
+    sink = Sink([None, 2])
+    s = asyncio.StreamWriter(sink, None)
+    s.write(buf)
+    assert sink.given == [buf] and sink.given[0] is buf
+    t = Sink([1])
+    s = asyncio.StreamWriter(t, None)
+    s.write(b"ab")
+    assert t.given == [b"ab"]

@@ -57,13 +57,11 @@ static int check_init(StreamObject *st)
     return -1;
 }
 
-/* An object's write(data), as MicroPython's Stream calls it: the count
- * taken, None counting as 0. It gets a bytes copy, which it may keep. */
-static Py_ssize_t py_write(PyObject *s, const char *p, size_t n)
+/* An object's write(data) of n bytes, as MicroPython's Stream calls it:
+ * the count taken, None counting as 0. */
+static Py_ssize_t py_write_obj(PyObject *s, PyObject *data, size_t n)
 {
-    PyObject *data = PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
-    PyObject *res = data ? PyObject_CallMethodOneArg(s, str_write, data) : NULL;
-    Py_XDECREF(data);
+    PyObject *res = PyObject_CallMethodOneArg(s, str_write, data);
     if (!res)
         return -1;
     Py_ssize_t k = res == Py_None ? 0 : PyLong_AsSsize_t(res);
@@ -76,6 +74,15 @@ static Py_ssize_t py_write(PyObject *s, const char *p, size_t n)
         k = -1;
     }
     Py_DECREF(res);
+    return k;
+}
+
+/* The same for bytes of our own: it gets a bytes copy, which it may keep. */
+static Py_ssize_t py_write(PyObject *s, const char *p, size_t n)
+{
+    PyObject *data = PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
+    Py_ssize_t k = data ? py_write_obj(s, data, n) : -1;
+    Py_XDECREF(data);
     return k;
 }
 
@@ -323,7 +330,21 @@ static PyObject *stream_write(StreamObject *st, PyObject *buf)
     Py_ssize_t off = 0, sz = -1;
     if (ua_get_data(buf, &view, &off, &sz, "write") < 0)
         return NULL;
-    int rc = stream_write_bytes(st, view.buf, (size_t)view.len);
+    int rc;
+    if (st->rd && !st->closed && st->rd->kind == IO_PY && !ua_linebuf_len(&st->out) && view.len &&
+        !PyUnicode_Check(buf)) {
+        /* As MicroPython's: an object is handed the caller's buffer itself
+         * first; what it does not take is queued. */
+        Py_ssize_t k = py_write_obj(SOCK(st), buf, (size_t)view.len);
+        rc = k < 0 ? -1 : 0;
+        /* (write() is Python code: it may have closed the stream) */
+        if (k >= 0 && k < view.len && !st->closed && ua_linebuf_append(&st->out, (const char *)view.buf + k, (size_t)(view.len - k)) < 0) {
+            PyErr_NoMemory();
+            rc = -1;
+        }
+    } else {
+        rc = stream_write_bytes(st, view.buf, (size_t)view.len);
+    }
     PyBuffer_Release(&view);
     if (rc < 0)
         return NULL;
