@@ -6,6 +6,7 @@ alone there."""
 import asyncio as cpython_asyncio
 import concurrent.futures
 import contextvars
+import os
 import re
 import sys
 import threading
@@ -1072,7 +1073,7 @@ print(type(eg).__name__, isinstance(eg, Exception), type(base).__name__, isinsta
     import subprocess
     from conftest import PKG_DIR
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       env={"PYTHONPATH": PKG_DIR}, cwd=str(tmp_path))   # not the tree's own package
+                       env=dict(os.environ, PYTHONPATH=PKG_DIR), cwd=str(tmp_path))   # not the tree's own package
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["ExceptionGroup", "True", "BaseExceptionGroup", "False", "msg", "['ValueError']",
                                 "['KeyError']", "True", "None", "msg", "(2", "sub-exceptions)"]
