@@ -368,9 +368,10 @@ def v3_scenario():
             except (TypeError, RuntimeError):
                 log.append("bad")
         g = v3.create_task(value(1, 0))
-        gathered = v3.gather(g)
+        gathered = v3.create_task(v3.gather(g))
+        await v3.sleep(0)   # as MicroPython's, the gather takes g when it first runs
         try:
-            v3.gather(g)
+            await v3.gather(g)
         except RuntimeError:
             log.append("two gathers")
         await gathered
