@@ -11,10 +11,11 @@ it the test is skipped, except under CI=true, where that is a failure.
 
 Every test listens on port 8000: each pairing runs in a network namespace of
 its own when `unshare -n` works, so that another run at the same time cannot
-answer it. A test file that fails is run again, twice at most: MicroPython's
-own TLS client prints otherwise when a server's handshake answer arrives
-within its first write, a race the machine's load decides (seen with
-MicroPython on both sides too)."""
+answer it. A test file that fails is run again, twice at most; and
+MicroPython's own TLS client prints otherwise when a server's handshake
+answer arrives within its first write, a race the machine's load decides
+(seen with MicroPython on both sides too): that one difference is allowed
+(RACY_DIFF)."""
 import os
 import re
 import shlex
@@ -83,12 +84,33 @@ def isolated():
     return prefix if ok else []
 
 
+# MicroPython's TLS client meets a refused handshake inside its first
+# write() when the server's alert is already there (a one-CPU machine, a
+# loaded one), else in drain(): its output then lacks the "drain" line. The
+# only difference allowed, and only in the TLS error tests.
+RACY_DIFF = ["-drain"]
+
+
+def racy_only(block):
+    """Whether a failed test's report differs from the expected output only
+    by MicroPython's client's timing (RACY_DIFF)."""
+    if "tls_server_client_" not in block or "### DIFF ###" not in block:
+        return False
+    diff = block.split("### DIFF ###", 1)[1].splitlines()
+    changed = [ln for ln in diff if ln.startswith(("+", "-")) and not ln.startswith(("---", "+++"))]
+    return changed == RACY_DIFF
+
+
 def run_multitests(tests_dir, instances, files, results):
     cmd = isolated() + [sys.executable, "run-multitests.py", "-r", str(results)]
     for inst in instances:
         cmd += ["-t", inst]
     p = subprocess.run(cmd + files, cwd=tests_dir, capture_output=True, text=True, timeout=900)
     passed = set(re.findall(r"^(multi_net/\S+) on \S+: pass$", p.stdout, re.M))
+    # A failed test's report: from its FAIL line to the next test's line.
+    for m in re.finditer(r"^(multi_net/\S+) on \S+: FAIL$(.*?)(?=^multi_net/\S+ on \S+: |\Z)", p.stdout, re.M | re.S):
+        if racy_only(m.group(2)):
+            passed.add(m.group(1))
     return passed, p.stdout + p.stderr
 
 
