@@ -101,6 +101,16 @@ static Py_ssize_t send_some(StreamObject *st, const char *p, size_t n, int *want
     return ua_sock_send(SOCK(st), st->rd->kind, p, n, want);
 }
 
+/* Queue n bytes for drain(). */
+static int queue_out(StreamObject *st, const char *p, size_t n)
+{
+    if (n && ua_linebuf_append(&st->out, p, n) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 /* write()'s work: send at once if nothing is queued, queue the rest. */
 static int stream_write_bytes(StreamObject *st, const char *p, size_t n)
 {
@@ -116,11 +126,7 @@ static int stream_write_bytes(StreamObject *st, const char *p, size_t n)
         p += k;
         n -= (size_t)k;
     }
-    if (n && ua_linebuf_append(&st->out, p, n) < 0) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    return 0;
+    return queue_out(st, p, n);
 }
 
 static int close_socket(StreamObject *st)
@@ -336,12 +342,8 @@ static PyObject *stream_write(StreamObject *st, PyObject *buf)
         /* As MicroPython's: an object is handed the caller's buffer itself
          * first; what it does not take is queued. */
         Py_ssize_t k = py_write_obj(SOCK(st), buf, (size_t)view.len);
-        rc = k < 0 ? -1 : 0;
         /* (write() is Python code: it may have closed the stream) */
-        if (k >= 0 && k < view.len && !st->closed && ua_linebuf_append(&st->out, (const char *)view.buf + k, (size_t)(view.len - k)) < 0) {
-            PyErr_NoMemory();
-            rc = -1;
-        }
+        rc = k < 0 ? -1 : st->closed ? 0 : queue_out(st, (const char *)view.buf + k, (size_t)(view.len - k));
     } else {
         rc = stream_write_bytes(st, view.buf, (size_t)view.len);
     }
