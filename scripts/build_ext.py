@@ -33,15 +33,18 @@ import sysconfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "uasyncio._uasyncio"
-INCLUDE_DIRS = ["src/core", "src/binding"]
+INCLUDE_DIRS = ["src/core", "src/binding", "src/binding/loop", "src/binding/io", "src/binding/v2",
+                "src/binding/v3"]
 DEFINES = [("_GNU_SOURCE", "1")]
 CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter",
           "-Wno-missing-field-initializers", "-Wno-cast-function-type"]
 
 
 def sources():
-    """Every C file of the core and the binding, relative to the root."""
-    return sorted(glob.glob("src/core/*.c", root_dir=ROOT) + glob.glob("src/binding/*.c", root_dir=ROOT))
+    """Every C file of the core and the binding (its folders too), relative
+    to the root: a new file is built the day it is added."""
+    return sorted(glob.glob("src/core/*.c", root_dir=ROOT) + glob.glob("src/binding/**/*.c", root_dir=ROOT,
+                                                                            recursive=True))
 
 
 def extra_cflags():
@@ -85,13 +88,15 @@ def build(lib, temp, force):
             force = force or f.read() != flags
     if force and os.path.exists(stamp):
         os.remove(stamp)   # written again only once all is built
-    headers = glob.glob("src/*/*.h", root_dir=ROOT)
+    headers = glob.glob("src/**/*.h", root_dir=ROOT, recursive=True)
     newest_header = max((os.path.getmtime(os.path.join(ROOT, h)) for h in headers), default=0)
     objects = []
     for src in sources():
-        obj = os.path.join(tmp, os.path.basename(src)[:-2] + ".o")
+        # The object's path is the source's (below src/): v2/sync.c and v3/sync.c are two objects.
+        obj = os.path.join(tmp, os.path.relpath(src, "src")[:-2] + ".o")
         objects.append(obj)
         o, s = os.path.join(ROOT, obj), os.path.join(ROOT, src)
+        os.makedirs(os.path.dirname(o), exist_ok=True)
         if (not force and os.path.exists(o) and os.path.getmtime(o) >= os.path.getmtime(s)
                 and os.path.getmtime(o) >= newest_header):
             continue
