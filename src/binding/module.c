@@ -271,7 +271,7 @@ static int cancel_through_waiter(PyObject *coro, PyObject *exc)
 }
 
 /* Whether coro is top or in its await chain. */
-static int in_chain(PyObject *top, PyObject *coro)
+static int in_chain(PyObject *top, void *coro)
 {
     PyObject *x = Py_NewRef(top);
     for (int depth = 0; x && depth < 1000; depth++) {
@@ -300,22 +300,14 @@ static int cancel_owner(LoopObject *l, PyObject *owner, PyObject *exc)
 /* A coroutine awaited inside a task is cancelled, as in 2.0, through that
  * task: the exception travels down its await chain to coro. A v3 Task's
  * coroutine, or one awaited inside it, is reached through the Task (its
- * record), never by coroutine. O(tasks), but only for coroutines that are
+ * owner), never by coroutine. O(tasks), but only for coroutines that are
  * not 2.0 tasks themselves. */
 static int cancel_through_task(PyObject *coro, PyObject *exc)
 {
     for (LoopObject *l = ua_all_loops; l; l = l->next_loop) {
-        for (size_t i = 0; i < l->tasks.cap; i++) {
-            uintptr_t slot = l->tasks.slots[i];
-            if (!slot)
-                continue;
-            ua_task *t = ua_ptrmap_slot_item(slot);
-            if (in_chain(t->obj, coro))
-                return cancel_owner(l, t->obj, exc);
-        }
-        for (TaskObject *t = l->v3_tasks; t; t = t->lnext)
-            if (!TASK_DONE(t) && t->rec.obj && in_chain(t->rec.obj, coro))
-                return cancel_owner(l, (PyObject *)t, exc);
+        PyObject *owner = ua_loop_find_task(l, in_chain, coro);
+        if (owner)
+            return cancel_owner(l, owner, exc);
     }
     return 0;
 }

@@ -22,16 +22,16 @@
  * its end), and one per pending callback. 32 bytes: the timer node is
  * embedded, so sleeping allocates nothing. */
 
+/* The loop's own kinds (ua_task.kind). An API adds its own at module init
+ * (ua_kind_add): ids from UA_KIND_API on. */
 enum {
     TASK_CORO,      /* obj: coroutine; aux: pending exception or NULL */
     TASK_CALL,      /* obj: callable; aux: args tuple or NULL */
-    TASK_TIMEOUT,   /* obj: coroutine to time out; aux: the WaitFor (borrowed) */
     TASK_STOP,      /* obj: value run_forever() returns */
     TASK_AT_POLL,   /* in ts_calls only: obj is called when the loop next polls (before
                      * its next step), not queued (ua_loop_at_next_poll) */
-    TASK_V3,        /* embedded in a v3 Task (v3.h): obj: coroutine; aux: pending exception */
-    TASK_V3_DONE,   /* a v3 Task that ended: aux: its result or exception; queued
-                     * once more only to report an exception nobody retrieved */
+    UA_KIND_API,
+    UA_KINDS_MAX = 16
 };
 
 enum {
@@ -48,8 +48,8 @@ enum {
     F_MAIN = 1,     /* the coroutine run_until_complete() waits for */
     F_WAKE = 2,     /* call_soon() reached it while running: requeue at once */
     F_TIMED = 4,    /* call_later() reached it while running: timer.deadline set */
-    /* 8 to 128: a v3 Task's own flags (v3.h) */
-    F_MAPPED = 256, /* a v3 Task's record in loop->tasks (ua_v3_parked), until it runs */
+    /* 8 to 128: the kind's own flags */
+    F_MAPPED = 256, /* a record of a UA_KIND_EMBEDDED kind in loop->tasks (its park), until it runs */
     F_IOWRITE = 512, /* while ST_IOWAIT: it waits to write (else to read) */
 };
 
@@ -107,7 +107,7 @@ typedef struct LoopObject {
     ua_poller poller;
     ua_iopoll iopoll;       /* waits on objects without an fd */
     ua_ptrmap tasks;        /* coroutine -> its ua_task, for 2.0 tasks held here
-                             * (and v3 Tasks parked by a bare yield False) */
+                             * (and embedded records parked by a bare yield False) */
     ua_task *current;       /* the record being resumed, or NULL */
     PyObject *cur_task;     /* the coroutine last resumed (strong) */
     PyObject *main_result;  /* what the F_MAIN coroutine returned */
@@ -122,9 +122,17 @@ typedef struct LoopObject {
     ua_runq parked;         /* ST_PARKED records: kept so close() and the GC reach them */
     ua_wnode *waiters;      /* queue of ua_waiter_links: tasks parked in a Queue or Lock */
     struct LoopObject *prev_loop, *next_loop;  /* all live loops, for cancel() */
-    struct TaskObject *v3_tasks;   /* live v3 Tasks, one strong reference each (v3.h) */
+    /* Per kind (ua_task.kind), what its API keeps per loop (its list of live
+     * task objects, say): the loop never reads it; the kind's traverse and
+     * release reach what it holds. */
+    void *kind_data[UA_KINDS_MAX];
     PyObject *exc_handler;  /* set_exception_handler()'s handler, or NULL */
-    PyObject *executor;     /* v3: run_in_executor()'s default executor, made on first use */
+    PyObject *executor;     /* run_in_executor()'s default executor, made on first use */
+    /* An exception escaping a task or a callback goes to the exception
+     * handler (the default one if none is set) and the loop goes on, as in
+     * CPython's asyncio (v3 loops); else only with a handler set, and
+     * without one it stops the loop, as in 2.0. */
+    uint8_t report_errors;
     uint8_t vclock;         /* virtual clock: time jumps to the next timer when idle */
     uint32_t vnow;          /* the virtual clock's ticks */
     /* MicroPython's order (v3 loops): ready and sleeping records form one
@@ -196,7 +204,6 @@ int ua_syscalls_ready(PyObject *module);
 extern PyTypeObject WaitFor_Type;
 typedef struct WaitForObject WaitForObject;
 PyObject *ua_wait_for_new(PyObject *coro, int32_t ms);
-void ua_wait_for_timer_fired(PyObject *waitfor);
 PyObject *ua_wait_for_inner(PyObject *obj);   /* borrowed, or NULL if obj is no WaitFor */
 int ua_waitfor_ready(PyObject *module);
 
@@ -275,47 +282,106 @@ int ua_loop_call_soon_threadsafe(LoopObject *loop, PyObject *cb, PyObject *args)
  * blocks. 0, or -1 with an exception. */
 int ua_loop_at_next_poll(LoopObject *loop, PyObject *cb);
 /* Deliver exc into a task at its next resumption, waking it now. coro: a
- * 2.0 task's coroutine (its record is found, or made), or a v3 Task
- * (ua_v3_owner_of()). */
+ * 2.0 task's coroutine (its record is found, or made), or an owner
+ * (ua_loop_owner_of()). */
 int ua_loop_cancel_coro(LoopObject *loop, PyObject *coro, PyObject *exc);
 /* Run the task owner names as soon as possible (call_soon() for a 2.0
- * coroutine). A v3 Task that ended, or whose loop is closed, is left. */
+ * coroutine). An owner whose task ended, or whose loop is closed, is left. */
 int ua_loop_wake_owner(LoopObject *loop, PyObject *owner);
+/* What an awaitable that waits outside the loop (a Queue or Lock wait,
+ * wait_for's timer) keeps to wake the task of rec (loop->current) later:
+ * the object of the record's kind that embeds it (its owner), or a 2.0
+ * task's coroutine. A task with an owner is never looked up by coroutine:
+ * the loop's map holds 2.0 records only, and a second record would drive
+ * the coroutine too. New reference. */
+PyObject *ua_loop_owner_of(ua_task *rec);
+/* The owner of a live task of loop whose coroutine match(coro, arg) takes
+ * (the first found: 2.0 tasks, then each kind's), borrowed; or NULL. */
+PyObject *ua_loop_find_task(LoopObject *loop, int (*match)(PyObject *coro, void *arg), void *arg);
+/* obj's coroutine if it is an owner (borrowed), else NULL. */
+PyObject *ua_loop_coro_of(PyObject *obj);
+/* Place a record in no queue in the timer heap, due at deadline. */
+int ua_loop_queue_at(LoopObject *loop, ua_task *t, uint32_t deadline);
+/* -1 with RuntimeError if the loop is closed. */
+int ua_loop_check_open(LoopObject *loop);
 /* close(): close a pending task's coroutine, or any object with a close()
  * method (what start_server() returns), so its finally blocks run and what
  * it holds is released; an error is reported as unraisable. */
 void ua_finalize_task_obj(PyObject *obj);
-ua_task *ua_loop_add_timeout(LoopObject *loop, PyObject *target, PyObject *waitfor, int32_t ms);
-void ua_loop_remove_timeout(LoopObject *loop, ua_task *t);
 int ua_is_coroutine(PyObject *obj);
 const char *ua_type_name(PyTypeObject *tp);
 
-/* v3_*.c: the hooks the loop calls for v3 Tasks (kinds TASK_V3, TASK_V3_DONE) */
-int ua_v3_task_end(LoopObject *loop, ua_task *t, PySendResult sr, PyObject *result, PyObject **ret);
-int ua_v3_task_reap(LoopObject *loop, ua_task *t);
-int ua_v3_parked(LoopObject *loop, ua_task *t);   /* it yielded False: the loop lets go of it */
-void ua_v3_release_all(LoopObject *loop, int finalize);   /* finalize: close() closes their coroutines */
-LoopObject *ua_v3_default_loop_borrowed(void);   /* v3's default loop, or NULL */
-int ua_v3_traverse(LoopObject *loop, visitproc visit, void *arg);
-int ua_v3_flag_waiting(LoopObject *loop);   /* a task of loop waits on a ThreadSafeFlag or a thread's future */
-/* If obj is a v3 Task: wake it (exc: with exc to raise in it), unless it
- * ended or its loop is gone, and return 1 (-1 on error); else 0. */
-int ua_v3_wake_owner(PyObject *obj, PyObject *exc);
-/* What a 2.0 awaitable (a Queue or Lock wait, wait_for's timer) keeps to
- * wake the task of rec (loop->current) later: its v3 Task, in which the
- * record is embedded, or a 2.0 task's coroutine. A v3 Task's coroutine is
- * never looked up by coroutine: the loop's map holds 2.0 records only, and
- * a second record would drive the coroutine too. New reference. */
-PyObject *ua_v3_owner_of(ua_task *rec);
-int ua_v3_is_loop(LoopObject *loop);       /* a uasyncio.v3 Loop */
+/* ---- task kinds ------------------------------------------------------------
+ * What the loop does with a record depends on its kind, and it asks the
+ * kind through this table, indexed by ua_task.kind: its own kinds (above)
+ * and those an API adds at module init (2.0's wait_for() timer, v3's Task).
+ * A new kind is a new entry: the loop has no case for any of them. An
+ * operation left NULL does what is said beside it. On the path of a task
+ * switch the loop makes at most one call through the table (run, end or
+ * park). */
+enum {
+    /* The record is part of an object of its API (its owner): the loop
+     * never frees it (ua_task_drop() only takes it out), and the GC reaches
+     * what it holds through the owner (the kind's traverse), not the loop. */
+    UA_KIND_EMBEDDED = 1,
+    UA_KIND_MAPPED = 2,        /* found by its coroutine in loop->tasks while the loop holds it */
+    UA_KIND_CLOSE = 4,         /* close() closes its obj, so a coroutine's finally blocks run */
+    UA_KIND_AUX_BORROWED = 8,  /* aux is no reference: not visited, not released */
+    /* A 2.0 pass runs it as soon as its timer expires (run gives 0 or -1),
+     * rather than queueing it. */
+    UA_KIND_ON_TIMER = 16,
+};
+
+typedef struct ua_kind {
+    uint8_t flags;
+    /* Run a record the loop took from its run queue or timer heap: 0; 1
+     * with *ret, which run_forever() returns; -1 with an exception. NULL:
+     * obj is a coroutine, which the loop resumes (end and park are then
+     * required). */
+    int (*run)(LoopObject *loop, ua_task *t, PyObject **ret);
+    /* Its coroutine ended: returned (sr == PYGEN_RETURN, result given) or
+     * raised (set). As run. */
+    int (*end)(LoopObject *loop, ua_task *t, PySendResult sr, PyObject *result, PyObject **ret);
+    /* It yielded False with nothing pending: the loop let go of it (ST_NEW)
+     * until something wakes it. 0, or -1 with an exception. */
+    int (*park)(LoopObject *loop, ua_task *t);
+    /* The loop lets go of the record without running it (close(),
+     * ua_task_drop()): undo what points at it from outside. */
+    void (*detach)(ua_task *t);
+    /* Its owner (ua_loop_owner_of()), borrowed. NULL: obj. */
+    PyObject *(*owner)(ua_task *t);
+    /* The kind's objects, for the loop's calls that take any object (an
+     * API whose kinds share their objects sets these on one of them):
+     * wake_owner: if obj is one of its owners, wake its task (with exc
+     * raised in it, unless NULL) if it has not ended and its loop is open,
+     * and return 1 (-1 on error); else 0. coro_of: obj's coroutine if it is
+     * one of its owners (borrowed), else NULL. */
+    int (*wake_owner)(PyObject *obj, PyObject *exc);
+    PyObject *(*coro_of)(PyObject *obj);
+    /* Per loop, over the kind's tasks its API keeps (loop->kind_data). The
+     * GC visits them; the loop goes away (close(): finalize, their pending
+     * coroutines are closed now); whether one may be woken from another
+     * thread (run_until_complete() with no task keeps running); the owner
+     * of one whose coroutine match() takes, borrowed, or NULL. */
+    int (*traverse)(LoopObject *loop, visitproc visit, void *arg);
+    void (*release)(LoopObject *loop, int finalize);
+    int (*keeps_awake)(LoopObject *loop);
+    PyObject *(*find)(LoopObject *loop, int (*match)(PyObject *coro, void *arg), void *arg);
+} ua_kind;
+
+/* The table (loop.c). Read only once module init is over. */
+extern ua_kind ua_kinds[UA_KINDS_MAX];
+/* At module init: add a kind (copied); its id, or -1 with an exception. */
+int ua_kind_add(const ua_kind *kind);
 /* An exception escaping a task when a handler is set: 1 handled, 0 no handler, -1 error */
 int ua_loop_handle_exception(LoopObject *loop, const char *message, PyObject *exc, PyObject *future);
+LoopObject *ua_v3_default_loop_borrowed(void);   /* v3's default loop, or NULL */
 int ua_v3_ready(PyObject *module);
 
 /* sync.c: Queue and Lock */
 int ua_sync_ready(PyObject *module);
 /* If obj is a Queue or Lock operation whose task waits in it: 1, with the
- * parked task (its coroutine, or its v3 Task) and its loop (borrowed); else 0. */
+ * parked task (its coroutine, or its owner) and its loop (borrowed); else 0. */
 int ua_sync_waiter(PyObject *obj, PyObject **task, LoopObject **loop);
 int ua_udp_ready(PyObject *module);   /* udp.c */
 
@@ -324,6 +390,7 @@ int ua_fd_of(PyObject *obj);
 
 /* io.c: the poller side of the loop, and PollEventLoop */
 int ua_poll_loop_ready(PyObject *module);
+int ua_loop_handler_ready(PyObject *module);   /* handler.c: the exception handler's methods */
 int ua_loop_io_wait(LoopObject *loop, ua_task *t, PyObject *obj, int dir, uint64_t owner);
 int ua_loop_io_done(LoopObject *loop, PyObject *obj, int dir);
 int ua_loop_io_closing(LoopObject *loop, PyObject *obj);

@@ -101,7 +101,7 @@ static int park_behind(WSOpObject *op)
     }
     if (PyList_Append(op->ws->blocked, (PyObject *)op) < 0)
         return -1;
-    Py_XSETREF(op->task, ua_v3_owner_of(loop->current));
+    Py_XSETREF(op->task, ua_loop_owner_of(loop->current));
     Py_XSETREF(op->loop, (LoopObject *)Py_NewRef(loop));
     op->parked = 1;
     ua_loop_link_waiter(loop, &op->link, op->task);

@@ -15,6 +15,7 @@
 #include "tasks.h"
 
 static PyObject *str_throw, *str_time, *str_wait;
+static int nkinds;   /* the entries of ua_kinds in use (the table is at the end) */
 static PyObject *set_wakeup_fd;          /* signal.set_wakeup_fd */
 static unsigned long main_thread;        /* where Python runs signal handlers */
 
@@ -82,7 +83,7 @@ int ua_loop_check_thread(LoopObject *self)
     return 0;
 }
 
-static int check_open(LoopObject *self)
+int ua_loop_check_open(LoopObject *self)
 {
     if (self->closed) {
         PyErr_SetString(PyExc_RuntimeError, "the event loop is closed");
@@ -97,7 +98,7 @@ static int check_open(LoopObject *self)
  * by construction and check only that it is open. */
 static int check_caller(LoopObject *self)
 {
-    return check_open(self) < 0 ? -1 : ua_loop_check_thread(self);
+    return ua_loop_check_open(self) < 0 ? -1 : ua_loop_check_thread(self);
 }
 
 int ua_loop_queue(LoopObject *self, ua_task *t)
@@ -111,7 +112,7 @@ int ua_loop_queue(LoopObject *self, ua_task *t)
     return 0;
 }
 
-static int timer_push(LoopObject *self, ua_task *t, uint32_t deadline)
+int ua_loop_queue_at(LoopObject *self, ua_task *t, uint32_t deadline)
 {
     t->timer.deadline = deadline;
     if (ua_timerheap_push(&self->timers, &t->timer) < 0) {
@@ -184,7 +185,7 @@ int ua_loop_wake(LoopObject *self, ua_task *t)
 /* Schedule a coroutine (now, or at deadline if timed) or a callback. */
 static int schedule(LoopObject *self, PyObject *obj, PyObject *args, int timed, uint32_t deadline)
 {
-    if (check_open(self) < 0)
+    if (ua_loop_check_open(self) < 0)
         return -1;
     ua_task *t;
     if (ua_is_coroutine(obj)) {
@@ -212,7 +213,7 @@ static int schedule(LoopObject *self, PyObject *obj, PyObject *args, int timed, 
                      Py_TYPE(obj)->tp_name);
         return -1;
     }
-    int rc = timed ? timer_push(self, t, deadline) : ua_loop_queue(self, t);
+    int rc = timed ? ua_loop_queue_at(self, t, deadline) : ua_loop_queue(self, t);
     if (rc < 0)
         ua_task_drop(self, t);
     return rc;
@@ -235,14 +236,62 @@ static int call_later_ms(LoopObject *self, int32_t ms, PyObject *obj, PyObject *
     return schedule(self, obj, args, 1, ua_ticks_add(now, ms));
 }
 
-/* Deliver exc into coro (or the v3 Task owner) at its next resumption,
+/* ---- owners: the objects some kinds' records are embedded in -------------- */
+
+/* If obj is an owner: wake its task (with exc, unless NULL) and return 1
+ * (-1 on error); else 0. */
+static int wake_owner(PyObject *obj, PyObject *exc)
+{
+    for (int k = 0; k < nkinds; k++) {
+        int r = ua_kinds[k].wake_owner ? ua_kinds[k].wake_owner(obj, exc) : 0;
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+PyObject *ua_loop_owner_of(ua_task *rec)
+{
+    const ua_kind *k = &ua_kinds[rec->kind];
+    return Py_NewRef(k->owner ? k->owner(rec) : rec->obj);
+}
+
+PyObject *ua_loop_coro_of(PyObject *obj)
+{
+    for (int k = 0; k < nkinds; k++) {
+        PyObject *coro = ua_kinds[k].coro_of ? ua_kinds[k].coro_of(obj) : NULL;
+        if (coro)
+            return coro;
+    }
+    return NULL;
+}
+
+PyObject *ua_loop_find_task(LoopObject *self, int (*match)(PyObject *coro, void *arg), void *arg)
+{
+    for (size_t i = 0; i < self->tasks.cap; i++) {
+        uintptr_t slot = self->tasks.slots[i];
+        if (!slot)
+            continue;
+        ua_task *t = ua_ptrmap_slot_item(slot);
+        if (match(t->obj, arg))
+            return t->obj;
+    }
+    for (int k = 0; k < nkinds; k++) {
+        PyObject *owner = ua_kinds[k].find ? ua_kinds[k].find(self, match, arg) : NULL;
+        if (owner)
+            return owner;
+    }
+    return NULL;
+}
+
+/* Deliver exc into coro (or the task of an owner) at its next resumption,
  * waking it now. */
 static int cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
 {
-    int v3 = ua_v3_wake_owner(coro, exc);
-    if (v3)
-        return v3 < 0 ? -1 : 0;
-    if (check_open(self) < 0)
+    int owned = wake_owner(coro, exc);
+    if (owned)
+        return owned < 0 ? -1 : 0;
+    if (ua_loop_check_open(self) < 0)
         return -1;
     ua_task *t = ua_task_for_coro(self, coro);
     if (!t)
@@ -263,54 +312,15 @@ int ua_loop_cancel_coro(LoopObject *self, PyObject *coro, PyObject *exc)
 
 int ua_loop_wake_owner(LoopObject *self, PyObject *owner)
 {
-    int v3 = ua_v3_wake_owner(owner, NULL);
-    if (v3)
-        return v3 < 0 ? -1 : 0;
+    int owned = wake_owner(owner, NULL);
+    if (owned)
+        return owned < 0 ? -1 : 0;
     return ua_loop_call_soon(self, owner, NULL);
 }
 
 ua_task *ua_loop_find(LoopObject *self, PyObject *coro)
 {
     return ua_ptrmap_get(&self->tasks, coro);
-}
-
-/* ---- timeouts for wait_for() ---------------------------------------------- */
-
-ua_task *ua_loop_add_timeout(LoopObject *self, PyObject *target, PyObject *waitfor, int32_t ms)
-{
-    uint32_t now;
-    if (check_open(self) < 0 || ua_loop_now(self, &now) < 0)
-        return NULL;
-    ua_task *t = ua_task_new(TASK_TIMEOUT, target, NULL);
-    if (!t)
-        return NULL;
-    t->aux = waitfor;   /* borrowed: the WaitFor removes this record before it goes */
-    if (timer_push(self, t, ua_ticks_add(now, ms)) < 0) {
-        ua_task_free(t);
-        return NULL;
-    }
-    return t;
-}
-
-void ua_loop_remove_timeout(LoopObject *self, ua_task *t)
-{
-    if (t->state == ST_SLEEPING)
-        ua_timerheap_remove(&self->timers, &t->timer);
-    ua_task_free(t);
-}
-
-static int fire_timeout(LoopObject *self, ua_task *t)
-{
-    ua_wait_for_timer_fired(t->aux);
-    PyObject *target = t->obj;
-    Py_INCREF(target);
-    ua_task_free(t);
-    UA_DEBUG_LOG("wait_for: timing out %R", target);
-    PyObject *exc = PyObject_CallNoArgs(ua_TimeoutError);
-    int rc = exc ? cancel_coro(self, target, exc) : -1;   /* target: an owner (ua_v3_owner_of) */
-    Py_XDECREF(exc);
-    Py_DECREF(target);
-    return rc;
 }
 
 /* ---- other threads and signals ------------------------------------------------ */
@@ -378,18 +388,26 @@ void ua_loop_unlink_waiter(ua_waiter_link *link)
     ua_wq_unlink(&link->node);
 }
 
+/* TASK_AT_POLL: what the poll finds, acted on now (in ts_calls only, never queued). */
+static int run_at_poll(LoopObject *self, ua_task *t, PyObject **ret)
+{
+    PyObject *r = PyObject_CallNoArgs(t->obj);
+    ua_task_free(t);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 /* In the loop's thread: queue what other threads asked for. */
 static int take_threadsafe(LoopObject *self)
 {
     ua_wakeup_take(&self->wakeup);
     while (self->ts_calls.len) {
         ua_task *t = ua_runq_pop(&self->ts_calls);
-        if (t->kind == TASK_AT_POLL) {   /* what the poll finds: acted on now */
-            PyObject *r = PyObject_CallNoArgs(t->obj);
-            ua_task_free(t);
-            if (!r)
+        if (t->kind == TASK_AT_POLL) {
+            if (run_at_poll(self, t, NULL) < 0)
                 return -1;
-            Py_DECREF(r);
         } else if (ua_is_coroutine(t->obj)) {   /* scheduled as call_soon() would */
             int rc = ua_loop_call_soon(self, t->obj, NULL);
             ua_task_free(t);
@@ -483,7 +501,7 @@ static int place_pending(LoopObject *self, ua_task *t, int *rc)
     }
     if (t->flags & F_TIMED) {
         t->flags &= ~F_TIMED;
-        *rc = timer_push(self, t, t->timer.deadline);
+        *rc = ua_loop_queue_at(self, t, t->timer.deadline);
         return 1;
     }
     return 0;
@@ -499,7 +517,7 @@ static int place_after_delay(LoopObject *self, ua_task *t, int32_t ms)
     uint32_t now;
     if (ua_loop_now(self, &now) < 0)
         return ua_loop_pend_error(self, t);
-    return timer_push(self, t, ua_ticks_add(now, ms));
+    return ua_loop_queue_at(self, t, ua_ticks_add(now, ms));
 }
 
 /* The task yielded False: unless something is pending, the loop lets go of
@@ -510,8 +528,12 @@ static int park(LoopObject *self, ua_task *t)
     if (place_pending(self, t, &rc))
         return rc;
     t->state = ST_NEW;
-    if (t->kind == TASK_V3)
-        return ua_v3_parked(self, t);   /* kept by loop->v3_tasks */
+    return ua_kinds[t->kind].park(self, t);
+}
+
+/* TASK_CORO's park. */
+static int coro_park(LoopObject *self, ua_task *t)
+{
     /* run_until_complete()'s coroutine keeps its record (and its F_MAIN),
      * in the parked list: the loop may stop before it ends, and close(),
      * the GC and the loop's dealloc must still find it. */
@@ -604,12 +626,13 @@ static int on_yield(LoopObject *self, ua_task *t, PyObject *v, PyObject **ret)
 }
 
 /* The exception set escaped a task or callback: with a handler set, or on
- * a v3 loop (whose default handler prints it, as CPython's does), an
- * Exception (not KeyboardInterrupt and the like) goes to the handler and
- * the loop goes on (0); else it stops the loop (-1), as in 2.0. */
+ * a loop that reports errors (a v3 loop, whose default handler prints it,
+ * as CPython's does), an Exception (not KeyboardInterrupt and the like)
+ * goes to the handler and the loop goes on (0); else it stops the loop
+ * (-1), as in 2.0. */
 static int handle_error(LoopObject *self, const char *message, PyObject *source)
 {
-    if ((!self->exc_handler && !ua_v3_is_loop(self)) || !PyErr_ExceptionMatches(PyExc_Exception))
+    if ((!self->exc_handler && !self->report_errors) || !PyErr_ExceptionMatches(PyExc_Exception))
         return -1;
     PyObject *exc = ua_err_fetch();
     int rc = ua_loop_handle_exception(self, message, exc, source);
@@ -617,11 +640,9 @@ static int handle_error(LoopObject *self, const char *message, PyObject *source)
     return rc < 0 ? -1 : 0;
 }
 
-/* The task ended: returned (sr == PYGEN_RETURN, result set) or raised. */
-static int on_end(LoopObject *self, ua_task *t, PySendResult sr, PyObject *result, PyObject **ret)
+/* TASK_CORO's end: returned (sr == PYGEN_RETURN, result set) or raised. */
+static int coro_end(LoopObject *self, ua_task *t, PySendResult sr, PyObject *result, PyObject **ret)
 {
-    if (t->kind == TASK_V3)
-        return ua_v3_task_end(self, t, sr, result, ret);
     int main = t->flags & F_MAIN;
     if (sr == PYGEN_RETURN) {
         UA_DEBUG_LOG("Coroutine finished: %R", t->obj);
@@ -660,7 +681,7 @@ static int resume(LoopObject *self, ua_task *t, PyObject **ret)
     PySendResult sr;
 
     UA_DEBUG_LOG("Next coroutine to run: %R", coro);
-    if (t->flags & F_MAPPED) {   /* a v3 Task that was parked by a bare yield False */
+    if (t->flags & F_MAPPED) {   /* an embedded record parked by a bare yield False */
         ua_ptrmap_del(&self->tasks, coro);
         t->flags &= ~F_MAPPED;
     }
@@ -681,23 +702,29 @@ static int resume(LoopObject *self, ua_task *t, PyObject **ret)
     self->current = NULL;
     if (sr == PYGEN_NEXT)
         return on_yield(self, t, result, ret);
-    return on_end(self, t, sr, result, ret);
+    return ua_kinds[t->kind].end(self, t, sr, result, ret);
 }
 
+/* A task is resumed; any other record, its kind runs. */
 static int run_entry(LoopObject *self, ua_task *t, PyObject **ret)
 {
-    if (t->kind == TASK_CORO || t->kind == TASK_V3)
+    const ua_kind *k = &ua_kinds[t->kind];
+    if (!k->run)
         return resume(self, t, ret);
-    if (t->kind == TASK_V3_DONE)
-        return ua_v3_task_reap(self, t);
-    if (t->kind == TASK_TIMEOUT)
-        return fire_timeout(self, t);
-    if (t->kind == TASK_STOP) {
-        *ret = Py_NewRef(t->obj);
-        ua_task_free(t);
-        return 1;
-    }
-    /* TASK_CALL: the record goes before the call, which may schedule more. */
+    return k->run(self, t, ret);
+}
+
+/* TASK_STOP */
+static int run_stop(LoopObject *self, ua_task *t, PyObject **ret)
+{
+    *ret = Py_NewRef(t->obj);
+    ua_task_free(t);
+    return 1;
+}
+
+/* TASK_CALL: the record goes before the call, which may schedule more. */
+static int run_call(LoopObject *self, ua_task *t, PyObject **ret)
+{
     PyObject *cb = Py_NewRef(t->obj);
     PyObject *args = Py_XNewRef(t->aux);
     ua_task_free(t);
@@ -721,8 +748,10 @@ static int expire_timers(LoopObject *self)
     while ((top = ua_timerheap_peek(&self->timers)) && ua_ticks_diff(top->deadline, now) <= 0) {
         ua_timerheap_pop(&self->timers);
         ua_task *t = ua_task_of_timer(top);
-        if (t->kind == TASK_TIMEOUT) {
-            if (fire_timeout(self, t) < 0)
+        const ua_kind *k = &ua_kinds[t->kind];
+        if (k->flags & UA_KIND_ON_TIMER) {
+            PyObject *ret = NULL;
+            if (k->run(self, t, &ret) < 0)
                 return -1;
             continue;
         }
@@ -825,6 +854,15 @@ static int call_wait(LoopObject *self, int delay)
     return 0;
 }
 
+/* Whether a task of a kind's may be woken from another thread. */
+static int keeps_awake(LoopObject *self)
+{
+    for (int k = 0; k < nkinds; k++)
+        if (ua_kinds[k].keeps_awake && ua_kinds[k].keeps_awake(self))
+            return 1;
+    return 0;
+}
+
 PyObject *ua_loop_run_forever(LoopObject *self, int until_idle)
 {
     if (check_caller(self) < 0)
@@ -854,7 +892,7 @@ PyObject *ua_loop_run_forever(LoopObject *self, int until_idle)
         if (next_delay(self, &delay) < 0)
             break;
         if (until_idle && delay < 0 && !self->poller.nwaiters && !self->iopoll.len && !self->ts_calls.len &&
-            !ua_wakeup_asked(&self->wakeup) && !ua_v3_flag_waiting(self)) {
+            !ua_wakeup_asked(&self->wakeup) && !keeps_awake(self)) {
             ret = Py_NewRef(Py_None);   /* nothing can wake any task any more */
             break;
         }
@@ -1128,8 +1166,8 @@ static void take_waiters(LoopObject *self, ua_runq *taken)
 }
 
 /* Close them now, in parking order, so their finally blocks run (and they
- * leave what they wait in). A v3 Task (it has no close()) is finalized with
- * the other v3 Tasks. */
+ * leave what they wait in). An owner with no close() (a v3 Task) is
+ * finalized by its kind's release, with the kind's other tasks. */
 static void finalize_waiters(LoopObject *self, ua_runq *taken)
 {
     while (taken->len) {
@@ -1181,19 +1219,18 @@ static void release_all(LoopObject *self, int finalize)
     for (size_t i = 0; i < doomed.len; i++) {
         ua_task *t = ua_runq_at(&doomed, i);
         t->state = ST_NEW;
-        /* A wait_for() timer is the loop's to free now: its WaitFor, which
-         * finalizing its task below closes, must not free it too. */
-        if (t->kind == TASK_TIMEOUT) {
-            ua_wait_for_timer_fired(t->aux);
-            t->aux = NULL;
-        }
+        /* A record something else points at (a wait_for() timer) is the
+         * loop's to free now: what points at it, which finalizing its task
+         * below may close, must not free it too. */
+        if (ua_kinds[t->kind].detach)
+            ua_kinds[t->kind].detach(t);
     }
     Py_CLEAR(self->cur_task);
     while (doomed.len) {
         ua_task *t = ua_runq_pop(&doomed);
         /* close(): what is left is finalized now (its finally blocks run),
          * even if something else still holds it. */
-        PyObject *obj = finalize && t->kind == TASK_CORO ? Py_NewRef(t->obj) : NULL;
+        PyObject *obj = finalize && (ua_kinds[t->kind].flags & UA_KIND_CLOSE) ? Py_NewRef(t->obj) : NULL;
         ua_task_drop(self, t);
         if (obj) {
             ua_finalize_task_obj(obj);
@@ -1204,15 +1241,18 @@ static void release_all(LoopObject *self, int finalize)
     if (finalize)
         finalize_waiters(self, &taken);
     ua_runq_free(&taken);
-    ua_v3_release_all(self, finalize);
+    for (int k = 0; k < nkinds; k++)
+        if (ua_kinds[k].release)
+            ua_kinds[k].release(self, finalize);
 }
 
 static int visit_task(ua_task *t, visitproc visit, void *arg)
 {
-    if (t->kind >= TASK_V3)
-        return 0;   /* its Task is visited through loop->v3_tasks */
+    uint8_t flags = ua_kinds[t->kind].flags;
+    if (flags & UA_KIND_EMBEDDED)
+        return 0;   /* its owner is visited through its kind's traverse */
     Py_VISIT(t->obj);
-    if (t->kind != TASK_TIMEOUT)
+    if (!(flags & UA_KIND_AUX_BORROWED))
         Py_VISIT(t->aux);
     return 0;
 }
@@ -1223,9 +1263,11 @@ static int loop_traverse(LoopObject *self, visitproc visit, void *arg)
     Py_VISIT(self->main_result);
     Py_VISIT(self->exc_handler);
     Py_VISIT(self->executor);
-    int vr = ua_v3_traverse(self, visit, arg);
-    if (vr)
-        return vr;
+    for (int k = 0; k < nkinds; k++) {
+        int vr = ua_kinds[k].traverse ? ua_kinds[k].traverse(self, visit, arg) : 0;
+        if (vr)
+            return vr;
+    }
     ua_runq *queues[] = {&self->runq, &self->ts_calls, &self->parked};
     for (size_t q = 0; q < sizeof(queues) / sizeof(queues[0]); q++)
         for (size_t i = 0; i < queues[q]->len; i++) {
@@ -1401,6 +1443,26 @@ PyTypeObject Loop_Type = {
     .tp_members = loop_members,
 };
 
+/* ---- the kinds of task -------------------------------------------------------- */
+
+ua_kind ua_kinds[UA_KINDS_MAX] = {
+    [TASK_CORO] = {.flags = UA_KIND_MAPPED | UA_KIND_CLOSE, .end = coro_end, .park = coro_park},
+    [TASK_CALL] = {.run = run_call},
+    [TASK_STOP] = {.run = run_stop},
+    [TASK_AT_POLL] = {.run = run_at_poll},
+};
+static int nkinds = UA_KIND_API;
+
+int ua_kind_add(const ua_kind *kind)
+{
+    if (nkinds == UA_KINDS_MAX || (!kind->run && (!kind->end || !kind->park))) {
+        PyErr_SetString(PyExc_SystemError, "ua_kind_add(): the table is full, or the kind lacks an operation");
+        return -1;
+    }
+    ua_kinds[nkinds] = *kind;
+    return nkinds++;
+}
+
 int ua_loop_ready(PyObject *module)
 {
     if (!(str_throw = PyUnicode_InternFromString("throw")) ||
@@ -1421,7 +1483,8 @@ int ua_loop_ready(PyObject *module)
     Py_DECREF(ident);
     if (PyErr_Occurred())
         return -1;
-    if (PyType_Ready(&Loop_Type) < 0 || PyModule_AddObjectRef(module, "EventLoop", (PyObject *)&Loop_Type) < 0)
+    if (PyType_Ready(&Loop_Type) < 0 || PyModule_AddObjectRef(module, "EventLoop", (PyObject *)&Loop_Type) < 0 ||
+        ua_loop_handler_ready(module) < 0)
         return -1;
     return ua_poll_loop_ready(module);
 }

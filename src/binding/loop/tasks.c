@@ -23,7 +23,7 @@ void ua_task_free(ua_task *t)
     /* Free the record before the references go: dropping a coroutine can run
      * its finally blocks, which may call back into the loop. */
     PyObject *obj = t->obj;
-    PyObject *aux = t->kind == TASK_TIMEOUT ? NULL : t->aux;
+    PyObject *aux = (ua_kinds[t->kind].flags & UA_KIND_AUX_BORROWED) ? NULL : t->aux;
     PyMem_Free(t);
     Py_XDECREF(obj);
     Py_XDECREF(aux);
@@ -47,14 +47,15 @@ ua_task *ua_task_for_coro(LoopObject *loop, PyObject *coro)
 
 void ua_task_drop(LoopObject *loop, ua_task *t)
 {
-    if (t->kind >= TASK_V3) {
-        /* A v3 Task owns its record; the loop's list keeps the Task. */
+    const ua_kind *k = &ua_kinds[t->kind];
+    if (k->flags & UA_KIND_EMBEDDED) {
+        /* Its owner holds the record; what its API keeps holds the owner. */
         t->state = ST_NEW;
         return;
     }
-    if (t->kind == TASK_CORO)
+    if (k->flags & UA_KIND_MAPPED)
         ua_ptrmap_del(&loop->tasks, t->obj);
-    else if (t->kind == TASK_TIMEOUT && t->aux)   /* NULL: close() detached it */
-        ua_wait_for_timer_fired(t->aux);
+    else if (k->detach)
+        k->detach(t);
     ua_task_free(t);
 }

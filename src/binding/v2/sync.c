@@ -21,7 +21,7 @@ enum { S_START, S_YIELDED, S_WAITING, S_WOKEN, S_FINISHED };
 struct WaitOp {
     PyObject_HEAD
     PyObject *owner;        /* the Queue or Lock */
-    PyObject *task;         /* the parked task: its coroutine, or its v3 Task (ua_v3_owner_of) */
+    PyObject *task;         /* the parked task: its coroutine, or its owner (ua_loop_owner_of) */
     LoopObject *loop;       /* the loop to wake it on */
     PyObject *value;        /* put: what to put; get: what was handed over */
     ua_wnode node;          /* in the owner's queue of waiters, which holds a reference */
@@ -201,7 +201,7 @@ static PySendResult park(WaitOp *op, PyObject **result)
         PyErr_SetString(PyExc_RuntimeError, "can only wait inside a task of a running event loop");
         return PYGEN_ERROR;
     }
-    Py_XSETREF(op->task, ua_v3_owner_of(loop->current));
+    Py_XSETREF(op->task, ua_loop_owner_of(loop->current));
     Py_XSETREF(op->loop, (LoopObject *)Py_NewRef(loop));
     op->state = S_WAITING;
     if (!PyObject_GC_IsTracked((PyObject *)op))

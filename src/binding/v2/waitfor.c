@@ -50,17 +50,76 @@ PyObject *ua_wait_for_inner(PyObject *obj)
     return Py_IS_TYPE(obj, &WaitFor_Type) ? ((WaitForObject *)obj)->coro : NULL;
 }
 
-void ua_wait_for_timer_fired(PyObject *waitfor)
+static void timer_fired(PyObject *waitfor)
 {
     ((WaitForObject *)waitfor)->timer = NULL;
 }
+
+/* ---- the timer: a kind of task record -------------------------------------------
+ * obj: the task to time out (an owner, ua_loop_owner_of()); aux: the
+ * WaitFor (borrowed: it removes this record before it goes). */
+
+static uint8_t timeout_kind;
+
+static ua_task *add_timeout(LoopObject *self, PyObject *target, PyObject *waitfor, int32_t ms)
+{
+    uint32_t now;
+    if (ua_loop_check_open(self) < 0 || ua_loop_now(self, &now) < 0)
+        return NULL;
+    ua_task *t = ua_task_new(timeout_kind, target, NULL);
+    if (!t)
+        return NULL;
+    t->aux = waitfor;   /* borrowed: the WaitFor removes this record before it goes */
+    if (ua_loop_queue_at(self, t, ua_ticks_add(now, ms)) < 0) {
+        ua_task_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void remove_timeout(LoopObject *self, ua_task *t)
+{
+    if (t->state == ST_SLEEPING)
+        ua_timerheap_remove(&self->timers, &t->timer);
+    ua_task_free(t);
+}
+
+/* run: the time is up. */
+static int fire_timeout(LoopObject *self, ua_task *t, PyObject **ret)
+{
+    timer_fired(t->aux);
+    PyObject *target = t->obj;
+    Py_INCREF(target);
+    ua_task_free(t);
+    UA_DEBUG_LOG("wait_for: timing out %R", target);
+    PyObject *exc = PyObject_CallNoArgs(ua_TimeoutError);
+    int rc = exc ? ua_loop_cancel_coro(self, target, exc) : -1;   /* target: an owner (ua_loop_owner_of) */
+    Py_XDECREF(exc);
+    Py_DECREF(target);
+    return rc;
+}
+
+/* detach: the loop lets go of it unfired (close()): the WaitFor must not free it too. */
+static void timeout_detach(ua_task *t)
+{
+    if (t->aux) {
+        timer_fired(t->aux);
+        t->aux = NULL;
+    }
+}
+
+static const ua_kind timeout_ops = {
+    .flags = UA_KIND_AUX_BORROWED | UA_KIND_ON_TIMER,
+    .run = fire_timeout,
+    .detach = timeout_detach,
+};
 
 static void disarm(WaitForObject *self)
 {
     if (self->timer) {
         ua_task *t = self->timer;
         self->timer = NULL;
-        ua_loop_remove_timeout(self->loop, t);
+        remove_timeout(self->loop, t);
     }
 }
 
@@ -74,8 +133,8 @@ static int start(WaitForObject *self)
     }
     Py_INCREF(loop);
     self->loop = loop;
-    PyObject *owner = ua_v3_owner_of(loop->current);   /* a v3 Task too: its own record is woken */
-    self->timer = ua_loop_add_timeout(loop, owner, (PyObject *)self, self->ms);
+    PyObject *owner = ua_loop_owner_of(loop->current);   /* an owner too: its own record is woken */
+    self->timer = add_timeout(loop, owner, (PyObject *)self, self->ms);
     Py_DECREF(owner);
     return self->timer ? 0 : -1;
 }
@@ -204,5 +263,9 @@ PyTypeObject WaitFor_Type = {
 
 int ua_waitfor_ready(PyObject *module)
 {
+    int kind = ua_kind_add(&timeout_ops);
+    if (kind < 0)
+        return -1;
+    timeout_kind = (uint8_t)kind;
     return PyType_Ready(&WaitFor_Type);
 }

@@ -277,7 +277,7 @@ static PyObject *mod_all_tasks(PyObject *m, PyObject *args, PyObject *kwds)
     PyObject *set = PySet_New(NULL);
     if (!set)
         return NULL;
-    for (TaskObject *t = loop->v3_tasks; t; t = t->lnext)
+    for (TaskObject *t = ua_v3_tasks(loop); t; t = t->lnext)
         if (!TASK_DONE(t) && PySet_Add(set, (PyObject *)t) < 0) {
             Py_DECREF(set);
             return NULL;

@@ -351,7 +351,7 @@ int ua_v3_flag_waiting(LoopObject *loop)
 {
     /* Each task knows the Wait it is parked on, however deep in its await
      * chain: looked at only when the loop has nothing else left. */
-    for (TaskObject *t = loop->v3_tasks; t; t = t->lnext) {
+    for (TaskObject *t = ua_v3_tasks(loop); t; t = t->lnext) {
         WaitObject *w = ua_task_waiting(t);
         if (w && (w->kind == W_FLAG || w->kind == W_FUTURE))   /* another thread may wake it */
             return 1;

@@ -1,7 +1,8 @@
 /* uasyncio.v3's Task: a coroutine scheduled on the loop, with its outcome.
  *
  * The Task embeds the loop's record (v3.h), so the loop resumes it like any
- * task; the loop calls back here when it ends (ua_v3_task_end) and, for an
+ * task; through the two kinds this file adds to the loop's table (at the
+ * end), the loop calls back here when it ends (ua_v3_task_end) and, for an
  * exception nobody took, one pass later (ua_v3_task_reap), as MicroPython
  * does: the exception goes to the loop's exception handler only if no task
  * awaited it in the meantime. */
@@ -10,6 +11,7 @@
 
 PyObject *ua_v3_CancelledError, *ua_v3_TimeoutError;
 static PyObject *InvalidStateError;
+uint8_t ua_v3_task_kind, ua_v3_done_kind;
 
 /* ---- the running task and the loop -------------------------------------- */
 
@@ -17,7 +19,7 @@ TaskObject *ua_v3_current(void)
 {
     LoopObject *l = ua_running_loop_get();
     ua_task *r = l ? l->current : NULL;
-    return r && r->kind == TASK_V3 ? TASK_OF(r) : NULL;
+    return r && r->kind == ua_v3_task_kind ? TASK_OF(r) : NULL;
 }
 
 TaskObject *ua_v3_current_or_error(const char *what)
@@ -32,12 +34,13 @@ TaskObject *ua_v3_current_or_error(const char *what)
 
 static void list_link(LoopObject *loop, TaskObject *t)
 {
+    TaskObject *head = ua_v3_tasks(loop);
     t->loop = loop;
     t->lprev = NULL;
-    t->lnext = loop->v3_tasks;
-    if (loop->v3_tasks)
-        loop->v3_tasks->lprev = t;
-    loop->v3_tasks = t;
+    t->lnext = head;
+    if (head)
+        head->lprev = t;
+    loop->kind_data[ua_v3_task_kind] = t;
     Py_INCREF(t);
 }
 
@@ -50,7 +53,7 @@ static void list_release(TaskObject *t)
     if (t->lprev)
         t->lprev->lnext = t->lnext;
     else
-        loop->v3_tasks = t->lnext;
+        loop->kind_data[ua_v3_task_kind] = t->lnext;
     if (t->lnext)
         t->lnext->lprev = t->lprev;
     t->lprev = t->lnext = NULL;
@@ -87,8 +90,8 @@ static void unmap(LoopObject *loop, ua_task *r)
  * finally blocks run even if something else still holds its Task. */
 void ua_v3_release_all(LoopObject *loop, int finalize)
 {
-    while (loop->v3_tasks) {
-        TaskObject *t = loop->v3_tasks;
+    while (ua_v3_tasks(loop)) {
+        TaskObject *t = ua_v3_tasks(loop);
         Py_INCREF(t);
         unmap(loop, &t->rec);
         WaitObject *w = ua_task_waiting(t);
@@ -107,9 +110,19 @@ void ua_v3_release_all(LoopObject *loop, int finalize)
 
 int ua_v3_traverse(LoopObject *loop, visitproc visit, void *arg)
 {
-    for (TaskObject *t = loop->v3_tasks; t; t = t->lnext)
+    for (TaskObject *t = ua_v3_tasks(loop); t; t = t->lnext)
         Py_VISIT(t);
     return 0;
+}
+
+/* 2.0's cancel(coro) reaches a Task through the coroutine it runs (or one
+ * that coroutine awaits). */
+static PyObject *find(LoopObject *loop, int (*match)(PyObject *coro, void *arg), void *arg)
+{
+    for (TaskObject *t = ua_v3_tasks(loop); t; t = t->lnext)
+        if (!TASK_DONE(t) && t->rec.obj && match(t->rec.obj, arg))
+            return (PyObject *)t;
+    return NULL;
 }
 
 /* ---- creation ------------------------------------------------------------------ */
@@ -138,7 +151,7 @@ PyObject *ua_v3_create_task(LoopObject *loop, PyObject *coro)
     if (!t)
         return NULL;
     memset(&t->rec, 0, sizeof(t->rec));
-    t->rec.kind = TASK_V3;
+    t->rec.kind = ua_v3_task_kind;
     t->rec.state = ST_NEW;
     t->rec.obj = Py_NewRef(coro);
     t->loop = NULL;
@@ -202,7 +215,7 @@ int ua_v3_task_end(LoopObject *loop, ua_task *r, PySendResult sr, PyObject *resu
     PyObject *value = NULL;
     int rc = 0, escape = 0, awaited = 0;
     r->state = ST_NEW;
-    r->kind = TASK_V3_DONE;
+    r->kind = ua_v3_done_kind;
     Py_CLEAR(r->aux);
     if (sr == PYGEN_RETURN) {
         r->aux = result;
@@ -255,7 +268,7 @@ int ua_v3_task_end(LoopObject *loop, ua_task *r, PySendResult sr, PyObject *resu
     return rc;
 }
 
-int ua_v3_task_reap(LoopObject *loop, ua_task *r)
+int ua_v3_task_reap(LoopObject *loop, ua_task *r, PyObject **ret)
 {
     TaskObject *t = TASK_OF(r);
     int rc = 0;
@@ -354,9 +367,16 @@ int ua_v3_cancel_exc(TaskObject *t, PyObject *exc)
 
 /* ---- woken by 2.0 awaitables ---------------------------------------------------- */
 
-PyObject *ua_v3_owner_of(ua_task *rec)
+/* What they keep to wake the task: the Task itself (ua_loop_owner_of). */
+static PyObject *owner(ua_task *rec)
 {
-    return Py_NewRef(rec->kind == TASK_V3 ? (PyObject *)TASK_OF(rec) : rec->obj);
+    return (PyObject *)TASK_OF(rec);
+}
+
+/* The exception handler shows a Task's coroutine. */
+static PyObject *coro_of(PyObject *obj)
+{
+    return Py_IS_TYPE(obj, &Task_Type) ? ((TaskObject *)obj)->rec.obj : NULL;
 }
 
 int ua_v3_wake_owner(PyObject *obj, PyObject *exc)
@@ -577,8 +597,44 @@ PyTypeObject Task_Type = {
     .tp_getset = task_getset,
 };
 
+/* ---- the kinds of a Task's record, in the loop's table ----------------------------- */
+
+/* Pending: resumed by the loop. What concerns all Tasks (the owners, the
+ * loop's list of them) is asked of this kind. */
+static const ua_kind task_kind = {
+    .flags = UA_KIND_EMBEDDED,
+    .end = ua_v3_task_end,
+    .park = ua_v3_parked,
+    .owner = owner,
+    .wake_owner = ua_v3_wake_owner,
+    .coro_of = coro_of,
+    .traverse = ua_v3_traverse,
+    .release = ua_v3_release_all,
+    .keeps_awake = ua_v3_flag_waiting,
+    .find = find,
+};
+
+/* Ended: run once more to report an exception nobody retrieved. */
+static const ua_kind done_kind = {
+    .flags = UA_KIND_EMBEDDED,
+    .run = ua_v3_task_reap,
+    .owner = owner,
+};
+
+static int add_kinds(void)
+{
+    int task = ua_kind_add(&task_kind), done = task < 0 ? -1 : ua_kind_add(&done_kind);
+    if (done < 0)
+        return -1;
+    ua_v3_task_kind = (uint8_t)task;
+    ua_v3_done_kind = (uint8_t)done;
+    return 0;
+}
+
 int ua_v3_task_ready(PyObject *m)
 {
+    if (add_kinds() < 0)
+        return -1;
     if (PyType_Ready(&Task_Type) < 0 || PyModule_AddObjectRef(m, "Task", (PyObject *)&Task_Type) < 0)
         return -1;
     ua_v3_CancelledError = PyErr_NewExceptionWithDoc(

@@ -1,9 +1,10 @@
 /* uasyncio.v3 (today's MicroPython asyncio) on the same loop as 2.0.
  *
- * A v3 Task is a C object that embeds the loop's task record (kind TASK_V3),
- * so the loop resumes it through the same run queue, timer heap and poller
- * as any 2.0 task, and create_task is one allocation. The loop keeps one
- * strong reference to each live Task (loop->v3_tasks, a list), from
+ * A v3 Task is a C object that embeds the loop's task record (of a kind of
+ * its own, in the loop's table of kinds: ua_kind), so the loop resumes it
+ * through the same run queue, timer heap and poller as any 2.0 task, and
+ * create_task is one allocation. The loop keeps one strong reference to
+ * each live Task (ua_v3_tasks(), a list in the loop's kind_data), from
  * create_task until it ended and its exception, if any, was dealt with.
  *
  * Waiting on something other than time or I/O (a Task, an Event, a Lock, a
@@ -27,7 +28,7 @@
 #include "awaitable.h"
 #include "waitq.h"
 
-/* rec.flags of a v3 Task, beside F_MAIN, F_WAKE, F_TIMED, F_MAPPED and F_IOWRITE (ua.h) */
+/* rec.flags of a v3 Task, beside F_MAIN, F_WAKE, F_TIMED, F_MAPPED and F_IOWRITE (the loop's) */
 enum {
     TF_EXC = 8,         /* ended with an exception (rec.aux holds it) */
     TF_CANCELLED = 16,  /* ended with CancelledError */
@@ -43,14 +44,25 @@ typedef struct TaskObject {
     ua_task rec;                    /* rec.obj: the coroutine; rec.aux: pending
                                      * exception while live, outcome once done */
     LoopObject *loop;               /* borrowed: the loop holding it, NULL after */
-    struct TaskObject *lprev, *lnext;   /* in loop->v3_tasks */
+    struct TaskObject *lprev, *lnext;   /* in its loop's list (ua_v3_tasks()) */
     ua_wnode *doneq;                /* what its end does, in order: Waits of tasks
                                      * awaiting it (W_TASK, W_WAITFOR), its gather
                                      * (W_GATHER_CHILD), done callbacks (W_CALLBACK) */
 } TaskObject;
 
+/* The ids the loop gave the kinds of a Task's record (v3_task.c): a
+ * pending Task, and one that ended (its record is queued once more only to
+ * report an exception nobody retrieved; rec.aux holds its outcome). */
+extern uint8_t ua_v3_task_kind, ua_v3_done_kind;
+
 #define TASK_OF(r) ((TaskObject *)((char *)(r) - offsetof(TaskObject, rec)))
-#define TASK_DONE(t) ((t)->rec.kind == TASK_V3_DONE)
+#define TASK_DONE(t) ((t)->rec.kind == ua_v3_done_kind)
+
+/* A loop's live Tasks (a list through lnext), kept in its kind_data. */
+static inline TaskObject *ua_v3_tasks(LoopObject *loop)
+{
+    return loop->kind_data[ua_v3_task_kind];
+}
 
 /* A Wait's kind: what it waits on (target) and how it ends. */
 enum {
@@ -105,6 +117,16 @@ extern PyTypeObject Task_Type, Wait_Type, V3Loop_Type;
 extern PyObject *ua_v3_CancelledError, *ua_v3_TimeoutError;
 
 /* v3_task.c */
+/* What the loop asks of a Task's kinds (ua_kind) */
+int ua_v3_task_end(LoopObject *loop, ua_task *t, PySendResult sr, PyObject *result, PyObject **ret);
+int ua_v3_task_reap(LoopObject *loop, ua_task *t, PyObject **ret);
+int ua_v3_parked(LoopObject *loop, ua_task *t);   /* it yielded False: the loop lets go of it */
+void ua_v3_release_all(LoopObject *loop, int finalize);   /* finalize: close() closes their coroutines */
+int ua_v3_traverse(LoopObject *loop, visitproc visit, void *arg);
+int ua_v3_flag_waiting(LoopObject *loop);   /* a task of loop waits on a ThreadSafeFlag or a thread's future */
+/* If obj is a v3 Task: wake it (exc: with exc to raise in it), unless it
+ * ended or its loop is gone, and return 1 (-1 on error); else 0. */
+int ua_v3_wake_owner(PyObject *obj, PyObject *exc);
 TaskObject *ua_v3_current(void);                       /* borrowed; NULL outside a v3 task */
 TaskObject *ua_v3_current_or_error(const char *what);  /* ... with RuntimeError set */
 PyObject *ua_v3_create_task(LoopObject *loop, PyObject *coro);  /* new Task, scheduled */
