@@ -207,29 +207,26 @@ PyObject *ua_wait_for_new(PyObject *coro, int32_t ms);
 PyObject *ua_wait_for_inner(PyObject *obj);   /* borrowed, or NULL if obj is no WaitFor */
 int ua_waitfor_ready(PyObject *module);
 
-/* module.c: shared state */
-extern PyObject *ua_CancelledError;
-extern PyObject *ua_TimeoutError;
+/* util.c: what every part uses */
+extern PyObject *ua_CancelledError;   /* uasyncio.core's: how a 2.0 task is cancelled */
 extern int ua_debug;
-extern LoopObject *ua_all_loops;
-LoopObject *ua_default_loop(void);   /* new reference; created on first use */
 void ua_log(const char *logger, const char *fmt, ...);
 int ua_delay_from_secs(PyObject *secs, int32_t *ms, const char *what);
 int ua_delay_from_ms(PyObject *ms_obj, int32_t *ms, const char *what);
-/* sleep(secs) (in_secs) or sleep_ms(ms) of either API: a SleepMs for the
- * delay; v3: as ua_v3_delay() takes it, OverflowError past the longest. */
-PyObject *ua_sleep_for(PyObject *delay, int in_secs, int v3);
-/* A v3 delay (secs if in_secs, else ms) in ms, as MicroPython's sleep_ms()
- * takes it: negative counts as 0; past the longest ticks delay, 1 (*ms
- * then holds that delay), where MicroPython raises OverflowError. 0, 1,
- * or -1 with an exception. */
-int ua_v3_delay(PyObject *delay, int in_secs, int32_t *ms);
+/* 1 if a function given nargs arguments wants want, else 0 with TypeError. */
+int ua_check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t want);
+int ua_loop_util_ready(PyObject *module);
+/* v2/funcs.c */
+extern PyObject *ua_TimeoutError;   /* 2.0's wait_for() */
+int ua_v2_ready(PyObject *module);
+LoopObject *ua_v2_default_loop_borrowed(void);   /* 2.0's default loop, or NULL */
 
 /* loop.c: what the other files use */
 /* The loop whose run_forever() runs in the calling thread (the innermost, if
  * nested), or NULL. Borrowed: run_forever() holds a reference meanwhile.
  * Per thread, so loops running in different threads never see each other. */
 LoopObject *ua_running_loop_get(void);
+extern LoopObject *ua_all_loops;   /* every live loop (through next_loop) */
 int ua_loop_ready(PyObject *module);
 /* run_forever(): NULL (error) or its value. until_idle (v3's
  * run_until_complete() with no task, as MicroPython's): also return None
@@ -385,10 +382,9 @@ int ua_sync_ready(PyObject *module);
 int ua_sync_waiter(PyObject *obj, PyObject **task, LoopObject **loop);
 int ua_udp_ready(PyObject *module);   /* udp.c */
 
-/* streams.c */
-int ua_fd_of(PyObject *obj);
 
-/* io.c: the poller side of the loop, and PollEventLoop */
+/* poll.c: the poller side of the loop, and PollEventLoop */
+int ua_fd_of(PyObject *obj);   /* the fd of a socket (read in place) or of anything with fileno() */
 int ua_poll_loop_ready(PyObject *module);
 int ua_loop_handler_ready(PyObject *module);   /* handler.c: the exception handler's methods */
 int ua_loop_io_wait(LoopObject *loop, ua_task *t, PyObject *obj, int dir, uint64_t owner);

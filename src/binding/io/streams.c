@@ -24,31 +24,6 @@ static char scratch[CHUNK];         /* recv() target; used with the GIL held */
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-/* CPython's socket object keeps its fd right after the object header; that
- * layout has not changed in 3.x, and ua_streams_ready() checks it on a real
- * socket before trusting it (else fileno() is called each time). Reading it
- * saves a Python method call per read and per write. */
-typedef struct {
-    PyObject_HEAD
-    int fd;
-} sock_head;
-static int sock_layout_ok;
-
-/* The fd of a socket (read in place) or of anything with fileno(). */
-
-int ua_fd_of(PyObject *obj)
-{
-    if (sock_layout_ok && PyObject_TypeCheck(obj, (PyTypeObject *)socket_type)) {
-        int fd = ((sock_head *)obj)->fd;
-        if (fd >= 0)
-            return fd;
-        /* as fileno() -1 would give through PyObject_AsFileDescriptor() */
-        PyErr_SetString(PyExc_ValueError, "file descriptor cannot be a negative integer (-1)");
-        return -1;
-    }
-    return PyObject_AsFileDescriptor(obj);
-}
-
 PyObject *ua_syscall_for(int dir, PyObject *obj)
 {
     return ua_syscall_new(dir == UA_POLL_READ ? &IORead_Type : &IOWrite_Type, obj);
@@ -1378,24 +1353,6 @@ PyTypeObject Writer_Type = {
     .tp_getset = writer_getset,
 };
 
-/* Does a real socket keep its fd where sock_head says, open and closed? */
-static int check_sock_layout(void)
-{
-    PyObject *s = PyObject_CallNoArgs(socket_type);
-    if (!s)
-        return -1;
-    int fd = PyObject_AsFileDescriptor(s);
-    int ok = fd >= 0 && ((sock_head *)s)->fd == fd;
-    PyObject *r = PyObject_CallMethod(s, "close", NULL);
-    ok = ok && r && ((sock_head *)s)->fd == -1;
-    Py_XDECREF(r);
-    Py_DECREF(s);
-    if (!r)
-        return -1;
-    sock_layout_ok = ok;
-    return 0;
-}
-
 int ua_streams_ready(PyObject *module)
 {
     PyObject *socket_mod = PyImport_ImportModule("socket");
@@ -1414,8 +1371,6 @@ int ua_streams_ready(PyObject *module)
         return -1;
     if (PyType_Ready(&StreamOp_Type) < 0 || PyType_Ready(&Reader_Type) < 0 || PyType_Ready(&Writer_Type) < 0 ||
         PyType_Ready(&Slice_Type) < 0)
-        return -1;
-    if (check_sock_layout() < 0)
         return -1;
     PyObject *base = PyObject_GetAttrString(socket_type, "__base__");
     sock_close_c = base ? PyObject_GetAttrString(base, "close") : NULL;

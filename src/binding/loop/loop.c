@@ -14,6 +14,7 @@
  * records were pending when it began; (3) is the same. */
 #include "tasks.h"
 
+LoopObject *ua_all_loops;
 static PyObject *str_throw, *str_time, *str_wait;
 static int nkinds;   /* the entries of ua_kinds in use (the table is at the end) */
 static PyObject *set_wakeup_fd;          /* signal.set_wakeup_fd */

@@ -21,6 +21,53 @@ static void on_ready(void *ctx, void *waiter, int fd, int dir, int hangup)
     ua_loop_stamp(self, t);
 }
 
+/* ---- the fd of what a task waits on ------------------------------------------ */
+
+static PyObject *socket_type;       /* socket.socket */
+
+/* CPython's socket object keeps its fd right after the object header; that
+ * layout has not changed in 3.x, and ua_poll_loop_ready() checks it on a real
+ * socket before trusting it (else fileno() is called each time). Reading it
+ * saves a Python method call per read and per write. */
+typedef struct {
+    PyObject_HEAD
+    int fd;
+} sock_head;
+static int sock_layout_ok;
+
+/* The fd of a socket (read in place) or of anything with fileno(). */
+
+int ua_fd_of(PyObject *obj)
+{
+    if (sock_layout_ok && PyObject_TypeCheck(obj, (PyTypeObject *)socket_type)) {
+        int fd = ((sock_head *)obj)->fd;
+        if (fd >= 0)
+            return fd;
+        /* as fileno() -1 would give through PyObject_AsFileDescriptor() */
+        PyErr_SetString(PyExc_ValueError, "file descriptor cannot be a negative integer (-1)");
+        return -1;
+    }
+    return PyObject_AsFileDescriptor(obj);
+}
+
+/* Does a real socket keep its fd where sock_head says, open and closed? */
+static int check_sock_layout(void)
+{
+    PyObject *s = PyObject_CallNoArgs(socket_type);
+    if (!s)
+        return -1;
+    int fd = PyObject_AsFileDescriptor(s);
+    int ok = fd >= 0 && ((sock_head *)s)->fd == fd;
+    PyObject *r = PyObject_CallMethod(s, "close", NULL);
+    ok = ok && r && ((sock_head *)s)->fd == -1;
+    Py_XDECREF(r);
+    Py_DECREF(s);
+    if (!r)
+        return -1;
+    sock_layout_ok = ok;
+    return 0;
+}
+
 /* ---- objects without a file descriptor -------------------------------------
  * MicroPython's streams (a UART, a driver, a test double) need no fd: its
  * poller asks each such object ioctl(MP_STREAM_POLL, flags) every time it
@@ -516,6 +563,13 @@ PyTypeObject PollLoop_Type = {
 
 int ua_poll_loop_ready(PyObject *module)
 {
+    PyObject *socket_mod = PyImport_ImportModule("socket");
+    if (!socket_mod)
+        return -1;
+    socket_type = PyObject_GetAttrString(socket_mod, "socket");
+    Py_DECREF(socket_mod);
+    if (!socket_type || check_sock_layout() < 0)
+        return -1;
     if (!(str_ioctl = PyUnicode_InternFromString("ioctl")) || PyType_Ready(&PollLoop_Type) < 0)
         return -1;
     return PyModule_AddObjectRef(module, "PollEventLoop", (PyObject *)&PollLoop_Type);

@@ -7,6 +7,8 @@
  * object, separate from 2.0's, so each API keeps its own semantics. */
 #include "v3.h"
 
+#include <math.h>
+
 static LoopObject *v3_default;
 static PyObject *base_stop;   /* EventLoop.stop */
 
@@ -213,15 +215,77 @@ static PyObject *mod_current_task(PyObject *m, PyObject *unused)
     return Py_NewRef(t);
 }
 
+/* ua_v3_delay() for anything but an int. */
+static int v3_delay_slow(PyObject *delay, int in_secs, int32_t *ms)
+{
+    const char *name = in_secs ? "sleep" : "sleep_ms";
+    if (!PyFloat_Check(delay) && !PyNumber_Check(delay)) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a number, not %.100s", name,
+                     in_secs ? "the delay in seconds" : "the delay in ms", Py_TYPE(delay)->tp_name);
+        return -1;
+    }
+    double v = PyFloat_AsDouble(delay);
+    if (v == -1.0 && PyErr_Occurred())
+        return -1;
+    if (isnan(v)) {
+        PyErr_Format(PyExc_ValueError, "%s: the delay must not be NaN", name);
+        return -1;
+    }
+    v = trunc(in_secs ? v * 1000.0 : v);   /* int(secs * 1000), as MicroPython's sleep() */
+    *ms = v <= 0 ? 0 : v > UA_TICKS_MAX_DELAY ? UA_TICKS_MAX_DELAY : (int32_t)v;
+    return v > UA_TICKS_MAX_DELAY;
+}
+
+static PyObject *small_zero;   /* the int 0 (a singleton in CPython) */
+
+int ua_v3_delay(PyObject *delay, int in_secs, int32_t *ms)
+{
+    if (PyLong_Check(delay)) {   /* the common case, sleep(0) or sleep_ms(n): no float */
+        int overflow;
+        long long i = PyLong_AsLongLongAndOverflow(delay, &overflow);
+        if (i == -1 && PyErr_Occurred())
+            return -1;
+        if (!overflow && in_secs)
+            overflow = i > UA_TICKS_MAX_DELAY ? 1 : i < 0 ? -1 : 0;
+        else if (!overflow)
+            overflow = i > UA_TICKS_MAX_DELAY ? 1 : 0;
+        i = overflow > 0 ? UA_TICKS_MAX_DELAY : overflow < 0 || i < 0 ? 0 : in_secs ? i * 1000 : i;
+        if (i > UA_TICKS_MAX_DELAY) {
+            i = UA_TICKS_MAX_DELAY;
+            overflow = 1;
+        }
+        *ms = (int32_t)i;
+        return overflow > 0;
+    }
+    return v3_delay_slow(delay, in_secs, ms);
+}
+
+/* sleep(secs) (in_secs) or sleep_ms(ms): a SleepMs for the delay, as
+ * ua_v3_delay() takes it; OverflowError past the longest. */
+static PyObject *sleep_for(PyObject *delay, int in_secs)
+{
+    int32_t ms;
+    if (delay == small_zero)
+        return ua_sleep_ms_new(0);   /* sleep(0): the common yield */
+    int r = ua_v3_delay(delay, in_secs, &ms);
+    if (r < 0)
+        return NULL;
+    if (r) {
+        PyErr_SetString(PyExc_OverflowError, "ticks interval overflow");
+        return NULL;
+    }
+    return ua_sleep_ms_new(ms);
+}
+
 /* A negative delay counts as 0, as in MicroPython. */
 static PyObject *mod_sleep(PyObject *m, PyObject *secs)
 {
-    return ua_sleep_for(secs, 1, 1);
+    return sleep_for(secs, 1);
 }
 
 static PyObject *mod_sleep_ms(PyObject *m, PyObject *ms_obj)
 {
-    return ua_sleep_for(ms_obj, 0, 1);
+    return sleep_for(ms_obj, 0);
 }
 
 static PyObject *mod_get_event_loop(PyObject *m, PyObject *args, PyObject *kwds)
@@ -274,6 +338,8 @@ static PyMethodDef v3_functions[] = {
 
 int ua_v3_loop_ready(PyObject *m)
 {
+    if (!(small_zero = PyLong_FromLong(0)))
+        return -1;
     if (!(base_stop = PyObject_GetAttrString((PyObject *)&Loop_Type, "stop")))
         return -1;
     if (PyType_Ready(&V3Loop_Type) < 0 || PyModule_AddObjectRef(m, "Loop", (PyObject *)&V3Loop_Type) < 0)

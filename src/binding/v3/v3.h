@@ -135,6 +135,11 @@ int ua_v3_cancel(TaskObject *t);                       /* 1 cancelled, 0 was don
 int ua_v3_cancel_exc(TaskObject *t, PyObject *exc);    /* ... with this CancelledError (NULL: a new one) */
 PyObject *ua_v3_outcome(TaskObject *t);                /* the result, or NULL with the exception raised */
 LoopObject *ua_v3_loop(void);                          /* running loop or default v3 loop (new ref) */
+/* A v3 delay (secs if in_secs, else ms) in ms, as MicroPython's sleep_ms()
+ * takes it: negative counts as 0; past the longest ticks delay, 1 (*ms
+ * then holds that delay), where MicroPython raises OverflowError. 0, 1,
+ * or -1 with an exception. (v3_loop.c) */
+int ua_v3_delay(PyObject *delay, int in_secs, int32_t *ms);
 int ua_v3_task_ready(PyObject *module);
 
 /* The Wait a task is parked on (kept in its idle timer fields), or NULL. */
