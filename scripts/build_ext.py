@@ -33,8 +33,9 @@ import sysconfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "uasyncio._uasyncio"
-INCLUDE_DIRS = ["src/core", "src/binding", "src/binding/loop", "src/binding/io", "src/binding/v2",
-                "src/binding/v3"]
+# A binding file includes another folder's header by its path ("loop/loop.h"),
+# its own folder's by its name.
+INCLUDE_DIRS = ["src/core", "src/binding"]
 DEFINES = [("_GNU_SOURCE", "1")]
 CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter",
           "-Wno-missing-field-initializers", "-Wno-cast-function-type"]

@@ -4,9 +4,10 @@
  * loop, UDP and WebSocket, v2/ the rest of uasyncio 2.0, v3/ the submodule
  * _v3 that uasyncio.v3 re-exports. uasyncio/core.py and
  * uasyncio/__init__.py re-export what is here. */
-#include "tasks.h"
-#include "streams.h"
-#include "v3.h"
+#include "loop/loop.h"
+#include "io/io.h"
+#include "v2/v2.h"
+#include "v3/v3.h"
 
 /* At interpreter exit (atexit): the default loops (2.0's and v3's) are
  * closed, so the tasks still pending in them are finalized (their finally

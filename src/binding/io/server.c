@@ -4,9 +4,8 @@
  * For each connection it schedules serve(reader, writer). Failures of one
  * accept() (a peer gone, no fds left for a moment) never end the server.
  * The accept loop itself (ua_accept_step) is uasyncio.v3's too: its
- * Acceptor (v3_stream.c) gives only how a connection is served. */
-#include "streams.h"
-#include "awaitable.h"
+ * Acceptor (v3/stream.c) gives only how a connection is served. */
+#include "io.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -5,10 +5,9 @@
  * the fd to the loop and tries again once resumed. Over a plain socket the
  * data path is recv()/send() on the fd straight from C; reads go first and
  * the poller is asked only when the kernel has nothing (so a busy connection
- * costs no epoll_ctl at all). uasyncio.v3's Stream (v3_stream.c) reads and
+ * costs no epoll_ctl at all). uasyncio.v3's Stream (v3/stream.c) reads and
  * writes through the same functions: ua_read_step(), ua_sock_send(). */
-#include "streams.h"
-#include "awaitable.h"
+#include "io.h"
 
 #include <errno.h>
 #include <sys/socket.h>

@@ -1,7 +1,7 @@
 /* uasyncio.udp: awaitable recv/recvfrom/sendto/close on a non-blocking
  * datagram socket. Each call is tried at once; only when the socket would
  * block does the task wait (IORead/IOWrite) and try again. */
-#include "awaitable.h"
+#include "io.h"
 
 #include <sys/socket.h>
 

@@ -11,8 +11,7 @@
  * Every frame is sent whole, header and payload in one write. Frames queue
  * in outq and one operation at a time (the "flusher") writes them, so a pong
  * never lands inside a half-written message. */
-#include "streams.h"
-#include "awaitable.h"
+#include "io.h"
 #include "wsproto.h"
 
 #define FILL_BUDGET 16

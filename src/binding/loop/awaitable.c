@@ -1,4 +1,4 @@
-#include "awaitable.h"
+#include "loop.h"
 
 PyObject *ua_iternext_result(PySendResult sr, PyObject *result)
 {

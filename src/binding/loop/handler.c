@@ -3,7 +3,7 @@
  * given to (loop.c: with a handler set, or on a loop that reports errors;
  * uasyncio.v3's Task: one nobody retrieved). The default handler prints the
  * message, the task (with its coroutine) and the traceback, as CPython's. */
-#include "tasks.h"
+#include "internal.h"
 
 static PyObject *str_message, *str_exception, *str_future;
 

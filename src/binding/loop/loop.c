@@ -12,7 +12,7 @@
  * heap's due top: a merge of the two, which is that one queue, with no
  * heap operation for a ready task. A round (2) runs as many steps as
  * records were pending when it began; (3) is the same. */
-#include "tasks.h"
+#include "internal.h"
 
 LoopObject *ua_all_loops;
 static PyObject *str_throw, *str_time, *str_wait;

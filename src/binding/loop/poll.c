@@ -1,6 +1,6 @@
 /* The loop's I/O side: parking tasks on file descriptors, waiting in the
  * poller, and PollEventLoop's add_reader/add_writer/remove_* methods. */
-#include "tasks.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,7 +1,7 @@
 /* The values a task yields to ask the loop for something: SysCall and its
  * one-argument family (StopLoop, IORead, IOWrite, IOReadDone, IOWriteDone),
  * and SleepMs, the awaitable behind sleep() and sleep_ms(). */
-#include "awaitable.h"
+#include "loop.h"
 
 /* ---- SysCall, SysCall1 and the I/O syscalls -----------------------------
  * Short-lived and not GC-tracked (a Python subclass with a __dict__ is). */

@@ -1,5 +1,5 @@
 /* Task records: allocation, lookup by coroutine, and release. */
-#include "tasks.h"
+#include "internal.h"
 
 ua_task *ua_task_new(int kind, PyObject *obj, PyObject *aux)
 {

@@ -2,7 +2,7 @@
  * delays, logging), and uasyncio.core's module functions of the loop's
  * own: its clock (ticks_ms, ticks_add, ticks_diff), set_debug, and its
  * CancelledError. */
-#include "tasks.h"
+#include "loop.h"
 
 #include <math.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * get_event_loop and the default loop, sleep, sleep_ms, cancel, wait_for,
  * wait_for_ms, coroutine, ensure_future, Task; and the TimeoutError of
  * wait_for(). uasyncio/core.py and uasyncio/__init__.py re-export them. */
-#include "tasks.h"
+#include "internal.h"
 
 PyObject *ua_TimeoutError;
 static LoopObject *default_loop;

@@ -10,8 +10,7 @@
  * consumer can hold it before put() has returned. If the task is cancelled
  * (or times out) while it waits, the exception passes through the op's
  * throw(), which unlinks it and gives back whatever it was handed. */
-#include "tasks.h"
-#include "awaitable.h"
+#include "internal.h"
 
 typedef struct WaitOp WaitOp;
 

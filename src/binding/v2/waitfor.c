@@ -3,8 +3,7 @@
  * ended when the timer fires, TimeoutError is delivered to the task at its
  * current yield point, and travels down into coro. The timer is removed
  * (not left to fire) as soon as coro ends. */
-#include "tasks.h"
-#include "awaitable.h"
+#include "internal.h"
 
 struct WaitForObject {
     PyObject_HEAD

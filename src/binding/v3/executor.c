@@ -16,7 +16,7 @@
  *
  * The default executor is a concurrent.futures.ThreadPoolExecutor made on
  * first use and shut down (without waiting) by Loop.close(). */
-#include "v3.h"
+#include "internal.h"
 
 static PyObject *ThreadPoolExecutor, *ConcurrentFuture;   /* imported on first use */
 static PyObject *base_close;                             /* EventLoop.close */

@@ -17,7 +17,7 @@
  * the first to fail without return_exceptions, wakes the gathering task.
  * A cancelled gather cancels the tasks it still waits for when its task
  * runs again. */
-#include "v3.h"
+#include "internal.h"
 
 static PyObject *str_args;
 

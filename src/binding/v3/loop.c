@@ -5,7 +5,7 @@
  * only create_task (returns a Task) and run_until_complete (takes a Task or
  * a coroutine and gives its outcome) differ. v3 has its own default loop
  * object, separate from 2.0's, so each API keeps its own semantics. */
-#include "v3.h"
+#include "internal.h"
 
 #include <math.h>
 
@@ -127,7 +127,7 @@ static PyMethodDef v3loop_methods[] = {
     {NULL},
 };
 
-/* A v3 loop runs its tasks in MicroPython's order (loop.c), and an
+/* A v3 loop runs its tasks in MicroPython's order (loop/loop.c), and an
  * exception escaping a task goes to its exception handler, the default one
  * printing it, as CPython's asyncio. */
 static PyObject *v3loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)

@@ -10,7 +10,7 @@
  * that is never named and never asked for its name is never numbered:
  * "Task-N" is given when first asked for (CPython numbers every task when it
  * is made). */
-#include "v3.h"
+#include "internal.h"
 
 static PyObject *names;           /* id(task) -> its name, for tasks with TF_NAMED */
 static unsigned long long named;  /* default names given so far */

@@ -7,7 +7,7 @@
  * in its Wait until a slot frees, then the item enters the queue and the
  * putter is woken. A getter cancelled after it was handed an item gives it
  * back, at the front. */
-#include "v3.h"
+#include "internal.h"
 
 typedef struct {
     PyObject_HEAD

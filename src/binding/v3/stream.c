@@ -2,9 +2,9 @@
  * and the accept loop of its start_server().
  *
  * A Stream reads through a v2 StreamReader it owns and the read loop of
- * streams.c (ua_read_step: recv() on the fd in C, or the SSL object's
+ * io/streams.c (ua_read_step: recv() on the fd in C, or the SSL object's
  * recv()), and writes with its ua_sock_send(), so both APIs share one data
- * path; the accept loop is server.c's (ua_accept_step). Over any other
+ * path; the accept loop is io/server.c's (ua_accept_step). Over any other
  * object (a UART, a driver, a test double: MicroPython's streams) it calls
  * the object's read/readline/readinto/write as MicroPython's Stream does,
  * each after waiting for it (the loop polls it through its fileno(), or
@@ -19,8 +19,8 @@
  * stream's output buffer; drain() sends that, waiting as needed, and always
  * yields once (as MicroPython: a loop of write + drain cannot starve the
  * others). */
-#include "streams.h"
-#include "awaitable.h"
+#include "v3.h"
+#include "io/io.h"
 
 #include <errno.h>
 
@@ -145,7 +145,7 @@ static int close_socket(StreamObject *st)
     return rc;
 }
 
-/* ---- the steps of its StreamOps (streams.c's awaitable) --------------------------- */
+/* ---- the steps of its StreamOps (io/streams.c's awaitable) --------------------------- */
 
 #define OP_STREAM(op) ((StreamObject *)(op)->stream)
 

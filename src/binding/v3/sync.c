@@ -1,12 +1,12 @@
 /* uasyncio.v3's Event, Lock, Semaphore, BoundedSemaphore and ThreadSafeFlag.
  *
- * Each keeps a FIFO queue of Waits (v3_wait.c). A Lock or Semaphore is
+ * Each keeps a FIFO queue of Waits (wait.c). A Lock or Semaphore is
  * handed to its first waiter on release (the count does not go up), so no
  * later task can take it first; a waiter cancelled after it was handed
  * the lock passes it on. ThreadSafeFlag's waiter is parked like any other;
  * set() from another thread reaches it through the loop's own wake-up
  * (call_soon_threadsafe), which ends a wait in the poller at once. */
-#include "v3.h"
+#include "internal.h"
 
 /* ---- Event ---------------------------------------------------------------- */
 

@@ -1,13 +1,12 @@
 /* uasyncio.v3's Task: a coroutine scheduled on the loop, with its outcome.
  *
- * The Task embeds the loop's record (v3.h), so the loop resumes it like any
+ * The Task embeds the loop's record (internal.h), so the loop resumes it like any
  * task; through the two kinds this file adds to the loop's table (at the
  * end), the loop calls back here when it ends (ua_v3_task_end) and, for an
  * exception nobody took, one pass later (ua_v3_task_reap), as MicroPython
  * does: the exception goes to the loop's exception handler only if no task
  * awaited it in the meantime. */
-#include "v3.h"
-#include "compat.h"
+#include "internal.h"
 
 PyObject *ua_v3_CancelledError, *ua_v3_TimeoutError;
 static PyObject *InvalidStateError;

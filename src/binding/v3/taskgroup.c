@@ -22,7 +22,7 @@
  * On 3.10 they come from uasyncio/v3/_exceptiongroup.py: the
  * `exceptiongroup` backport if it is installed, else a small class of the
  * same shape. */
-#include "v3.h"
+#include "internal.h"
 
 typedef struct {
     PyObject_HEAD

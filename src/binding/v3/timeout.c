@@ -6,7 +6,7 @@
  *         await long_job()
  *
  * The deadline is a callback record in the loop's timer heap (one record,
- * from tasks.h's pool, no Python timer object); reschedule() takes it out
+ * from ua_task_new(), no Python timer object); reschedule() takes it out
  * again at once (O(log n)), unless it already came due and waits in the run
  * queue: then it runs and does nothing (the count `stale`).
  *
@@ -21,7 +21,7 @@
  * uasyncio 2.0's loop.time()), so timeout_at(loop.time() + 5000) is 5 s. */
 #include <math.h>
 
-#include "v3.h"
+#include "internal.h"
 
 PyObject *ua_v3_timeout_error;   /* TimeoutError: both v3's and the builtin one */
 

@@ -1,15 +1,14 @@
 /* Wait: the awaitable behind every v3 wait that is not time or I/O.
  *
  * `await task`, `await event.wait()`, `await lock.acquire()`, queue gets
- * and puts, gather and wait_for each return a Wait of some kind (v3.h).
+ * and puts, gather and wait_for each return a Wait of some kind (internal.h).
  * When its task resumes it, the kind's next() either ends the await with a
  * value, or links the Wait into the target's queue of waiters and yields
  * False: the loop then parks the task off every queue until the target
  * wakes it. An exception thrown into it (cancel) first unlinks it and lets
  * the kind undo what it was handed (a lock, an item). A free list makes a
  * wait cost no allocation in steady state. */
-#include "v3.h"
-#include "compat.h"
+#include "internal.h"
 
 ua_wait_ops ua_wait_kinds[W_NKINDS];
 

@@ -20,7 +20,7 @@
  * A task handed back by wait() or as_completed() counts as retrieved, so its
  * exception is not reported as one nobody took: the caller has it (CPython
  * reports only when such a task is garbage collected). */
-#include "v3.h"
+#include "internal.h"
 
 static PyObject *str_all, *str_first_completed, *str_first_exception;
 enum { WHEN_ALL, WHEN_FIRST_COMPLETED, WHEN_FIRST_EXCEPTION };

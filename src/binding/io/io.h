@@ -1,8 +1,11 @@
-/* StreamReader, StreamWriter and the awaitables their methods return. */
-#ifndef UA_STREAMS_H
-#define UA_STREAMS_H
+/* What io/ offers: the stream buffers and the one read or write both
+ * APIs' streams make (StreamReader, StreamWriter, uasyncio.v3's Stream),
+ * the awaitables their methods return, and the accept loop both
+ * start_server()s share; and the ready functions of UDP and WebSocket. */
+#ifndef UA_IO_H
+#define UA_IO_H
 
-#include "ua.h"
+#include "loop/loop.h"
 #include "linebuf.h"
 
 #include <sys/socket.h>
@@ -194,8 +197,8 @@ ssize_t ua_reader_find_line(ReaderObject *r);
 int ua_limit_arg(PyObject *limit, size_t *out);
 int ua_reader_set_limit(ReaderObject *r, PyObject *limit);
 int ua_ws_ready(PyObject *module);
-int ua_v3_stream_ready(PyObject *module);   /* v3_stream.c: uasyncio.v3's Stream and accept loop */
 int ua_server_ready(PyObject *module);
+int ua_udp_ready(PyObject *module);
 void ua_set_nodelay(int fd);
 
 #endif
