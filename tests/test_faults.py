@@ -716,7 +716,7 @@ class AcceptRecords(logging.Handler):
 
 @pytest.mark.timeout(30)
 def test_accept_at_emfile_retries_after_a_pause_not_in_a_busy_loop(loop):
-    # server.c: on EMFILE it sleeps NO_FD_PAUSE_MS (100 ms) before the next
+    # io/server.c: on EMFILE it sleeps NO_FD_PAUSE_MS (100 ms) before the next
     # accept(), and logs each attempt under set_debug(True).
     closed = []
     srv, port = serve(loop, counting_echo(closed))
