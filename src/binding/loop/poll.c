@@ -564,10 +564,8 @@ PyTypeObject PollLoop_Type = {
 int ua_poll_loop_ready(PyObject *module)
 {
     PyObject *socket_mod = PyImport_ImportModule("socket");
-    if (!socket_mod)
-        return -1;
-    socket_type = PyObject_GetAttrString(socket_mod, "socket");
-    Py_DECREF(socket_mod);
+    socket_type = socket_mod ? PyObject_GetAttrString(socket_mod, "socket") : NULL;
+    Py_XDECREF(socket_mod);
     if (!socket_type || check_sock_layout() < 0)
         return -1;
     if (!(str_ioctl = PyUnicode_InternFromString("ioctl")) || PyType_Ready(&PollLoop_Type) < 0)

@@ -44,24 +44,17 @@ static PyObject *mod_get_event_loop(PyObject *m, PyObject *args, PyObject *kwds)
     return (PyObject *)get_default_loop();
 }
 
-/* sleep(secs) (in_secs) or sleep_ms(ms): a SleepMs for the delay. */
-static PyObject *sleep_for(PyObject *delay, int in_secs)
-{
-    int32_t ms;
-    const char *name = in_secs ? "sleep" : "sleep_ms";
-    if ((in_secs ? ua_delay_from_secs(delay, &ms, name) : ua_delay_from_ms(delay, &ms, name)) < 0)
-        return NULL;
-    return ua_sleep_ms_new(ms);
-}
-
+/* sleep(secs), sleep_ms(ms): a SleepMs for the delay. */
 static PyObject *mod_sleep(PyObject *m, PyObject *secs)
 {
-    return sleep_for(secs, 1);
+    int32_t ms;
+    return ua_delay_from_secs(secs, &ms, "sleep") < 0 ? NULL : ua_sleep_ms_new(ms);
 }
 
 static PyObject *mod_sleep_ms(PyObject *m, PyObject *ms_obj)
 {
-    return sleep_for(ms_obj, 0);
+    int32_t ms;
+    return ua_delay_from_ms(ms_obj, &ms, "sleep_ms") < 0 ? NULL : ua_sleep_ms_new(ms);
 }
 
 static int coro_finished(PyObject *coro)
@@ -290,10 +283,8 @@ LoopObject *ua_v2_default_loop_borrowed(void)
 int ua_v2_ready(PyObject *m)
 {
     PyObject *types = PyImport_ImportModule("types");
-    if (!types)
-        return -1;
-    types_coroutine = PyObject_GetAttrString(types, "coroutine");
-    Py_DECREF(types);
+    types_coroutine = types ? PyObject_GetAttrString(types, "coroutine") : NULL;
+    Py_XDECREF(types);
     if (!types_coroutine)
         return -1;
     ua_TimeoutError = PyErr_NewExceptionWithDoc("uasyncio.core.TimeoutError",

@@ -614,11 +614,7 @@ static const ua_kind task_kind = {
 };
 
 /* Ended: run once more to report an exception nobody retrieved. */
-static const ua_kind done_kind = {
-    .flags = UA_KIND_EMBEDDED,
-    .run = ua_v3_task_reap,
-    .owner = owner,
-};
+static const ua_kind done_kind = {.flags = UA_KIND_EMBEDDED, .run = ua_v3_task_reap, .owner = owner};
 
 static int add_kinds(void)
 {
