@@ -549,9 +549,9 @@ static int on_yield_slow(LoopObject *self, ua_task *t, PyObject *v, PyObject **r
         PyObject *arg = ((SysCallObject *)v)->arg;
         arg = arg ? arg : Py_None;
         if (PyObject_TypeCheck(v, &IORead_Type))
-            return ua_loop_io_wait(self, t, arg, UA_POLL_READ, ((SysCallObject *)v)->owner);
+            return ua_loop_io_wait(self, t, arg, UA_POLL_READ, ((IOWaitObject *)v)->owner);
         if (PyObject_TypeCheck(v, &IOWrite_Type))
-            return ua_loop_io_wait(self, t, arg, UA_POLL_WRITE, ((SysCallObject *)v)->owner);
+            return ua_loop_io_wait(self, t, arg, UA_POLL_WRITE, ((IOWaitObject *)v)->owner);
         if (PyObject_TypeCheck(v, &IOReadDone_Type) || PyObject_TypeCheck(v, &IOWriteDone_Type)) {
             int dir = PyObject_TypeCheck(v, &IOReadDone_Type) ? UA_POLL_READ : UA_POLL_WRITE;
             if (ua_loop_io_done(self, arg, dir) < 0)

@@ -172,8 +172,14 @@ extern PyTypeObject PollLoop_Type;
 typedef struct {
     PyObject_HEAD
     PyObject *arg;          /* SysCall: the args tuple; SysCall1: the arg */
-    uint64_t owner;         /* IORead/IOWrite: the stream waiting (ua_syscall_owned), or 0 */
 } SysCallObject;
+
+/* IORead and IOWrite carry who waits; the other syscalls (SleepMs, one per
+ * parked task) stay without it. */
+typedef struct {
+    SysCallObject base;
+    uint64_t owner;         /* the stream waiting (ua_syscall_owned), or 0 */
+} IOWaitObject;
 
 typedef struct {
     SysCallObject base;     /* base.arg unused: the delay lives in ms */
