@@ -218,6 +218,13 @@ static int iopoll_ask(LoopObject *self)
 
 /* ---- waiting ------------------------------------------------------------------ */
 
+/* Python's signal handlers, then its pending calls (ua_schedule()): both
+ * run only in the main thread. */
+static int run_pending(void)
+{
+    return PyErr_CheckSignals() < 0 ? -1 : Py_MakePendingCalls();
+}
+
 /* Run the Python signal handlers now; what they scheduled (stop(), a
  * callback, a timer, a ThreadSafeFlag's waiter) shortens the wait, which
  * was computed before they ran. */
@@ -226,7 +233,7 @@ static int signals_then_delay(LoopObject *self, int *delay)
     size_t queued = self->runq.len;
     ua_timer *top = ua_timerheap_peek(&self->timers);
     uint32_t deadline = top ? top->deadline : 0;
-    if (PyErr_CheckSignals() < 0)
+    if (run_pending() < 0)
         return -1;
     if (self->runq.len != queued || ua_wakeup_asked(&self->wakeup)) {
         *delay = 0;
@@ -284,7 +291,7 @@ int ua_loop_poll(LoopObject *self, int delay)
     if (self->poller.woken) {   /* another thread or a signal woke us */
         self->poller.woken = 0;
         ua_wakeup_drain(&self->wakeup);
-        if (PyErr_CheckSignals() < 0)
+        if (run_pending() < 0)
             rc = -1;
     }
     return rc;

@@ -410,6 +410,10 @@ static int take_threadsafe(LoopObject *self)
  * run_forever() returns. Returns the fd to restore, or SIGNALS_NOT. */
 enum { SIGNALS_NOT = -2, SIGNALS_UNTRIED = -3 };
 
+/* The wake-up of the loop that blocks in the main thread (attached), so
+ * that ua_schedule() from another thread makes it run the call. */
+static ua_wakeup *main_wakeup;
+
 static int signals_attach(LoopObject *self)
 {
     if (PyThread_get_thread_ident() != main_thread)
@@ -420,6 +424,7 @@ static int signals_attach(LoopObject *self)
         PyErr_Clear();
         return SIGNALS_NOT;
     }
+    main_wakeup = &self->wakeup;
     long old = PyLong_AsLong(r);
     Py_DECREF(r);
     if (old == -1 && PyErr_Occurred())
@@ -431,12 +436,69 @@ static void signals_detach(int old)
 {
     if (old == SIGNALS_NOT || old == SIGNALS_UNTRIED)
         return;
+    main_wakeup = NULL;
     PyObject *exc = ua_err_fetch();   /* a KeyboardInterrupt may be in flight */
     PyObject *r = PyObject_CallFunction(set_wakeup_fd, "i", old);
     if (!r)
         PyErr_WriteUnraisable(set_wakeup_fd);
     Py_XDECREF(r);
     ua_err_restore(exc);
+}
+
+/* micropython.schedule(func, arg): func(arg) runs in the main thread as
+ * soon as it runs Python code or its loop is about to block (Python's own
+ * pending calls, checked where MicroPython checks its scheduled ones), not
+ * behind the tasks queued; safe from other threads and signal handlers.
+ * What func raises is printed, as MicroPython's, with sys.print_exception
+ * where the runner gives one, and nothing it interrupted sees it. */
+typedef struct {
+    PyObject *func, *arg;
+} scheduled_call;
+
+static int run_scheduled(void *p)
+{
+    scheduled_call *c = p;
+    PyObject *func = c->func, *arg = c->arg;
+    PyMem_RawFree(c);
+    PyObject *r = PyObject_CallOneArg(func, arg);
+    if (!r) {
+        PyObject *print = PySys_GetObject("print_exception");   /* borrowed */
+        PyObject *exc = ua_err_fetch();
+        r = print && exc ? PyObject_CallOneArg(print, exc) : NULL;
+        if (!r) {
+            if (!PyErr_Occurred())
+                ua_err_restore(Py_XNewRef(exc));
+            PyErr_WriteUnraisable(func);
+        }
+        Py_XDECREF(exc);
+    }
+    Py_DECREF(func);
+    Py_DECREF(arg);
+    Py_XDECREF(r);
+    return 0;
+}
+
+PyObject *ua_schedule(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "schedule() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    scheduled_call *c = PyMem_RawMalloc(sizeof(*c));
+    if (!c)
+        return PyErr_NoMemory();
+    c->func = Py_NewRef(args[0]);
+    c->arg = Py_NewRef(args[1]);
+    if (Py_AddPendingCall(run_scheduled, c) < 0) {
+        Py_DECREF(c->func);
+        Py_DECREF(c->arg);
+        PyMem_RawFree(c);
+        PyErr_SetString(PyExc_RuntimeError, "schedule queue full");
+        return NULL;
+    }
+    if (main_wakeup && PyThread_get_thread_ident() != main_thread)
+        ua_wakeup_signal(main_wakeup);
+    Py_RETURN_NONE;
 }
 
 /* ---- resuming a task ------------------------------------------------------ */

@@ -519,6 +519,8 @@ static PyMethodDef module_methods[] = {
     {"set_debug", mod_set_debug, METH_O, "Log scheduling decisions through logging."},
     {"_close_default_loops", mod_close_default_loops, METH_NOARGS,
      "Close the default loops (2.0's and v3's), finalizing their pending tasks (registered with atexit)."},
+    {"schedule", (PyCFunction)(void (*)(void))ua_schedule, METH_FASTCALL,
+     "schedule(func, arg): func(arg) soon in the main thread (MicroPython's micropython.schedule)."},
     {"ticks_ms", mod_ticks_ms, METH_NOARGS, "Milliseconds, wrapping at 2**30."},
     {"ticks_add", (PyCFunction)(void (*)(void))mod_ticks_add, METH_FASTCALL, "ticks_add(t, delta)"},
     {"ticks_diff", (PyCFunction)(void (*)(void))mod_ticks_diff, METH_FASTCALL,

@@ -280,6 +280,8 @@ int ua_loop_call_soon_threadsafe(LoopObject *loop, PyObject *cb, PyObject *args)
  * its next step (so behind the tasks queued by then), waking it if it
  * blocks. 0, or -1 with an exception. */
 int ua_loop_at_next_poll(LoopObject *loop, PyObject *cb);
+/* micropython.schedule(func, arg) (the module's schedule()) */
+PyObject *ua_schedule(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 /* Deliver exc into a task at its next resumption, waking it now. coro: a
  * 2.0 task's coroutine (its record is found, or made), or a v3 Task
  * (ua_v3_owner_of()). */
