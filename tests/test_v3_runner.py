@@ -239,6 +239,34 @@ def test_schedule_from_a_thread_wakes_the_blocked_loop_and_runs_in_its_thread(tm
     assert p.stdout == "set True\nwoken\n"
 
 
+def test_a_function_that_schedules_itself_runs_while_the_loop_has_no_task_queued(tmp_path):
+    """The loop waiting for an Event only a scheduled function sets keeps
+    running scheduled functions (MicroPython's scheduler runs them while
+    its loop waits)."""
+    p = run_prog(tmp_path, """
+        import asyncio, micropython
+
+        ev = asyncio.Event()
+        rounds = [0]
+
+        def poll_again(arg):
+            rounds[0] += 1
+            if rounds[0] == arg:
+                ev.set()
+            else:
+                micropython.schedule(poll_again, arg)
+
+        async def main():
+            micropython.schedule(poll_again, 500)
+            await ev.wait()
+            print("set after", rounds[0])
+
+        asyncio.run(main())
+        """)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "set after 500\n"
+
+
 def test_schedule_prints_what_the_function_raises_and_says_when_full(tmp_path):
     """As MicroPython's: the exception is printed (its format, on stdout)
     and the code it interrupted carries on."""

@@ -382,6 +382,8 @@ void ua_loop_unlink_waiter(ua_waiter_link *link)
 static int take_threadsafe(LoopObject *self)
 {
     ua_wakeup_take(&self->wakeup);
+    if (ua_run_pending() < 0)   /* ua_schedule()'s, in the main thread */
+        return -1;
     while (self->ts_calls.len) {
         ua_task *t = ua_runq_pop(&self->ts_calls);
         if (t->kind == TASK_AT_POLL) {   /* what the poll finds: acted on now */
@@ -496,8 +498,14 @@ PyObject *ua_schedule(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "schedule queue full");
         return NULL;
     }
-    if (main_wakeup && PyThread_get_thread_ident() != main_thread)
-        ua_wakeup_signal(main_wakeup);
+    if (PyThread_get_thread_ident() != main_thread) {
+        if (main_wakeup)
+            ua_wakeup_signal(main_wakeup);
+    } else if (running_loop) {
+        /* Its next pass does not block but runs it (take_threadsafe), as
+         * a function that schedules itself again keeps it doing. */
+        ua_wakeup_mark(&running_loop->wakeup);
+    }
     Py_RETURN_NONE;
 }
 

@@ -336,6 +336,8 @@ int ua_loop_io_wait(LoopObject *loop, ua_task *t, PyObject *obj, int dir, uint64
 int ua_loop_io_done(LoopObject *loop, PyObject *obj, int dir);
 int ua_loop_io_closing(LoopObject *loop, PyObject *obj);
 int ua_loop_poll(LoopObject *loop, int delay);
+/* Python's signal handlers and pending calls, now (the main thread only) */
+int ua_run_pending(void);
 /* Counts the loop's polls (all loops): a stream that buffered bytes before
  * the count last changed asks the kernel whether the peer reset since. */
 extern uint32_t ua_poll_epoch;
