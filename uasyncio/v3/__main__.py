@@ -24,7 +24,6 @@ import time
 import types
 
 import uasyncio.v3 as _v3
-from uasyncio._uasyncio import schedule as _schedule
 from uasyncio.core import TICKS_PERIOD, ticks_add, ticks_diff, ticks_ms
 
 USAGE = "usage: python3 -m uasyncio.v3 prog.py [args] | -c CODE [args]"
@@ -62,7 +61,7 @@ def make_micropython_module():
     m = types.ModuleType("micropython", "MicroPython's micropython module, as far as it means anything here.")
     m.const = _identity
     m.native = m.viper = m.bytecode = _identity
-    m.schedule = _schedule
+    m.schedule = importlib.import_module("uasyncio._uasyncio").schedule
     for name in ("alloc_emergency_exception_buf", "opt_level", "mem_info", "qstr_info",
                  "stack_use", "heap_lock", "heap_unlock", "kbd_intr"):
         setattr(m, name, _nothing)
