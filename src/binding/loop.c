@@ -13,6 +13,7 @@
  * heap operation for a ready task. A round (2) runs as many steps as
  * records were pending when it began; (3) is the same. */
 #include "tasks.h"
+#include "v3.h"
 
 static PyObject *str_throw, *str_time, *str_wait;
 static PyObject *set_wakeup_fd;          /* signal.set_wakeup_fd */
@@ -679,6 +680,13 @@ static int resume(LoopObject *self, ua_task *t, PyObject **ret)
         sr = PyIter_Send(coro, Py_None, &result);
     }
     self->current = NULL;
+    /* A v3 Task parked on a Wait in this step, but not left parked (it
+     * yielded something else, or ended, or a wake or an exception came
+     * meanwhile): its Wait lets go of it first, as any queue takes the
+     * record's timer fields, which hold the Wait while it is parked. */
+    if (t->kind == TASK_V3 && (t->flags & TF_PARKED) &&
+        (sr != PYGEN_NEXT || result != Py_False || t->aux || (t->flags & (F_WAKE | F_TIMED))))
+        ua_wait_release(ua_task_waiting(TASK_OF(t)));
     if (sr == PYGEN_NEXT)
         return on_yield(self, t, result, ret);
     return on_end(self, t, sr, result, ret);
