@@ -1075,6 +1075,17 @@ async def test_generator_coroutines_await_v3_primitives():
     assert await t == "item"
 
 
+@pytest.mark.parametrize("make", [lambda: v3.Event().wait(), lambda: v3.Lock().acquire(), lambda: v3.gather(),
+                                  lambda: v3.wait_for(v3.sleep(1), 1), lambda: uasyncio.sleep_ms(1)],
+                         ids=["Event.wait", "Lock.acquire", "gather", "wait_for", "2.0 sleep_ms"])
+def test_throw_of_what_is_no_exception_raises_type_error(make):
+    """As a generator's throw(): TypeError, not SystemError."""
+    aw = make()
+    for args in [(1,), ("text",)]:
+        with pytest.raises(TypeError, match="deriving from BaseException"):
+            aw.throw(*args)
+
+
 def test_v3_waits_outside_a_v3_task_raise(loop):
     """A v3 wait awaited in a 2.0 task is a clear error, not a hang."""
     async def main():
