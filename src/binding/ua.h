@@ -327,6 +327,12 @@ int ua_poll_loop_ready(PyObject *module);
 int ua_loop_io_wait(LoopObject *loop, ua_task *t, PyObject *obj, int dir, uint64_t owner);
 int ua_loop_io_done(LoopObject *loop, PyObject *obj, int dir);
 int ua_loop_io_closing(LoopObject *loop, PyObject *obj);
+/* obj is about to be closed: the loop running here forgets it, and every
+ * other loop a task of which waits on it wakes that task; -1 with
+ * RuntimeError, before anything changes, if one of those loops is running
+ * in another thread (ua_io_check_closing() checks that alone). */
+int ua_io_closing(PyObject *obj);
+int ua_io_check_closing(PyObject *obj);
 int ua_loop_poll(LoopObject *loop, int delay);
 /* Counts the loop's polls (all loops): a stream that buffered bytes before
  * the count last changed asks the kernel whether the peer reset since. */

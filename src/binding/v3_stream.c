@@ -135,6 +135,8 @@ static int close_socket(StreamObject *st)
         return -1;
     if (st->closed)
         return 0;
+    if (ua_io_check_closing(SOCK(st)) < 0)   /* a task of a loop in another thread waits on it */
+        return -1;
     st->closed = 1;
     ua_linebuf_free(&st->out);
     /* Tasks still parked on it are woken (their next call raises), and
