@@ -760,3 +760,69 @@ def test_websocket_closed_from_another_thread_while_a_task_of_the_loop_receives(
         b.close()
     assert got == ["hi"]
     assert len(out) == 1 and out[0] and "another thread" in out[0]
+
+
+@pytest.mark.timeout(120)
+def test_websocket_write_ending_in_one_thread_wakes_a_send_of_another_threads_loop():
+    # A send of loop B (in its thread, blocked in epoll with no timer) waits
+    # behind a write of loop A; when that ends, in A's thread, B is woken
+    # through its thread-safe wake-up, not left asleep.
+    import socket
+    from uasyncio.websocket.server import WSConn
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    ws = WSConn(uasyncio.StreamReader(a), uasyncio.StreamWriter(a, {}))
+    received, out_b = [], []
+    draining, b_may_send = threading.Event(), threading.Event()
+
+    def drain():
+        b.settimeout(30)
+        draining.wait(30)
+        while chunk := b.recv(65536):
+            received.append(chunk)
+
+    loop_b = uasyncio.PollEventLoop()
+
+    def thread_b():
+        async def small():
+            b_may_send.wait(30)
+            await ws.send(b"small")   # waits behind A's write
+            out_b.append("sent")
+
+        loop_b.run_until_complete(small())
+
+    reader = threading.Thread(target=drain)
+    tb = threading.Thread(target=thread_b)
+    loop_a = uasyncio.PollEventLoop()
+
+    async def big():
+        await ws.send(b"x" * (1 << 20))
+
+    async def main():
+        loop_a.create_task(big())
+        await uasyncio.sleep_ms(20)   # the big write is blocked now
+        tb.start()
+        b_may_send.set()
+        await uasyncio.sleep_ms(100)   # B's send waits behind it
+        draining.set()
+        for _ in range(2000):
+            if not tb.is_alive():
+                break
+            await uasyncio.sleep_ms(10)
+
+    reader.start()
+    try:
+        loop_a.run_until_complete(main())
+        woken = not tb.is_alive()
+    finally:
+        if tb.is_alive():
+            loop_b.call_soon_threadsafe(loop_b.stop)
+        tb.join(30)
+        loop_a.close()
+        loop_b.close()
+        a.close()
+        reader.join(30)
+        b.close()
+    assert woken and out_b == ["sent"]
+    assert b"".join(received).endswith(b"small")

@@ -270,6 +270,26 @@ int ua_loop_wake_owner(LoopObject *self, PyObject *owner)
     return ua_loop_call_soon(self, owner, NULL);
 }
 
+/* From another thread: the loop's thread wakes owner when it takes what
+ * other threads asked for (take_threadsafe), woken at once if it blocks. */
+int ua_loop_wake_owner_threadsafe(LoopObject *self, PyObject *owner)
+{
+    if (ua_loop_in_its_thread(self))
+        return ua_loop_wake_owner(self, owner);
+    if (self->closed)
+        return 0;
+    ua_task *t = ua_task_new(TASK_CALL, owner, NULL);
+    if (!t)
+        return -1;
+    if (ua_runq_push(&self->ts_calls, t) < 0) {
+        ua_task_free(t);
+        PyErr_NoMemory();
+        return -1;
+    }
+    ua_wakeup_signal(&self->wakeup);
+    return 0;
+}
+
 ua_task *ua_loop_find(LoopObject *self, PyObject *coro)
 {
     return ua_ptrmap_get(&self->tasks, coro);
@@ -391,8 +411,9 @@ static int take_threadsafe(LoopObject *self)
             if (!r)
                 return -1;
             Py_DECREF(r);
-        } else if (ua_is_coroutine(t->obj)) {   /* scheduled as call_soon() would */
-            int rc = ua_loop_call_soon(self, t->obj, NULL);
+        } else if (ua_is_coroutine(t->obj) || Py_IS_TYPE(t->obj, &Task_Type)) {
+            /* scheduled as call_soon() would; a v3 Task: woken (ua_loop_wake_owner_threadsafe) */
+            int rc = ua_loop_wake_owner(self, t->obj);
             ua_task_free(t);
             if (rc < 0)
                 return -1;

@@ -281,6 +281,9 @@ int ua_loop_cancel_coro(LoopObject *loop, PyObject *coro, PyObject *exc);
 /* Run the task owner names as soon as possible (call_soon() for a 2.0
  * coroutine). A v3 Task that ended, or whose loop is closed, is left. */
 int ua_loop_wake_owner(LoopObject *loop, PyObject *owner);
+/* The same from any thread holding the GIL: from another thread than the
+ * loop's, done in the loop's thread at its next pass (waking it at once). */
+int ua_loop_wake_owner_threadsafe(LoopObject *loop, PyObject *owner);
 /* close(): close a pending task's coroutine, or any object with a close()
  * method (what start_server() returns), so its finally blocks run and what
  * it holds is released; an error is reported as unraisable. */

@@ -138,8 +138,8 @@ static int wake_blocked(WSConnObject *ws)
         WSOpObject *op = (WSOpObject *)PyList_GET_ITEM(ops, i);
         op->parked = 0;
         ua_loop_unlink_waiter(&op->link);
-        if (rc == 0 && !op->loop->closed)
-            rc = ua_loop_wake_owner(op->loop, op->task);
+        if (rc == 0 && !op->loop->closed)   /* the write may end in another loop's thread */
+            rc = ua_loop_wake_owner_threadsafe(op->loop, op->task);
     }
     Py_DECREF(ops);
     return rc;
