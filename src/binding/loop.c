@@ -179,6 +179,14 @@ int ua_loop_wake(LoopObject *self, ua_task *t)
             t->flags |= F_WAKE;
         return 0;
     }
+    if (self->closed) {
+        /* Leaving a wait on an object without an fd released the object,
+         * whose finalizer closed the loop: it took no notice of this record,
+         * in no queue then. A 2.0 record is the loop's to free. */
+        if (t->kind < TASK_V3)
+            ua_task_drop(self, t);
+        return 0;
+    }
     return ua_loop_queue(self, t);
 }
 
