@@ -61,19 +61,15 @@ static int check_init(StreamObject *st)
  * the count taken, None counting as 0. */
 static Py_ssize_t py_write_obj(PyObject *s, PyObject *data, size_t n)
 {
+    Py_INCREF(s);   /* (its write() may re-init the stream, which let go of it) */
     PyObject *res = PyObject_CallMethodOneArg(s, str_write, data);
-    if (!res)
-        return -1;
-    Py_ssize_t k = res == Py_None ? 0 : PyLong_AsSsize_t(res);
-    if (k == -1 && PyErr_Occurred()) {
-        Py_DECREF(res);
-        return -1;
-    }
-    if (k < 0 || (size_t)k > n) {
+    Py_ssize_t k = !res ? -1 : res == Py_None ? 0 : PyLong_AsSsize_t(res);
+    if (res && !(k == -1 && PyErr_Occurred()) && (k < 0 || (size_t)k > n)) {
         PyErr_Format(PyExc_ValueError, "%R.write() returned %R for %zu bytes", s, res, n);
         k = -1;
     }
-    Py_DECREF(res);
+    Py_XDECREF(res);
+    Py_DECREF(s);
     return k;
 }
 
