@@ -481,7 +481,8 @@ def test_v3_task_of_a_loop_in_another_thread_cannot_be_awaited():
 
         async def main():
             for aw in (lambda: task, lambda: v3.wait_for(task, 5), lambda: v3.wait_for(task, None),
-                       lambda: v3.gather(task)):
+                       lambda: v3.gather(task), lambda: v3.shield(task), lambda: v3.wait([task]),
+                       lambda: next(v3.as_completed([task]))):
                 try:   # bounded: without the check, the await would never end
                     await v3.wait_for(awaiting(aw), 20)
                 except (RuntimeError, v3.TimeoutError) as e:
@@ -507,7 +508,7 @@ def test_v3_task_of_a_loop_in_another_thread_cannot_be_awaited():
         assert loop.run_until_complete(main()) == "ok"
     finally:
         loop.close()
-    assert errors == ["a task of another event loop cannot be awaited here"] * 4
+    assert errors == ["a task of another event loop cannot be awaited here"] * 7
 
 
 def test_threadsafe_flag_set_while_its_loop_is_closed_and_freed(tmp_path):
