@@ -651,6 +651,40 @@ def test_closing_a_stream_a_task_of_a_loop_in_another_thread_reads_is_refused(lo
         assert msg and "another thread" in msg and "call_soon_threadsafe" in msg
 
 
+def test_closing_a_udp_socket_a_task_of_a_loop_in_another_thread_receives_on_is_refused(loop):
+    import socket
+    from uasyncio import udp
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.setblocking(False)
+    got = []
+
+    async def receiver():
+        got.append(await udp.recv(s, 100))
+
+    async def main():
+        loop.create_task(receiver())
+        await uasyncio.sleep_ms(1)   # it waits on the socket now
+        t, out = closes_from_another_thread(lambda: list(udp.close(s)))
+        while t.is_alive():
+            await uasyncio.sleep_ms(1)
+        t.join()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.sendto(b"datagram", s.getsockname())
+        for _ in range(2000):
+            if got:
+                break
+            await uasyncio.sleep_ms(1)
+        return out
+
+    try:
+        out = loop.run_until_complete(main())
+    finally:
+        s.close()
+    assert got == [b"datagram"]
+    assert len(out) == 1 and out[0] and "another thread" in out[0]
+
+
 def test_closing_a_stream_from_another_thread_wakes_the_task_of_a_loop_not_running():
     # A loop that is not running may be changed from any thread: its task
     # waiting on the socket is woken, and finds it closed when the loop runs.
