@@ -13,6 +13,7 @@
  * heap operation for a ready task. A round (2) runs as many steps as
  * records were pending when it began; (3) is the same. */
 #include "tasks.h"
+#include "v3.h"
 
 static PyObject *str_throw, *str_time, *str_wait;
 static PyObject *set_wakeup_fd;          /* signal.set_wakeup_fd */
@@ -178,6 +179,14 @@ int ua_loop_wake(LoopObject *self, ua_task *t)
             t->flags |= F_WAKE;
         return 0;
     }
+    if (self->closed) {
+        /* Leaving a wait on an object without an fd released the object,
+         * whose finalizer closed the loop: it took no notice of this record,
+         * in no queue then. A 2.0 record is the loop's to free. */
+        if (t->kind < TASK_V3)
+            ua_task_drop(self, t);
+        return 0;
+    }
     return ua_loop_queue(self, t);
 }
 
@@ -267,6 +276,26 @@ int ua_loop_wake_owner(LoopObject *self, PyObject *owner)
     if (v3)
         return v3 < 0 ? -1 : 0;
     return ua_loop_call_soon(self, owner, NULL);
+}
+
+/* From another thread: the loop's thread wakes owner when it takes what
+ * other threads asked for (take_threadsafe), woken at once if it blocks. */
+int ua_loop_wake_owner_threadsafe(LoopObject *self, PyObject *owner)
+{
+    if (ua_loop_in_its_thread(self))
+        return ua_loop_wake_owner(self, owner);
+    if (self->closed)
+        return 0;
+    ua_task *t = ua_task_new(TASK_CALL, owner, NULL);
+    if (!t)
+        return -1;
+    if (ua_runq_push(&self->ts_calls, t) < 0) {
+        ua_task_free(t);
+        PyErr_NoMemory();
+        return -1;
+    }
+    ua_wakeup_signal(&self->wakeup);
+    return 0;
 }
 
 ua_task *ua_loop_find(LoopObject *self, PyObject *coro)
@@ -392,8 +421,9 @@ static int take_threadsafe(LoopObject *self)
             if (!r)
                 return -1;
             Py_DECREF(r);
-        } else if (ua_is_coroutine(t->obj)) {   /* scheduled as call_soon() would */
-            int rc = ua_loop_call_soon(self, t->obj, NULL);
+        } else if (ua_is_coroutine(t->obj) || Py_IS_TYPE(t->obj, &Task_Type)) {
+            /* scheduled as call_soon() would; a v3 Task: woken (ua_loop_wake_owner_threadsafe) */
+            int rc = ua_loop_wake_owner(self, t->obj);
             ua_task_free(t);
             if (rc < 0)
                 return -1;
@@ -749,6 +779,13 @@ static int resume(LoopObject *self, ua_task *t, PyObject **ret)
         sr = PyIter_Send(coro, Py_None, &result);
     }
     self->current = NULL;
+    /* A v3 Task parked on a Wait in this step, but not left parked (it
+     * yielded something else, or ended, or a wake or an exception came
+     * meanwhile): its Wait lets go of it first, as any queue takes the
+     * record's timer fields, which hold the Wait while it is parked. */
+    if (t->kind == TASK_V3 && (t->flags & TF_PARKED) &&
+        (sr != PYGEN_NEXT || result != Py_False || t->aux || (t->flags & (F_WAKE | F_TIMED))))
+        ua_wait_release(ua_task_waiting(TASK_OF(t)));
     if (sr == PYGEN_NEXT)
         return on_yield(self, t, result, ret);
     return on_end(self, t, sr, result, ret);

@@ -289,6 +289,9 @@ int ua_loop_cancel_coro(LoopObject *loop, PyObject *coro, PyObject *exc);
 /* Run the task owner names as soon as possible (call_soon() for a 2.0
  * coroutine). A v3 Task that ended, or whose loop is closed, is left. */
 int ua_loop_wake_owner(LoopObject *loop, PyObject *owner);
+/* The same from any thread holding the GIL: from another thread than the
+ * loop's, done in the loop's thread at its next pass (waking it at once). */
+int ua_loop_wake_owner_threadsafe(LoopObject *loop, PyObject *owner);
 /* close(): close a pending task's coroutine, or any object with a close()
  * method (what start_server() returns), so its finally blocks run and what
  * it holds is released; an error is reported as unraisable. */
@@ -335,6 +338,12 @@ int ua_poll_loop_ready(PyObject *module);
 int ua_loop_io_wait(LoopObject *loop, ua_task *t, PyObject *obj, int dir, uint64_t owner);
 int ua_loop_io_done(LoopObject *loop, PyObject *obj, int dir);
 int ua_loop_io_closing(LoopObject *loop, PyObject *obj);
+/* obj is about to be closed: the loop running here forgets it, and every
+ * other loop a task of which waits on it wakes that task; -1 with
+ * RuntimeError, before anything changes, if one of those loops is running
+ * in another thread (ua_io_check_closing() checks that alone). */
+int ua_io_closing(PyObject *obj);
+int ua_io_check_closing(PyObject *obj);
 int ua_loop_poll(LoopObject *loop, int delay);
 /* Python's signal handlers and pending calls, now (the main thread only) */
 int ua_run_pending(void);
