@@ -337,3 +337,39 @@ def test_a_waiter_woken_by_a_finally_block_run_by_close_is_still_finalized(loop,
     loop.run_until_complete(main())
     loop.close()
     assert log == ["holder", "waiter"]
+
+
+@pytest.mark.parametrize("api", ["2.0", "v3"])
+def test_a_cancel_whose_wait_ending_closes_the_loop_queues_nothing(api):
+    # A task waits on an object without an fd (the loop holds the object).
+    # Cancelling it takes it out of that wait, which releases the object,
+    # whose finalizer closes the loop; the task must not then be queued on
+    # the closed loop (a v3 Task freed later would leave a dangling record).
+    import uasyncio.v3 as v3
+    loop = v3.Loop() if api == "v3" else uasyncio.PollEventLoop()
+
+    class Device:
+        def ioctl(self, req, arg):
+            return -1 if req == 10 else 0   # no fd; never ready
+
+        def __del__(self):
+            loop.close()
+
+    def waiter():
+        yield uasyncio.IORead(Device())   # only the loop holds it
+
+    async def main():
+        await uasyncio.sleep_ms(1)
+
+    w = waiter()
+    task = loop.create_task(w)
+    loop.run_until_complete(main())   # the task waits on the device now
+    if api == "v3":
+        assert task.cancel()
+    else:
+        uasyncio.cancel(w)
+    assert repr(loop).endswith("closed=True queued=0 timers=0>")
+    del task, w
+    gc.collect()
+    del loop
+    gc.collect()

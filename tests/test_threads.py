@@ -481,7 +481,8 @@ def test_v3_task_of_a_loop_in_another_thread_cannot_be_awaited():
 
         async def main():
             for aw in (lambda: task, lambda: v3.wait_for(task, 5), lambda: v3.wait_for(task, None),
-                       lambda: v3.gather(task)):
+                       lambda: v3.gather(task), lambda: v3.shield(task), lambda: v3.wait([task]),
+                       lambda: next(v3.as_completed([task]))):
                 try:   # bounded: without the check, the await would never end
                     await v3.wait_for(awaiting(aw), 20)
                 except (RuntimeError, v3.TimeoutError) as e:
@@ -507,7 +508,7 @@ def test_v3_task_of_a_loop_in_another_thread_cannot_be_awaited():
         assert loop.run_until_complete(main()) == "ok"
     finally:
         loop.close()
-    assert errors == ["a task of another event loop cannot be awaited here"] * 4
+    assert errors == ["a task of another event loop cannot be awaited here"] * 7
 
 
 def test_threadsafe_flag_set_while_its_loop_is_closed_and_freed(tmp_path):
@@ -585,3 +586,278 @@ def test_threadsafe_flag_set_while_its_loop_is_closed_and_freed(tmp_path):
     hits = int(r.stdout.split()[-1])
     if sys.version_info < (3, 12):
         assert hits == 5
+
+
+# ---- closing a stream a task of another thread's loop waits on ----------------------
+
+
+def closes_from_another_thread(close):
+    """Run close() in another thread; what it raised (RuntimeError), or None."""
+    out = []
+
+    def other():
+        try:
+            close()
+            out.append(None)
+        except RuntimeError as e:
+            out.append(str(e))
+
+    t = threading.Thread(target=other)
+    t.start()
+    return t, out
+
+
+def test_closing_a_stream_a_task_of_a_loop_in_another_thread_reads_is_refused(loop):
+    # Closing wakes the tasks waiting on the socket (their next call raises)
+    # and makes the poller forget its fd: that would change a loop running
+    # in another thread. It raises, and the socket stays open.
+    import socket
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    r = uasyncio.StreamReader(a)
+    w = uasyncio.StreamWriter(a, {})
+    got = []
+
+    async def reader():
+        got.append(await r.readline())
+
+    async def main():
+        loop.create_task(reader())
+        await uasyncio.sleep_ms(1)   # the reader waits on the socket now
+        results = []
+        for close in (lambda: list(r.aclose()), lambda: list(w.aclose()), lambda: uasyncio._close_now(a)):
+            t, out = closes_from_another_thread(close)
+            while t.is_alive():
+                await uasyncio.sleep_ms(1)
+            t.join()
+            results += out
+        assert a.fileno() >= 0
+        b.send(b"line\n")
+        for _ in range(2000):
+            if got:
+                break
+            await uasyncio.sleep_ms(1)
+        await r.aclose()   # from the loop's own thread
+        return results
+
+    try:
+        results = loop.run_until_complete(main())
+    finally:
+        a.close()
+        b.close()
+    assert got == [b"line\n"]
+    assert len(results) == 3
+    for msg in results:
+        assert msg and "another thread" in msg and "call_soon_threadsafe" in msg
+
+
+def test_closing_a_udp_socket_a_task_of_a_loop_in_another_thread_receives_on_is_refused(loop):
+    import socket
+    from uasyncio import udp
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.setblocking(False)
+    got = []
+
+    async def receiver():
+        got.append(await udp.recv(s, 100))
+
+    async def main():
+        loop.create_task(receiver())
+        await uasyncio.sleep_ms(1)   # it waits on the socket now
+        t, out = closes_from_another_thread(lambda: list(udp.close(s)))
+        while t.is_alive():
+            await uasyncio.sleep_ms(1)
+        t.join()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.sendto(b"datagram", s.getsockname())
+        for _ in range(2000):
+            if got:
+                break
+            await uasyncio.sleep_ms(1)
+        return out
+
+    try:
+        out = loop.run_until_complete(main())
+    finally:
+        s.close()
+    assert got == [b"datagram"]
+    assert len(out) == 1 and out[0] and "another thread" in out[0]
+
+
+def test_closing_a_stream_from_another_thread_wakes_the_task_of_a_loop_not_running():
+    # A loop that is not running may be changed from any thread: its task
+    # waiting on the socket is woken, and finds it closed when the loop runs.
+    import socket
+    loop = uasyncio.PollEventLoop()
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    r = uasyncio.StreamReader(a)
+    out = []
+
+    async def reader():
+        try:
+            await r.readline()
+        except (OSError, ValueError):   # what a closed socket's fileno() or recv() raises
+            out.append("raised")
+
+    async def main():
+        loop.create_task(reader())
+        await uasyncio.sleep_ms(1)
+
+    try:
+        loop.run_until_complete(main())   # stops while the reader waits
+        t, res = closes_from_another_thread(lambda: list(r.aclose()))
+        t.join(30)
+        assert res == [None]
+        loop.run_until_complete(uasyncio.sleep_ms(1))
+    finally:
+        loop.close()
+        b.close()
+    assert out == ["raised"]
+
+
+def test_v3_closing_a_stream_a_task_of_a_loop_in_another_thread_reads_is_refused():
+    import socket
+    import uasyncio.v3 as v3
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    st = v3.Stream(a)
+    loop = v3.Loop()
+    errors = []
+
+    def other():
+        loop2 = v3.Loop()
+
+        async def close():
+            try:
+                await st.wait_closed()
+            except RuntimeError as e:
+                errors.append(str(e))
+
+        try:
+            loop2.run_until_complete(close())
+        finally:
+            loop2.close()
+
+    async def main():
+        reading = loop.create_task(st.readline())
+        await v3.sleep_ms(1)   # it waits on the socket now
+        t = threading.Thread(target=other)
+        t.start()
+        while t.is_alive():
+            await v3.sleep_ms(1)
+        t.join()
+        b.send(b"line\n")
+        line = await v3.wait_for(reading, 20)
+        await st.wait_closed()
+        return line
+
+    try:
+        assert loop.run_until_complete(main()) == b"line\n"
+    finally:
+        loop.close()
+        b.close()
+    assert len(errors) == 1 and "another thread" in errors[0]
+
+
+def test_websocket_closed_from_another_thread_while_a_task_of_the_loop_receives():
+    import socket
+    from uasyncio.websocket.server import WSConn
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    ws = WSConn(uasyncio.StreamReader(a), uasyncio.StreamWriter(a, {}))
+    loop = uasyncio.PollEventLoop()
+    got = []
+
+    async def receiver():
+        got.append(await ws.recv())
+
+    async def main():
+        loop.create_task(receiver())
+        await uasyncio.sleep_ms(1)   # it waits on the socket now
+        t, out = closes_from_another_thread(lambda: ws.aclose())
+        while t.is_alive():
+            await uasyncio.sleep_ms(1)
+        t.join()
+        b.send(b"\x81\x82abcd" + bytes(x ^ y for x, y in zip(b"hi", b"ab")))   # masked text "hi"
+        for _ in range(2000):
+            if got:
+                break
+            await uasyncio.sleep_ms(1)
+        return out
+
+    try:
+        out = loop.run_until_complete(main())
+    finally:
+        loop.close()
+        a.close()
+        b.close()
+    assert got == ["hi"]
+    assert len(out) == 1 and out[0] and "another thread" in out[0]
+
+
+@pytest.mark.timeout(120)
+def test_websocket_write_ending_in_one_thread_wakes_a_send_of_another_threads_loop():
+    # A send of loop B (in its thread, blocked in epoll with no timer) waits
+    # behind a write of loop A; when that ends, in A's thread, B is woken
+    # through its thread-safe wake-up, not left asleep.
+    import socket
+    from uasyncio.websocket.server import WSConn
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    ws = WSConn(uasyncio.StreamReader(a), uasyncio.StreamWriter(a, {}))
+    received, out_b = [], []
+    draining, b_may_send = threading.Event(), threading.Event()
+
+    def drain():
+        b.settimeout(30)
+        draining.wait(30)
+        while chunk := b.recv(65536):
+            received.append(chunk)
+
+    loop_b = uasyncio.PollEventLoop()
+
+    def thread_b():
+        async def small():
+            b_may_send.wait(30)
+            await ws.send(b"small")   # waits behind A's write
+            out_b.append("sent")
+
+        loop_b.run_until_complete(small())
+
+    reader = threading.Thread(target=drain)
+    tb = threading.Thread(target=thread_b)
+    loop_a = uasyncio.PollEventLoop()
+
+    async def big():
+        await ws.send(b"x" * (1 << 20))
+
+    async def main():
+        loop_a.create_task(big())
+        await uasyncio.sleep_ms(20)   # the big write is blocked now
+        tb.start()
+        b_may_send.set()
+        await uasyncio.sleep_ms(100)   # B's send waits behind it
+        draining.set()
+        for _ in range(2000):
+            if not tb.is_alive():
+                break
+            await uasyncio.sleep_ms(10)
+
+    reader.start()
+    try:
+        loop_a.run_until_complete(main())
+        woken = not tb.is_alive()
+    finally:
+        if tb.is_alive():
+            loop_b.call_soon_threadsafe(loop_b.stop)
+        tb.join(30)
+        loop_a.close()
+        loop_b.close()
+        a.close()
+        reader.join(30)
+        b.close()
+    assert woken and out_b == ["sent"]
+    assert b"".join(received).endswith(b"small")

@@ -876,6 +876,53 @@ def test_v2_cancel_reaches_a_v3_task_through_its_record(aio, where):
     assert run_virtual(aio, main) == "cancelled"
 
 
+@pytest.mark.parametrize("how", ["2.0 cancel of the awaited coroutine", "2.0 cancel pending as it parks",
+                                 "a Wait stepped by hand"])
+def test_a_v3_task_woken_off_a_wait_can_be_cancelled_later(aio, how):
+    """A task parked on a v3 Wait (the Wait is kept in its record's timer
+    fields) that runs again other than through that Wait: a 2.0 cancel
+    (of a coroutine it awaits, or pending while it parks), or a Wait stepped
+    by hand and not yielded. The Wait lets go of it, so a later cancel(),
+    which looks at the Wait it is parked on, finds none."""
+    ev = aio.Event()
+    me = []
+
+    async def inner():
+        await ev.wait()
+
+    async def holder():
+        try:
+            if how == "2.0 cancel of the awaited coroutine":
+                await inner()
+            elif how == "2.0 cancel pending as it parks":
+                uasyncio.cancel(me[0])   # its own coroutine: raised at its next yield
+                await ev.wait()
+            else:
+                w = ev.wait().__await__()
+                assert next(w) is False   # parks it, but not yielded
+        except uasyncio.CancelledError:
+            pass
+        await aio.sleep(10)   # the record goes to the timer heap
+        return "not cancelled"
+
+    async def main():
+        c = holder()
+        me.append(c)
+        t = aio.create_task(c)
+        await aio.sleep_ms(1)
+        if how == "2.0 cancel of the awaited coroutine":
+            uasyncio.cancel(t.get_coro().cr_await)
+        await aio.sleep_ms(1)
+        assert t.cancel()
+        try:
+            await t
+        except aio.CancelledError:
+            ev.set()   # no task waits on it any more
+            await aio.sleep(0)
+            return "cancelled"
+    assert run_virtual(aio, main) == "cancelled"
+
+
 def test_task_size_is_small():
     assert v3.Task.__basicsize__ <= 80   # 96 bytes with the GC header
     assert sys.getsizeof(v3.Task) > 0
@@ -1026,6 +1073,17 @@ async def test_generator_coroutines_await_v3_primitives():
     ev.set()
     q.put_nowait("item")
     assert await t == "item"
+
+
+@pytest.mark.parametrize("make", [lambda: v3.Event().wait(), lambda: v3.Lock().acquire(), lambda: v3.gather(),
+                                  lambda: v3.wait_for(v3.sleep(1), 1), lambda: uasyncio.sleep_ms(1)],
+                         ids=["Event.wait", "Lock.acquire", "gather", "wait_for", "2.0 sleep_ms"])
+def test_throw_of_what_is_no_exception_raises_type_error(make):
+    """As a generator's throw(): TypeError, not SystemError."""
+    aw = make()
+    for args in [(1,), ("text",)]:
+        with pytest.raises(TypeError, match="deriving from BaseException"):
+            aw.throw(*args)
 
 
 def test_v3_waits_outside_a_v3_task_raise(loop):

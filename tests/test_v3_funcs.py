@@ -65,6 +65,23 @@ def test_wait_for_a_task(both):
     assert both.run(main()) == "t"
 
 
+def test_a_task_whose_exception_wait_for_raised_raises_it_again(both):
+    """Awaited or gathered again after wait_for gave its exception, a task
+    raises it again, as in CPython (MicroPython v1.28 forgets it)."""
+    async def main():
+        t = both.create_task(fail_after(both, 0, ValueError(3)))
+        seen = []
+        for wait in (lambda: both.wait_for(t, 1), lambda: t, lambda: both.gather(t)):
+            try:
+                await wait()
+            except ValueError as e:
+                seen.append(e)
+            await both.sleep(0)
+        return seen
+    first, *again = both.run(main())
+    assert again == [first, first] and first.args == (3,)
+
+
 def test_wait_for_times_out_even_if_the_task_returns(aio):
     """The inner task catches the cancellation and returns a value: as on
     MicroPython, wait_for still raises TimeoutError (CPython gives the value)."""

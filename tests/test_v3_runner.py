@@ -188,6 +188,123 @@ def test_schedule_from_a_thread_and_from_a_signal_handler(tmp_path):
     assert p.stdout == "[('signal', True), ('thread', True)]\n"
 
 
+def test_schedule_runs_before_the_queued_tasks_and_is_never_lost(tmp_path):
+    """As MicroPython's: the function runs as soon as Python code runs again
+    (not behind the tasks queued), and one scheduled as run() returns still
+    runs."""
+    p = run_prog(tmp_path, """
+        import asyncio, micropython
+
+        async def other():
+            print("other")
+
+        async def main():
+            asyncio.create_task(other())
+            micropython.schedule(print, "scheduled 1")
+            for i in range(2):
+                pass
+            print("main")
+            await asyncio.sleep(0)
+            micropython.schedule(print, "scheduled 2")
+
+        asyncio.run(main())
+        for i in range(2):
+            pass
+        print("end")
+        """)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n") == ["scheduled 1", "main", "other", "scheduled 2", "end", ""]
+
+
+def test_schedule_from_a_thread_wakes_the_blocked_loop_and_runs_in_its_thread(tmp_path):
+    """An Event is not thread-safe; set through schedule() it is, and the
+    loop blocked in a long wait wakes for it."""
+    p = run_prog(tmp_path, """
+        import _thread, asyncio, micropython, threading
+
+        ev = asyncio.Event()
+
+        def on_main(arg):
+            print(arg, threading.current_thread() is threading.main_thread())
+            ev.set()
+
+        async def main():
+            _thread.start_new_thread(micropython.schedule, (on_main, "set"))
+            await asyncio.wait_for(ev.wait(), 60)
+            print("woken")
+
+        asyncio.run(main())
+        """)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "set True\nwoken\n"
+
+
+def test_a_function_that_schedules_itself_runs_while_the_loop_has_no_task_queued(tmp_path):
+    """The loop waiting for an Event only a scheduled function sets keeps
+    running scheduled functions (MicroPython's scheduler runs them while
+    its loop waits)."""
+    p = run_prog(tmp_path, """
+        import asyncio, micropython
+
+        ev = asyncio.Event()
+        rounds = [0]
+
+        def poll_again(arg):
+            rounds[0] += 1
+            if rounds[0] == arg:
+                ev.set()
+            else:
+                micropython.schedule(poll_again, arg)
+
+        async def main():
+            micropython.schedule(poll_again, 500)
+            await ev.wait()
+            print("set after", rounds[0])
+
+        asyncio.run(main())
+        """)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "set after 500\n"
+
+
+def test_schedule_prints_what_the_function_raises_and_says_when_full(tmp_path):
+    """As MicroPython's: the exception is printed (its format, on stdout)
+    and the code it interrupted carries on."""
+    p = run_prog(tmp_path, """
+        import _thread, asyncio, micropython, threading
+
+        def fail(arg):
+            raise ValueError(arg)
+
+        async def main():
+            micropython.schedule(fail, 7)
+            await asyncio.sleep_ms(1)
+            print("main ends")
+
+        asyncio.run(main())
+
+        # Filled from a thread while the main thread runs no Python code.
+        ran, refused, done = [], [], threading.Event()
+
+        def fill():
+            for i in range(1000):
+                try:
+                    micropython.schedule(ran.append, i)
+                except RuntimeError as e:
+                    refused.append(str(e))
+            done.set()
+
+        _thread.start_new_thread(fill, ())
+        done.wait()
+        for i in range(2):
+            pass
+        print(len(ran) + len(refused), refused[0], ran == sorted(ran))
+        """)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.endswith("ValueError: 7\nmain ends\n1000 schedule queue full True\n"), p.stdout
+    assert p.stdout.startswith("Traceback (most recent call last):\n"), p.stdout
+
+
 def test_u_names_of_standard_modules(tmp_path):
     p = run_prog(tmp_path, """
         import usocket, ustruct, ujson, uerrno, uselect

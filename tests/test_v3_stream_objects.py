@@ -407,3 +407,39 @@ def test_write_hands_an_object_the_callers_buffer_and_queues_what_it_did_not_tak
     s = asyncio.StreamWriter(t, None)
     s.write(b"ab")
     assert t.given == [b"ab"]
+
+
+@pytest.mark.parametrize("how", ["write", "awrite"])
+def test_an_objects_write_that_moves_the_stream_to_another_object_and_fails(how):
+    """write() re-inits the stream over another object (the stream lets go
+    of this one) and gives a count past what it was given: the ValueError
+    names the object, which must still be alive when it is made."""
+    state = {"gone": False, "repr_after_gone": None}
+
+    class Other:
+        def write(self, data):
+            return len(data)
+
+    class Dev:
+        def write(self, data):
+            s.__init__(Other())
+            return 10 ** 6
+
+        def __repr__(self):
+            state["repr_after_gone"] = state["gone"]
+            return "<Dev>"
+
+        def __del__(self):
+            state["gone"] = True
+
+    s = asyncio.Stream(Dev())   # only the stream holds it
+
+    async def main():
+        with pytest.raises(ValueError, match="<Dev>.write"):
+            if how == "write":
+                s.write(b"abc")
+            else:
+                await s.awrite(b"abc")
+        return state
+
+    assert run(main()) == {"gone": True, "repr_after_gone": False}

@@ -125,6 +125,20 @@ def test_sleep_ms_object_sleeps(fake_loop):
     assert fake_loop.run_until_complete(task()) == 50
 
 
+def test_a_parked_sleep_stays_in_the_smallest_object_size():
+    """Every task parked in sleep() holds one SleepMs: it stays within 32
+    bytes (the small-object allocator's class); only IORead and IOWrite carry
+    the waiting stream's id."""
+    from uasyncio.core import SleepMs, SysCall1
+    assert SleepMs.__basicsize__ <= 32
+    assert SysCall1.__basicsize__ < IORead.__basicsize__ == IOWrite.__basicsize__
+    s = socket.socket()
+    try:
+        assert IORead(s).arg is s and IOWrite(s).arg is s   # made from Python: no owner
+    finally:
+        s.close()
+
+
 def test_sleep_works_with_yield_from_and_await(fake_loop):
     def gen():
         yield from uasyncio.sleep_ms(5)

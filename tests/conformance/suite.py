@@ -126,11 +126,11 @@ def shquote(s):
 
 
 def differential(reference, n, jobs, save):
-    failed = []
+    failed, faulted = [], []
 
     def one(seed):
         prog = gen.generate(seed)
-        return seed, prog, differ.differs(prog, reference)
+        return seed, prog, differ.differs(prog, reference, faulted=faulted)
 
     with concurrent.futures.ThreadPoolExecutor(jobs) as ex:
         for seed, prog, found in ex.map(one, range(n)):
@@ -141,8 +141,8 @@ def differential(reference, n, jobs, save):
                     os.makedirs(save, exist_ok=True)
                     with open(os.path.join(save, "seed%d.txt" % seed), "w") as f:
                         f.write(differ.report(seed, prog, found) + "\n")
-    print("Random programs: %d of %d print the same (differ: %s)"
-          % (n - len(failed), n, " ".join(map(str, failed)) or "none"))
+    print("Random programs: %d of %d print the same (differ: %s; the reference faulted on %d)"
+          % (n - len(failed), n, " ".join(map(str, failed)) or "none", len(faulted)))
     return n - len(failed), n
 
 

@@ -3,8 +3,9 @@
 
 `asyncio` and `uasyncio` are bound to uasyncio.v3; `time` gains
 ticks_ms/ticks_us/ticks_cpu/ticks_add/ticks_diff/sleep_ms/sleep_us; a
-`micropython` module gives const, schedule (runs the function soon on the
-loop's thread; safe from other threads and signal handlers), and native,
+`micropython` module gives const, schedule (runs the function in the main
+thread as soon as Python code runs there; safe from other threads and signal
+handlers), and native,
 viper, bytecode as no-op decorators; `const` is also a builtin (MicroPython's
 compiler knows the name); `sys.print_exception` prints as MicroPython's;
 `__import__` with globals None resolves a relative name against the calling
@@ -56,16 +57,11 @@ def _nothing(*args, **kwargs):
     return None
 
 
-def schedule(func, arg):
-    """Run func(arg) soon on the loop's thread (MicroPython's micropython.schedule)."""
-    _v3.get_event_loop().call_soon_threadsafe(func, arg)
-
-
 def make_micropython_module():
     m = types.ModuleType("micropython", "MicroPython's micropython module, as far as it means anything here.")
     m.const = _identity
     m.native = m.viper = m.bytecode = _identity
-    m.schedule = schedule
+    m.schedule = importlib.import_module("uasyncio._uasyncio").schedule
     for name in ("alloc_emergency_exception_buf", "opt_level", "mem_info", "qstr_info",
                  "stack_use", "heap_lock", "heap_unlock", "kbd_intr"):
         setattr(m, name, _nothing)

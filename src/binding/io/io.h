@@ -111,7 +111,8 @@ Py_ssize_t ua_sock_send(PyObject *s, int kind, const char *p, size_t n, int *wan
  * what (the method). */
 int ua_get_data(PyObject *buf, Py_buffer *view, Py_ssize_t *off, Py_ssize_t *sz, const char *what);
 /* Tell the running loop the object is closing (its waiters are woken, its fd
- * forgotten), then close it. */
+ * forgotten), and any other loop with a task waiting on it (ua_io_closing():
+ * RuntimeError if that loop runs in another thread), then close it. */
 int ua_sock_close(PyObject *obj);
 /* A read method's n: an int >= min; -1 with TypeError/ValueError naming what. */
 static inline int ua_count_arg(PyObject *arg, Py_ssize_t min, const char *what, Py_ssize_t *out)

@@ -854,8 +854,7 @@ static int plain_socket_unshared(PyObject *obj)
 
 int ua_sock_close(PyObject *obj)
 {
-    LoopObject *loop = ua_running_loop_get();
-    if (loop && ua_loop_io_closing(loop, obj) < 0)
+    if (ua_io_closing(obj) < 0)
         return -1;
     /* A plain socket.socket with no makefile() is closed by the C method
      * directly, without socket.py's two Python-level calls. */

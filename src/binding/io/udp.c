@@ -26,6 +26,8 @@ static PySendResult udp_send(UdpOpObject *op, PyObject *value, PyObject **result
         return PYGEN_ERROR;
     }
     if (op->kind == U_CLOSE) {
+        if (ua_io_check_closing(op->sock) < 0)   /* a task of a loop in another thread waits on it */
+            return PYGEN_ERROR;
         op->done = 1;
         LoopObject *loop = ua_running_loop_get();
         if (loop && (ua_loop_io_done(loop, op->sock, UA_POLL_READ) < 0 ||

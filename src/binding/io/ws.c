@@ -137,8 +137,8 @@ static int wake_blocked(WSConnObject *ws)
         WSOpObject *op = (WSOpObject *)PyList_GET_ITEM(ops, i);
         op->parked = 0;
         ua_loop_unlink_waiter(&op->link);
-        if (rc == 0 && !op->loop->closed)
-            rc = ua_loop_wake_owner(op->loop, op->task);
+        if (rc == 0 && !op->loop->closed)   /* the write may end in another loop's thread */
+            rc = ua_loop_wake_owner_threadsafe(op->loop, op->task);
     }
     Py_DECREF(ops);
     return rc;
@@ -196,6 +196,8 @@ static int close_socket(WSConnObject *ws)
 {
     if (ws->sock_closed)
         return 0;
+    if (ua_io_check_closing(ws->base.polls) < 0)   /* a task of a loop in another thread waits on it */
+        return -1;
     ws->sock_closed = 1;
     PyObject *op = PyObject_CallMethod(ws->writer, "aclose", NULL);
     if (!op)
@@ -787,6 +789,8 @@ static PyObject *wsconn_aclose(WSConnObject *ws, PyObject *args, PyObject *kwds)
         PyErr_Format(PyExc_ValueError, "aclose(): %d is not a close status that may be sent", code);
         return NULL;
     }
+    if (!ws->sock_closed && ua_io_check_closing(ws->base.polls) < 0)   /* before anything changes */
+        return NULL;
     ws->eof = 1;
     if (queue_close(ws, code, reason, (size_t)reason_len) < 0)
         return NULL;

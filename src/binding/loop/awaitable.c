@@ -39,7 +39,10 @@ PyObject *ua_raise_thrown(PyObject *args)
     PyObject *typ = PyTuple_GET_ITEM(args, 0);
     if (PyExceptionInstance_Check(typ))
         PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
-    else
+    else if (PyExceptionClass_Check(typ))
         PyErr_SetObject(typ, PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1) : NULL);
+    else   /* as a generator's throw() (PyErr_SetObject would raise SystemError) */
+        PyErr_Format(PyExc_TypeError, "exceptions must be classes or instances deriving from BaseException, not %.100s",
+                     Py_TYPE(typ)->tp_name);
     return NULL;
 }

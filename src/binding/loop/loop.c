@@ -180,6 +180,14 @@ int ua_loop_wake(LoopObject *self, ua_task *t)
             t->flags |= F_WAKE;
         return 0;
     }
+    if (self->closed) {
+        /* Leaving a wait on an object without an fd released the object,
+         * whose finalizer closed the loop: it took no notice of this record,
+         * in no queue then. A 2.0 record is the loop's to free. */
+        if (!(ua_kinds[t->kind].flags & UA_KIND_EMBEDDED))
+            ua_task_drop(self, t);
+        return 0;
+    }
     return ua_loop_queue(self, t);
 }
 
@@ -319,6 +327,26 @@ int ua_loop_wake_owner(LoopObject *self, PyObject *owner)
     return ua_loop_call_soon(self, owner, NULL);
 }
 
+/* From another thread: the loop's thread wakes owner when it takes what
+ * other threads asked for (take_threadsafe), woken at once if it blocks. */
+int ua_loop_wake_owner_threadsafe(LoopObject *self, PyObject *owner)
+{
+    if (ua_loop_in_its_thread(self))
+        return ua_loop_wake_owner(self, owner);
+    if (self->closed)
+        return 0;
+    ua_task *t = ua_task_new(TASK_WAKE, owner, NULL);
+    if (!t)
+        return -1;
+    if (ua_runq_push(&self->ts_calls, t) < 0) {
+        ua_task_free(t);
+        PyErr_NoMemory();
+        return -1;
+    }
+    ua_wakeup_signal(&self->wakeup);
+    return 0;
+}
+
 ua_task *ua_loop_find(LoopObject *self, PyObject *coro)
 {
     return ua_ptrmap_get(&self->tasks, coro);
@@ -404,13 +432,17 @@ static int run_at_poll(LoopObject *self, ua_task *t, PyObject **ret)
 static int take_threadsafe(LoopObject *self)
 {
     ua_wakeup_take(&self->wakeup);
+    if (ua_run_pending() < 0)   /* ua_schedule()'s, in the main thread */
+        return -1;
     while (self->ts_calls.len) {
         ua_task *t = ua_runq_pop(&self->ts_calls);
         if (t->kind == TASK_AT_POLL) {
             if (run_at_poll(self, t, NULL) < 0)
                 return -1;
-        } else if (ua_is_coroutine(t->obj)) {   /* scheduled as call_soon() would */
-            int rc = ua_loop_call_soon(self, t->obj, NULL);
+        } else if (t->kind == TASK_WAKE || ua_is_coroutine(t->obj)) {
+            /* woken as in its thread (ua_loop_wake_owner_threadsafe); a
+             * coroutine scheduled as call_soon() would */
+            int rc = ua_loop_wake_owner(self, t->obj);
             ua_task_free(t);
             if (rc < 0)
                 return -1;
@@ -429,6 +461,10 @@ static int take_threadsafe(LoopObject *self)
  * run_forever() returns. Returns the fd to restore, or SIGNALS_NOT. */
 enum { SIGNALS_NOT = -2, SIGNALS_UNTRIED = -3 };
 
+/* The wake-up of the loop that blocks in the main thread (attached), so
+ * that ua_schedule() from another thread makes it run the call. */
+static ua_wakeup *main_wakeup;
+
 static int signals_attach(LoopObject *self)
 {
     if (PyThread_get_thread_ident() != main_thread)
@@ -439,6 +475,7 @@ static int signals_attach(LoopObject *self)
         PyErr_Clear();
         return SIGNALS_NOT;
     }
+    main_wakeup = &self->wakeup;
     long old = PyLong_AsLong(r);
     Py_DECREF(r);
     if (old == -1 && PyErr_Occurred())
@@ -450,12 +487,75 @@ static void signals_detach(int old)
 {
     if (old == SIGNALS_NOT || old == SIGNALS_UNTRIED)
         return;
+    main_wakeup = NULL;
     PyObject *exc = ua_err_fetch();   /* a KeyboardInterrupt may be in flight */
     PyObject *r = PyObject_CallFunction(set_wakeup_fd, "i", old);
     if (!r)
         PyErr_WriteUnraisable(set_wakeup_fd);
     Py_XDECREF(r);
     ua_err_restore(exc);
+}
+
+/* micropython.schedule(func, arg): func(arg) runs in the main thread as
+ * soon as it runs Python code or its loop is about to block (Python's own
+ * pending calls, checked where MicroPython checks its scheduled ones), not
+ * behind the tasks queued; safe from other threads and signal handlers.
+ * What func raises is printed, as MicroPython's, with sys.print_exception
+ * where the runner gives one, and nothing it interrupted sees it. */
+typedef struct {
+    PyObject *func, *arg;
+} scheduled_call;
+
+static int run_scheduled(void *p)
+{
+    scheduled_call *c = p;
+    PyObject *func = c->func, *arg = c->arg;
+    PyMem_RawFree(c);
+    PyObject *r = PyObject_CallOneArg(func, arg);
+    if (!r) {
+        PyObject *print = PySys_GetObject("print_exception");   /* borrowed */
+        PyObject *exc = ua_err_fetch();
+        r = print && exc ? PyObject_CallOneArg(print, exc) : NULL;
+        if (!r) {
+            if (!PyErr_Occurred())
+                ua_err_restore(Py_XNewRef(exc));
+            PyErr_WriteUnraisable(func);
+        }
+        Py_XDECREF(exc);
+    }
+    Py_DECREF(func);
+    Py_DECREF(arg);
+    Py_XDECREF(r);
+    return 0;
+}
+
+PyObject *ua_schedule(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "schedule() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    scheduled_call *c = PyMem_RawMalloc(sizeof(*c));
+    if (!c)
+        return PyErr_NoMemory();
+    c->func = Py_NewRef(args[0]);
+    c->arg = Py_NewRef(args[1]);
+    if (Py_AddPendingCall(run_scheduled, c) < 0) {
+        Py_DECREF(c->func);
+        Py_DECREF(c->arg);
+        PyMem_RawFree(c);
+        PyErr_SetString(PyExc_RuntimeError, "schedule queue full");
+        return NULL;
+    }
+    if (PyThread_get_thread_ident() != main_thread) {
+        if (main_wakeup)
+            ua_wakeup_signal(main_wakeup);
+    } else if (running_loop) {
+        /* Its next pass does not block but runs it (take_threadsafe), as
+         * a function that schedules itself again keeps it doing. */
+        ua_wakeup_mark(&running_loop->wakeup);
+    }
+    Py_RETURN_NONE;
 }
 
 /* ---- resuming a task ------------------------------------------------------ */
@@ -572,9 +672,9 @@ static int on_yield_slow(LoopObject *self, ua_task *t, PyObject *v, PyObject **r
         PyObject *arg = ((SysCallObject *)v)->arg;
         arg = arg ? arg : Py_None;
         if (PyObject_TypeCheck(v, &IORead_Type))
-            return ua_loop_io_wait(self, t, arg, UA_POLL_READ, ((SysCallObject *)v)->owner);
+            return ua_loop_io_wait(self, t, arg, UA_POLL_READ, ((IOWaitObject *)v)->owner);
         if (PyObject_TypeCheck(v, &IOWrite_Type))
-            return ua_loop_io_wait(self, t, arg, UA_POLL_WRITE, ((SysCallObject *)v)->owner);
+            return ua_loop_io_wait(self, t, arg, UA_POLL_WRITE, ((IOWaitObject *)v)->owner);
         if (PyObject_TypeCheck(v, &IOReadDone_Type) || PyObject_TypeCheck(v, &IOWriteDone_Type)) {
             int dir = PyObject_TypeCheck(v, &IOReadDone_Type) ? UA_POLL_READ : UA_POLL_WRITE;
             if (ua_loop_io_done(self, arg, dir) < 0)
@@ -701,6 +801,13 @@ static int resume(LoopObject *self, ua_task *t, PyObject **ret)
         sr = PyIter_Send(coro, Py_None, &result);
     }
     self->current = NULL;
+    /* Its timer fields taken by its kind in this step (parked on a v3
+     * Wait, say), but not left parked (it yielded something else, or
+     * ended, or a wake or an exception came meanwhile): the kind lets go
+     * of them first, as any queue takes them. */
+    if ((t->flags & F_KIND_HOLDS) &&
+        (sr != PYGEN_NEXT || result != Py_False || t->aux || (t->flags & (F_WAKE | F_TIMED))))
+        ua_kinds[t->kind].unhold(t);
     if (sr == PYGEN_NEXT)
         return on_yield(self, t, result, ret);
     return ua_kinds[t->kind].end(self, t, sr, result, ret);
@@ -1451,6 +1558,7 @@ ua_kind ua_kinds[UA_KINDS_MAX] = {
     [TASK_CALL] = {.run = run_call},
     [TASK_STOP] = {.run = run_stop},
     [TASK_AT_POLL] = {.run = run_at_poll},
+    [TASK_WAKE] = {.run = run_call},   /* never run: taken by take_threadsafe() */
 };
 static int nkinds = UA_KIND_API;
 

@@ -28,6 +28,8 @@ enum {
     TASK_STOP,      /* obj: value run_forever() returns */
     TASK_AT_POLL,   /* in ts_calls only: obj is called when the loop next polls (before
                      * its next step), not queued (ua_loop_at_next_poll) */
+    TASK_WAKE,      /* in ts_calls only: obj, an owner, is woken in the loop's
+                     * thread (ua_loop_wake_owner_threadsafe) */
     UA_KIND_API,
     UA_KINDS_MAX = 16
 };
@@ -46,7 +48,8 @@ enum {
     F_MAIN = 1,     /* the coroutine run_until_complete() waits for */
     F_WAKE = 2,     /* call_soon() reached it while running: requeue at once */
     F_TIMED = 4,    /* call_later() reached it while running: timer.deadline set */
-    /* 8 to 128: the kind's own flags */
+    /* 8 to 128: the kind's own flags, F_KIND_HOLDS among them */
+    F_KIND_HOLDS = 64, /* its kind keeps something in timer (ua_kind.unhold) */
     F_MAPPED = 256, /* a record of a UA_KIND_EMBEDDED kind in loop->tasks (its park), until it runs */
     F_IOWRITE = 512, /* while ST_IOWAIT: it waits to write (else to read) */
 };
@@ -183,6 +186,9 @@ typedef struct ua_kind {
     /* The loop lets go of the record without running it (close(),
      * ua_task_drop()): undo what points at it from outside. */
     void (*detach)(ua_task *t);
+    /* The record has F_KIND_HOLDS (its timer fields hold something of the
+     * kind's) and goes into a queue or ends: the kind lets go of it first. */
+    void (*unhold)(ua_task *t);
     /* Its owner (ua_loop_owner_of()), borrowed. NULL: obj. */
     PyObject *(*owner)(ua_task *t);
     /* The kind's objects, for the loop's calls that take any object (an
@@ -290,6 +296,9 @@ int ua_loop_cancel_coro(LoopObject *loop, PyObject *coro, PyObject *exc);
 /* Run the task owner names as soon as possible (call_soon() for a 2.0
  * coroutine). An owner whose task ended, or whose loop is closed, is left. */
 int ua_loop_wake_owner(LoopObject *loop, PyObject *owner);
+/* The same from any thread holding the GIL: from another thread than the
+ * loop's, done in the loop's thread at its next pass (waking it at once). */
+int ua_loop_wake_owner_threadsafe(LoopObject *loop, PyObject *owner);
 /* What an awaitable that waits outside the loop (a Queue or Lock wait,
  * wait_for's timer) keeps to wake the task of rec (loop->current) later:
  * the object of the record's kind that embeds it (its owner), or a 2.0
@@ -324,6 +333,12 @@ int ua_loop_io_done(LoopObject *loop, PyObject *obj, int dir);
 /* obj is about to be closed: the tasks waiting on it are woken, and the
  * poller forgets its fd. */
 int ua_loop_io_closing(LoopObject *loop, PyObject *obj);
+/* obj is about to be closed: the loop running here forgets it, and every
+ * other loop a task of which waits on it wakes that task; -1 with
+ * RuntimeError, before anything changes, if one of those loops is running
+ * in another thread (ua_io_check_closing() checks that alone). */
+int ua_io_closing(PyObject *obj);
+int ua_io_check_closing(PyObject *obj);
 /* Counts the loop's polls (all loops): a stream that buffered bytes before
  * the count last changed asks the kernel whether the peer reset since. */
 extern uint32_t ua_poll_epoch;
@@ -332,8 +347,14 @@ extern uint32_t ua_poll_epoch;
 typedef struct {
     PyObject_HEAD
     PyObject *arg;          /* SysCall: the args tuple; SysCall1: the arg */
-    uint64_t owner;         /* IORead/IOWrite: the stream waiting (ua_syscall_owned), or 0 */
 } SysCallObject;
+
+/* IORead and IOWrite carry who waits; the other syscalls (SleepMs, one per
+ * parked task) stay without it. */
+typedef struct {
+    SysCallObject base;
+    uint64_t owner;         /* the stream waiting (ua_syscall_owned), or 0 */
+} IOWaitObject;
 
 typedef struct {
     SysCallObject base;     /* base.arg unused: the delay lives in ms */

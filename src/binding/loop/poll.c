@@ -265,6 +265,13 @@ static int iopoll_ask(LoopObject *self)
 
 /* ---- waiting ------------------------------------------------------------------ */
 
+/* Python's signal handlers, then its pending calls (ua_schedule()): both
+ * run only in the main thread. */
+int ua_run_pending(void)
+{
+    return PyErr_CheckSignals() < 0 ? -1 : Py_MakePendingCalls();
+}
+
 /* Run the Python signal handlers now; what they scheduled (stop(), a
  * callback, a timer, a ThreadSafeFlag's waiter) shortens the wait, which
  * was computed before they ran. */
@@ -273,7 +280,7 @@ static int signals_then_delay(LoopObject *self, int *delay)
     size_t queued = self->runq.len;
     ua_timer *top = ua_timerheap_peek(&self->timers);
     uint32_t deadline = top ? top->deadline : 0;
-    if (PyErr_CheckSignals() < 0)
+    if (ua_run_pending() < 0)
         return -1;
     if (self->runq.len != queued || ua_wakeup_asked(&self->wakeup)) {
         *delay = 0;
@@ -331,7 +338,7 @@ int ua_loop_poll(LoopObject *self, int delay)
     if (self->poller.woken) {   /* another thread or a signal woke us */
         self->poller.woken = 0;
         ua_wakeup_drain(&self->wakeup);
-        if (PyErr_CheckSignals() < 0)
+        if (ua_run_pending() < 0)
             rc = -1;
     }
     return rc;
@@ -415,15 +422,14 @@ int ua_loop_io_done(LoopObject *self, PyObject *obj, int dir)
     return 0;
 }
 
-/* obj is about to be closed: tasks still waiting on it are woken (their
- * next call on it raises), and the poller forgets its fd without a syscall. */
-int ua_loop_io_closing(LoopObject *self, PyObject *obj)
+/* obj (fd: its fd, or -1) is about to be closed: tasks still waiting on it
+ * are woken (their next call on it raises), and the poller forgets its fd
+ * without a syscall. Runs no Python code. */
+static int io_closing(LoopObject *self, PyObject *obj, int fd)
 {
-    int fd = ua_fd_of(obj);
     void *w[2] = {NULL, NULL};
     if (fd < 0) {
         /* no fd (or a closed one): only a wait through ioctl() can be there */
-        PyErr_Clear();
         ua_iopoll_entry *e = iopoll_find(self, obj);
         if (e) {
             w[0] = iopoll_take(e, UA_POLL_READ);
@@ -442,6 +448,58 @@ int ua_loop_io_closing(LoopObject *self, PyObject *obj)
             return -1;
     }
     return 0;
+}
+
+int ua_loop_io_closing(LoopObject *self, PyObject *obj)
+{
+    int fd = ua_fd_of(obj);
+    if (fd < 0)
+        PyErr_Clear();
+    return io_closing(self, obj, fd);
+}
+
+/* A task of loop waits on obj (fd: its fd, or -1). */
+static int waits_on(LoopObject *loop, PyObject *obj, int fd)
+{
+    if (fd >= 0)
+        return ua_poller_waiter(&loop->poller, fd, UA_POLL_READ) || ua_poller_waiter(&loop->poller, fd, UA_POLL_WRITE);
+    return iopoll_find(loop, obj) != NULL;
+}
+
+/* What closing obj does to loops other than the one running here (which
+ * forgets it in any case): each of them a task of which waits on it wakes
+ * that task. check: only refuse, with RuntimeError, if one of them runs in
+ * another thread; else wake. The list of loops is walked with no Python
+ * code run (the fd is read first). */
+static int closing_elsewhere(PyObject *obj, int fd, int check)
+{
+    LoopObject *here = ua_running_loop_get();
+    for (LoopObject *l = ua_all_loops; l; l = l->next_loop) {
+        if (l == here || l->closed || !waits_on(l, obj, fd))
+            continue;
+        if (check ? ua_loop_check_thread(l) < 0 : io_closing(l, obj, fd) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int ua_io_check_closing(PyObject *obj)
+{
+    int fd = ua_fd_of(obj);
+    if (fd < 0)
+        PyErr_Clear();
+    return closing_elsewhere(obj, fd, 1);
+}
+
+int ua_io_closing(PyObject *obj)
+{
+    int fd = ua_fd_of(obj);
+    if (fd < 0)
+        PyErr_Clear();
+    if (closing_elsewhere(obj, fd, 1) < 0 || closing_elsewhere(obj, fd, 0) < 0)
+        return -1;
+    LoopObject *here = ua_running_loop_get();
+    return here ? io_closing(here, obj, fd) : 0;
 }
 
 /* ---- PollEventLoop methods ------------------------------------------------ */

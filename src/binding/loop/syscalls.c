@@ -75,11 +75,11 @@ PyTypeObject SysCall_Type = {
     .tp_members = syscall_members,
 };
 
-#define SYSCALL1_TYPE(cname, pyname, doc, base)                              \
+#define SYSCALL1_TYPE(cname, pyname, doc, base, size)                        \
     PyTypeObject cname = {                                                   \
         PyVarObject_HEAD_INIT(NULL, 0)                                       \
         .tp_name = "uasyncio.core." pyname,                                  \
-        .tp_basicsize = sizeof(SysCallObject),                               \
+        .tp_basicsize = size,                                                \
         .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, \
         .tp_doc = doc,                                                       \
         .tp_base = base,                                                     \
@@ -88,12 +88,18 @@ PyTypeObject SysCall_Type = {
         .tp_members = syscall1_members,                                      \
     }
 
-SYSCALL1_TYPE(SysCall1_Type, "SysCall1", "A syscall with one argument.", &SysCall_Type);
-SYSCALL1_TYPE(StopLoop_Type, "StopLoop", "Yielded: run_forever() returns arg.", &SysCall1_Type);
-SYSCALL1_TYPE(IORead_Type, "IORead", "Yielded: resume when arg is readable.", &SysCall1_Type);
-SYSCALL1_TYPE(IOWrite_Type, "IOWrite", "Yielded: resume when arg is writable.", &SysCall1_Type);
-SYSCALL1_TYPE(IOReadDone_Type, "IOReadDone", "Yielded: stop polling arg for reading.", &SysCall1_Type);
-SYSCALL1_TYPE(IOWriteDone_Type, "IOWriteDone", "Yielded: stop polling arg for writing.", &SysCall1_Type);
+SYSCALL1_TYPE(SysCall1_Type, "SysCall1", "A syscall with one argument.",
+              &SysCall_Type, sizeof(SysCallObject));
+SYSCALL1_TYPE(StopLoop_Type, "StopLoop", "Yielded: run_forever() returns arg.",
+              &SysCall1_Type, sizeof(SysCallObject));
+SYSCALL1_TYPE(IORead_Type, "IORead", "Yielded: resume when arg is readable.",
+              &SysCall1_Type, sizeof(IOWaitObject));
+SYSCALL1_TYPE(IOWrite_Type, "IOWrite", "Yielded: resume when arg is writable.",
+              &SysCall1_Type, sizeof(IOWaitObject));
+SYSCALL1_TYPE(IOReadDone_Type, "IOReadDone", "Yielded: stop polling arg for reading.",
+              &SysCall1_Type, sizeof(SysCallObject));
+SYSCALL1_TYPE(IOWriteDone_Type, "IOWriteDone", "Yielded: stop polling arg for writing.",
+              &SysCall1_Type, sizeof(SysCallObject));
 
 /* A syscall of type (SysCall1 or a C subclass) holding arg, without the
  * generic call machinery: the stream fast path yields these per wait. */
@@ -103,7 +109,8 @@ PyObject *ua_syscall_new(PyTypeObject *type, PyObject *arg)
     if (!op)
         return NULL;
     op->arg = Py_NewRef(arg);
-    op->owner = 0;
+    /* An IORead or IOWrite's owner: none */
+    memset(op + 1, 0, (size_t)type->tp_basicsize - sizeof(SysCallObject));
     return (PyObject *)op;
 }
 
@@ -111,7 +118,7 @@ PyObject *ua_syscall_owned(PyTypeObject *type, PyObject *arg, uint64_t owner)
 {
     PyObject *op = ua_syscall_new(type, arg);
     if (op)
-        ((SysCallObject *)op)->owner = owner;
+        ((IOWaitObject *)op)->owner = owner;
     return op;
 }
 

@@ -2,7 +2,7 @@
  * delays, logging), and uasyncio.core's module functions of the loop's
  * own: its clock (ticks_ms, ticks_add, ticks_diff), set_debug, and its
  * CancelledError. */
-#include "loop.h"
+#include "internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -162,6 +162,8 @@ static PyObject *mod_ticks_diff(PyObject *m, PyObject *const *args, Py_ssize_t n
 
 static PyMethodDef util_functions[] = {
     {"set_debug", mod_set_debug, METH_O, "Log scheduling decisions through logging."},
+    {"schedule", (PyCFunction)(void (*)(void))ua_schedule, METH_FASTCALL,
+     "schedule(func, arg): func(arg) soon in the main thread (MicroPython's micropython.schedule)."},
     {"ticks_ms", mod_ticks_ms, METH_NOARGS, "Milliseconds, wrapping at 2**30."},
     {"ticks_add", (PyCFunction)(void (*)(void))mod_ticks_add, METH_FASTCALL, "ticks_add(t, delta)"},
     {"ticks_diff", (PyCFunction)(void (*)(void))mod_ticks_diff, METH_FASTCALL,

@@ -33,7 +33,7 @@ enum {
     TF_EXC = 8,         /* ended with an exception (rec.aux holds it) */
     TF_CANCELLED = 16,  /* ended with CancelledError */
     TF_RETRIEVED = 32,  /* its outcome was awaited or asked for */
-    TF_PARKED = 64,     /* parked on a Wait: rec.timer holds it (ua_task_waiting) */
+    TF_PARKED = F_KIND_HOLDS, /* parked on a Wait: rec.timer holds it (ua_task_waiting) */
     TF_NAMED = 128,     /* has an entry in the table of names (names.c) */
 };
 

@@ -61,19 +61,15 @@ static int check_init(StreamObject *st)
  * the count taken, None counting as 0. */
 static Py_ssize_t py_write_obj(PyObject *s, PyObject *data, size_t n)
 {
+    Py_INCREF(s);   /* (its write() may re-init the stream, which let go of it) */
     PyObject *res = PyObject_CallMethodOneArg(s, str_write, data);
-    if (!res)
-        return -1;
-    Py_ssize_t k = res == Py_None ? 0 : PyLong_AsSsize_t(res);
-    if (k == -1 && PyErr_Occurred()) {
-        Py_DECREF(res);
-        return -1;
-    }
-    if (k < 0 || (size_t)k > n) {
+    Py_ssize_t k = !res ? -1 : res == Py_None ? 0 : PyLong_AsSsize_t(res);
+    if (res && !(k == -1 && PyErr_Occurred()) && (k < 0 || (size_t)k > n)) {
         PyErr_Format(PyExc_ValueError, "%R.write() returned %R for %zu bytes", s, res, n);
         k = -1;
     }
-    Py_DECREF(res);
+    Py_XDECREF(res);
+    Py_DECREF(s);
     return k;
 }
 
@@ -135,6 +131,8 @@ static int close_socket(StreamObject *st)
         return -1;
     if (st->closed)
         return 0;
+    if (ua_io_check_closing(SOCK(st)) < 0)   /* a task of a loop in another thread waits on it */
+        return -1;
     st->closed = 1;
     ua_linebuf_free(&st->out);
     /* Tasks still parked on it are woken (their next call raises), and

@@ -385,16 +385,22 @@ int ua_v3_wake_owner(PyObject *obj, PyObject *exc)
     TaskObject *t = (TaskObject *)obj;
     if (TASK_DONE(t) || !t->loop)
         return 1;   /* ended, or its loop was closed: it never runs again */
-    if (exc) {
-        /* As cancel(): out of the queue of a v3 primitive it may wait in
-         * (inside the 2.0 awaitable); its Wait undoes the rest when thrown into. */
-        WaitObject *w = ua_task_waiting(t);
-        if (w)
-            ua_wq_unlink(&w->link);
-        Py_INCREF(exc);
-        Py_XSETREF(t->rec.aux, exc);
-    }
-    return ua_loop_wake(t->loop, &t->rec) < 0 ? -1 : 1;
+    /* As cancel(): out of the queue of a v3 primitive it may wait in
+     * (inside the 2.0 awaitable), and no longer parked: the run queue takes
+     * the record's timer fields, which hold the Wait while it is. Its Wait
+     * undoes the rest when resumed or thrown into. */
+    WaitObject *w = ua_task_waiting(t);
+    if (w)
+        ua_wait_release(w);
+    Py_INCREF(t);
+    PyObject *old = t->rec.aux;
+    if (exc)
+        t->rec.aux = Py_NewRef(exc);
+    int rc = ua_loop_wake(t->loop, &t->rec) < 0 ? -1 : 1;
+    if (exc)
+        Py_XDECREF(old);   /* last: releasing it runs code, which must find the task placed */
+    Py_DECREF(t);
+    return rc;
 }
 
 /* ---- Python methods --------------------------------------------------------------- */
@@ -598,12 +604,19 @@ PyTypeObject Task_Type = {
 
 /* ---- the kinds of a Task's record, in the loop's table ----------------------------- */
 
+/* Parked on a Wait (TF_PARKED) but not staying parked: the Wait lets go. */
+static void unhold(ua_task *t)
+{
+    ua_wait_release(ua_task_waiting(TASK_OF(t)));
+}
+
 /* Pending: resumed by the loop. What concerns all Tasks (the owners, the
  * loop's list of them) is asked of this kind. */
 static const ua_kind task_kind = {
     .flags = UA_KIND_EMBEDDED,
     .end = ua_v3_task_end,
     .park = ua_v3_parked,
+    .unhold = unhold,
     .owner = owner,
     .wake_owner = ua_v3_wake_owner,
     .coro_of = coro_of,

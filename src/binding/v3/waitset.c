@@ -57,6 +57,8 @@ static PyObject *shield_next(WaitObject *w)
         w->state = 0xff;
         return ua_wait_done(ua_v3_outcome(t));
     }
+    if (ua_task_check_loop(t) < 0)   /* its end would wake us from its loop's thread */
+        return NULL;
     w->state = 1;
     return ua_wait_park(w, &t->doneq);
 }
@@ -117,6 +119,9 @@ static PyObject *waitset_next(WaitObject *w)
         TaskObject *cur = ua_v3_current_or_error("wait()");
         if (!cur)
             return NULL;
+        for (Py_ssize_t i = 0; i < n; i++)   /* their ends would wake us from their loop's thread */
+            if (ua_task_check_loop((TaskObject *)PyTuple_GET_ITEM(tasks, i)) < 0)
+                return NULL;
         int32_t ms = w->n;   /* the timeout until now; from here the count of tasks */
         PyObject *cb = PyCFunction_New(&waitset_cb_def, (PyObject *)w);
         if (!cb)
@@ -320,6 +325,10 @@ static PyObject *nextdone_next(WaitObject *w)
         }
         return NULL;
     }
+    if (a->loop != ua_running_loop_get()) {   /* its tasks' ends would wake us from their loop's thread */
+        PyErr_SetString(PyExc_RuntimeError, "a task of another event loop cannot be awaited here");
+        return NULL;
+    }
     w->state = 1;
     if (!a->timed)
         return ua_wait_park(w, &a->waiters);
@@ -457,6 +466,10 @@ static PyObject *mod_as_completed(PyObject *m, PyObject *args, PyObject *kwds)
         }
         TaskObject *t = task_of(aw);
         Py_DECREF(aw);
+        if (t && !TASK_DONE(t) && t->loop && t->loop != a->loop) {   /* its end would come in its loop's thread */
+            PyErr_SetString(PyExc_RuntimeError, "a task of another event loop cannot be awaited here");
+            Py_CLEAR(t);
+        }
         if (!t || PySet_Add(a->todo, (PyObject *)t) < 0 || on_done(t, a->cb) < 0) {
             Py_XDECREF(t);
             Py_DECREF(it);
