@@ -607,6 +607,25 @@ def closes_from_another_thread(close):
     return t, out
 
 
+async def closes_elsewhere_then_delivers(closes, deliver, got):
+    """While a task waits on a socket: each of closes run in another thread
+    in turn (what each raised, or None), then deliver() sends what the task
+    waits for, and the task gets up to 2 s to have it in got."""
+    results = []
+    for close in closes:
+        t, out = closes_from_another_thread(close)
+        while t.is_alive():
+            await uasyncio.sleep_ms(1)
+        t.join()
+        results += out
+    deliver()
+    for _ in range(2000):
+        if got:
+            break
+        await uasyncio.sleep_ms(1)
+    return results
+
+
 def test_closing_a_stream_a_task_of_a_loop_in_another_thread_reads_is_refused(loop):
     # Closing wakes the tasks waiting on the socket (their next call raises)
     # and makes the poller forget its fd: that would change a loop running
@@ -624,19 +643,9 @@ def test_closing_a_stream_a_task_of_a_loop_in_another_thread_reads_is_refused(lo
     async def main():
         loop.create_task(reader())
         await uasyncio.sleep_ms(1)   # the reader waits on the socket now
-        results = []
-        for close in (lambda: list(r.aclose()), lambda: list(w.aclose()), lambda: uasyncio._close_now(a)):
-            t, out = closes_from_another_thread(close)
-            while t.is_alive():
-                await uasyncio.sleep_ms(1)
-            t.join()
-            results += out
+        closes = (lambda: list(r.aclose()), lambda: list(w.aclose()), lambda: uasyncio._close_now(a))
+        results = await closes_elsewhere_then_delivers(closes, lambda: b.send(b"line\n"), got)
         assert a.fileno() >= 0
-        b.send(b"line\n")
-        for _ in range(2000):
-            if got:
-                break
-            await uasyncio.sleep_ms(1)
         await r.aclose()   # from the loop's own thread
         return results
 
@@ -665,17 +674,10 @@ def test_closing_a_udp_socket_a_task_of_a_loop_in_another_thread_receives_on_is_
     async def main():
         loop.create_task(receiver())
         await uasyncio.sleep_ms(1)   # it waits on the socket now
-        t, out = closes_from_another_thread(lambda: list(udp.close(s)))
-        while t.is_alive():
-            await uasyncio.sleep_ms(1)
-        t.join()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
-            c.sendto(b"datagram", s.getsockname())
-        for _ in range(2000):
-            if got:
-                break
-            await uasyncio.sleep_ms(1)
-        return out
+        def send():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+                c.sendto(b"datagram", s.getsockname())
+        return await closes_elsewhere_then_delivers([lambda: list(udp.close(s))], send, got)
 
     try:
         out = loop.run_until_complete(main())
@@ -776,16 +778,8 @@ def test_websocket_closed_from_another_thread_while_a_task_of_the_loop_receives(
     async def main():
         loop.create_task(receiver())
         await uasyncio.sleep_ms(1)   # it waits on the socket now
-        t, out = closes_from_another_thread(lambda: ws.aclose())
-        while t.is_alive():
-            await uasyncio.sleep_ms(1)
-        t.join()
-        b.send(b"\x81\x82abcd" + bytes(x ^ y for x, y in zip(b"hi", b"ab")))   # masked text "hi"
-        for _ in range(2000):
-            if got:
-                break
-            await uasyncio.sleep_ms(1)
-        return out
+        frame = b"\x81\x82abcd" + bytes(x ^ y for x, y in zip(b"hi", b"ab"))   # masked text "hi"
+        return await closes_elsewhere_then_delivers([lambda: ws.aclose()], lambda: b.send(frame), got)
 
     try:
         out = loop.run_until_complete(main())

@@ -88,18 +88,12 @@ PyTypeObject SysCall_Type = {
         .tp_members = syscall1_members,                                      \
     }
 
-SYSCALL1_TYPE(SysCall1_Type, "SysCall1", "A syscall with one argument.",
-              &SysCall_Type, sizeof(SysCallObject));
-SYSCALL1_TYPE(StopLoop_Type, "StopLoop", "Yielded: run_forever() returns arg.",
-              &SysCall1_Type, sizeof(SysCallObject));
-SYSCALL1_TYPE(IORead_Type, "IORead", "Yielded: resume when arg is readable.",
-              &SysCall1_Type, sizeof(IOWaitObject));
-SYSCALL1_TYPE(IOWrite_Type, "IOWrite", "Yielded: resume when arg is writable.",
-              &SysCall1_Type, sizeof(IOWaitObject));
-SYSCALL1_TYPE(IOReadDone_Type, "IOReadDone", "Yielded: stop polling arg for reading.",
-              &SysCall1_Type, sizeof(SysCallObject));
-SYSCALL1_TYPE(IOWriteDone_Type, "IOWriteDone", "Yielded: stop polling arg for writing.",
-              &SysCall1_Type, sizeof(SysCallObject));
+SYSCALL1_TYPE(SysCall1_Type, "SysCall1", "A syscall with one argument.", &SysCall_Type, sizeof(SysCallObject));
+SYSCALL1_TYPE(StopLoop_Type, "StopLoop", "Yielded: run_forever() returns arg.", &SysCall1_Type, sizeof(SysCallObject));
+SYSCALL1_TYPE(IORead_Type, "IORead", "Yielded: resume when arg is readable.", &SysCall1_Type, sizeof(IOWaitObject));
+SYSCALL1_TYPE(IOWrite_Type, "IOWrite", "Yielded: resume when arg is writable.", &SysCall1_Type, sizeof(IOWaitObject));
+SYSCALL1_TYPE(IOReadDone_Type, "IOReadDone", "Yielded: stop polling arg for reading.", &SysCall1_Type, sizeof(SysCallObject));
+SYSCALL1_TYPE(IOWriteDone_Type, "IOWriteDone", "Yielded: stop polling arg for writing.", &SysCall1_Type, sizeof(SysCallObject));
 
 /* A syscall of type (SysCall1 or a C subclass) holding arg, without the
  * generic call machinery: the stream fast path yields these per wait. */

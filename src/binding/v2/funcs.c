@@ -85,49 +85,7 @@ static PyObject *awaited_by(PyObject *coro)
     return x;
 }
 
-/* A task parked in a Queue or Lock is known to the operation it waits in,
- * at the end of its await chain: follow the chain down from coro (O(depth),
- * not O(tasks)). 1 if cancelled there, 0 if coro waits elsewhere. */
-static int cancel_through_waiter(PyObject *coro, PyObject *exc)
-{
-    PyObject *x = Py_NewRef(coro);
-    for (int depth = 0; x && depth < 1000; depth++) {
-        PyObject *task;
-        LoopObject *loop;
-        if (ua_sync_waiter(x, &task, &loop)) {
-            Py_DECREF(x);
-            Py_INCREF(task);
-            Py_INCREF(loop);
-            int rc = ua_loop_cancel_coro(loop, task, exc);
-            Py_DECREF(loop);
-            Py_DECREF(task);
-            return rc < 0 ? -1 : 1;
-        }
-        PyObject *next = awaited_by(x);
-        Py_DECREF(x);
-        x = next;
-    }
-    Py_XDECREF(x);
-    return 0;
-}
-
-/* Whether coro is top or in its await chain. */
-static int in_chain(PyObject *top, void *coro)
-{
-    PyObject *x = Py_NewRef(top);
-    for (int depth = 0; x && depth < 1000; depth++) {
-        if (x == coro) {
-            Py_DECREF(x);
-            return 1;
-        }
-        PyObject *next = awaited_by(x);
-        Py_DECREF(x);
-        x = next;
-    }
-    Py_XDECREF(x);
-    return 0;
-}
-
+/* Cancel owner's task on l (held meanwhile): 1, or -1 on error. */
 static int cancel_owner(LoopObject *l, PyObject *owner, PyObject *exc)
 {
     Py_INCREF(owner);
@@ -136,6 +94,58 @@ static int cancel_owner(LoopObject *l, PyObject *owner, PyObject *exc)
     Py_DECREF(l);
     Py_DECREF(owner);
     return rc < 0 ? -1 : 1;
+}
+
+/* The first of top's await chain (top, what it awaits, ...) that match()
+ * takes, a new reference; NULL if none in the first 1000. */
+static PyObject *find_in_chain(PyObject *top, int (*match)(PyObject *x, void *arg), void *arg)
+{
+    PyObject *x = Py_NewRef(top);
+    for (int depth = 0; x && depth < 1000; depth++) {
+        if (match(x, arg))
+            return x;
+        PyObject *next = awaited_by(x);
+        Py_DECREF(x);
+        x = next;
+    }
+    Py_XDECREF(x);
+    return NULL;
+}
+
+static int is_sync_waiter(PyObject *x, void *unused)
+{
+    PyObject *task;
+    LoopObject *loop;
+    return ua_sync_waiter(x, &task, &loop);
+}
+
+/* A task parked in a Queue or Lock is known to the operation it waits in,
+ * at the end of its await chain: follow the chain down from coro (O(depth),
+ * not O(tasks)). 1 if cancelled there, 0 if coro waits elsewhere. */
+static int cancel_through_waiter(PyObject *coro, PyObject *exc)
+{
+    PyObject *x = find_in_chain(coro, is_sync_waiter, NULL);
+    if (!x)
+        return 0;
+    PyObject *task;
+    LoopObject *loop;
+    ua_sync_waiter(x, &task, &loop);
+    int rc = cancel_owner(loop, task, exc);
+    Py_DECREF(x);
+    return rc;
+}
+
+/* Whether coro is top or in its await chain. */
+static int is_same(PyObject *x, void *coro)
+{
+    return x == coro;
+}
+
+static int in_chain(PyObject *top, void *coro)
+{
+    PyObject *x = find_in_chain(top, is_same, coro);
+    Py_XDECREF(x);
+    return x != NULL;
 }
 
 /* A coroutine awaited inside a task is cancelled, as in 2.0, through that
@@ -189,22 +199,24 @@ done:
     Py_RETURN_NONE;
 }
 
-static PyObject *mod_wait_for_ms(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+/* wait_for(coro, secs) and wait_for_ms(coro, ms) */
+static PyObject *wait_for_delay(PyObject *const *args, Py_ssize_t nargs, const char *name,
+                                int (*delay)(PyObject *, int32_t *, const char *))
 {
     int32_t ms;
-    if (!ua_check_nargs("wait_for_ms", nargs, 2) ||
-        ua_delay_from_ms(args[1], &ms, "wait_for_ms") < 0)
+    if (!ua_check_nargs(name, nargs, 2) || delay(args[1], &ms, name) < 0)
         return NULL;
     return ua_wait_for_new(args[0], ms);
 }
 
+static PyObject *mod_wait_for_ms(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    return wait_for_delay(args, nargs, "wait_for_ms", ua_delay_from_ms);
+}
+
 static PyObject *mod_wait_for(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    int32_t ms;
-    if (!ua_check_nargs("wait_for", nargs, 2) ||
-        ua_delay_from_secs(args[1], &ms, "wait_for") < 0)
-        return NULL;
-    return ua_wait_for_new(args[0], ms);
+    return wait_for_delay(args, nargs, "wait_for", ua_delay_from_secs);
 }
 
 static PyObject *mod_coroutine(PyObject *m, PyObject *f)
