@@ -82,6 +82,54 @@ def test_a_task_whose_exception_wait_for_raised_raises_it_again(both):
     assert again == [first, first] and first.args == (3,)
 
 
+@pytest.mark.parametrize("then, cancelled_again", [
+    ("sleep", "CancelledError(CancelledError(), None)"),   # it waits on nothing
+    ("sleep0", None),        # it runs before the runner ends
+    ("wait_for", "CancelledError()"),   # it sleeps in another wait_for, which raises the status
+    ("task", None),          # it waits on a task
+])
+def test_a_wait_for_cancelled_from_elsewhere_still_reports_to_its_waiter(aio, then, cancelled_again):
+    """As MicroPython's: the runner of a wait_for cancelled from elsewhere
+    still ends when the awaitable does, and cancels the waiter (with its
+    outcome) if the waiter then waits on nothing, wherever it is."""
+    seen = []
+
+    async def inner():
+        await aio.sleep_ms(500)
+
+    async def other():
+        await aio.sleep_ms(1000)
+
+    nexts = {"sleep": lambda: aio.sleep_ms(100), "sleep0": lambda: aio.sleep(0),
+             "wait_for": lambda: aio.wait_for_ms(aio.Event().wait(), 100),
+             "task": lambda: aio.create_task(other())}
+
+    async def waiter():
+        try:
+            await aio.wait_for(inner(), 1)
+        except aio.CancelledError:
+            pass
+        try:
+            await nexts[then]()
+        except aio.CancelledError as e:
+            seen.append(repr(e))
+        return 5
+
+    async def main():
+        t = aio.create_task(waiter())
+        await aio.sleep_ms(10)
+        t.cancel()
+        await aio.sleep_ms(300)
+        return await t
+
+    loop = aio.new_event_loop(virtual_clock=True)
+    try:
+        assert loop.run_until_complete(main()) == 5
+    finally:
+        loop.close()
+    assert seen == ([cancelled_again] if cancelled_again else [])
+
+
 def test_wait_for_times_out_even_if_the_task_returns(aio):
     """The inner task catches the cancellation and returns a value: as on
     MicroPython, wait_for still raises TimeoutError (CPython gives the value)."""

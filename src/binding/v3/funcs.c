@@ -102,6 +102,7 @@ static PyObject *waitfor_throw(WaitObject *w, PyObject *exc)
 {
     int sleeping = w->state == 1;
     PyObject *rt = w->value;   /* the runner task: let go of here */
+    TaskObject *waiter = (TaskObject *)Py_XNewRef(w->task);
     w->value = NULL;
     ua_wait_release(w);
     w->state = 0xff;
@@ -117,25 +118,40 @@ static PyObject *waitfor_throw(WaitObject *w, PyObject *exc)
         PyErr_SetObject((PyObject *)Py_TYPE(status), status);
         Py_DECREF(exc);
     } else {
-        if (args && rt && ua_v3_cancel((TaskObject *)rt) < 0)   /* cancelled from elsewhere */
-            PyErr_WriteUnraisable(rt);
+        if (args && rt) {   /* cancelled from elsewhere */
+            if (ua_v3_cancel((TaskObject *)rt) < 0)
+                PyErr_WriteUnraisable(rt);
+            /* The runner still reports to the waiter, as MicroPython's,
+             * which looks only at whether it then waits on nothing. */
+            w->task = (TaskObject *)Py_XNewRef(waiter);
+        }
         ua_err_restore(exc);
     }
+    Py_XDECREF(waiter);
     Py_XDECREF(args);
     Py_XDECREF(rt);
     return r;
 }
 
-/* The runner's end: if its waiter still sleeps in wait_for and has not
- * been cancelled, cancel it with the outcome (status True and the value,
- * or the exception and None). */
+/* MicroPython's "waiter.data is None": the task sleeps or is queued,
+ * parked on nothing, with nothing to raise. */
+static int waits_on_nothing(TaskObject *t)
+{
+    return !TASK_DONE(t) && !t->rec.aux && !(t->rec.flags & TF_PARKED) &&
+           (t->rec.state == ST_SLEEPING || t->rec.state == ST_QUEUED);
+}
+
+/* The runner's end: if its waiter waits on nothing (it sleeps in wait_for,
+ * or, its wait_for cancelled from elsewhere, anywhere) and has not been
+ * cancelled, cancel it with the outcome (status True and the value, or the
+ * exception and None). */
 static void runner_report(WaitObject *run, PyObject *status, PyObject *result)
 {
     WaitObject *w = (WaitObject *)run->value;
     run->value = NULL;   /* the wait_for and its runner no longer hold each other */
     TaskObject *waiter = w ? w->task : NULL;
     run->state = 0xff;
-    if (!waiter || w->kind != W_WAITFOR || w->state != 1 || waiter->rec.aux || TASK_DONE(waiter)) {
+    if (!waiter || w->kind != W_WAITFOR || !(w->state == 1 || w->state == 0xff) || !waits_on_nothing(waiter)) {
         Py_XDECREF(w);
         return;
     }
