@@ -276,6 +276,7 @@ class _Run:
         finally:
             if guard is not None:
                 guard.cancel()
+                guard.join()   # its thread holds wake(), so the task, until it ends
             if expired and task.done():
                 loop.run_forever()   # it ended in the pass that queued the stop: take the stop out
         if not task.done():
