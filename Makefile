@@ -61,7 +61,7 @@ soak-tests: deps testdeps build
 	@mkdir -p build/soak; rm -f build/soak/*.log; \
 	for i in $$(seq $(N)); do \
 	    seed=$$i$$$$; echo "== soak run $$i of $(N) (UA_TEST_SHUFFLE=$$seed)"; \
-	    UA_TEST_SHUFFLE=$$seed taskset -c 0 $(PYTEST) -q -rf -p no:cacheprovider \
+	    UA_TEST_SHUFFLE=$$seed taskset -c 0 $(PYTEST) -q -rfE -p no:cacheprovider \
 	        $(PYTEST_ARGS) tests > build/soak/run-$$i.log 2>&1; \
 	    grep -E '(passed|failed|error)' build/soak/run-$$i.log | tail -1; \
 	done; \
