@@ -11,8 +11,6 @@ extern ua_kind ua_kinds[UA_KINDS_MAX];
 int ua_poll_loop_ready(PyObject *module);
 int ua_loop_io_wait(LoopObject *loop, ua_task *t, PyObject *obj, int dir, uint64_t owner);
 int ua_loop_poll(LoopObject *loop, int delay);
-/* Python's signal handlers and pending calls, now (the main thread only) */
-int ua_run_pending(void);
 /* The loop's waits on objects without an fd (ST_IOPOLL): take one task
  * out; move every waiter into *into, releasing the objects and the list. */
 void ua_iopoll_remove(LoopObject *loop, ua_task *t);

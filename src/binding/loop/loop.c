@@ -428,12 +428,19 @@ static int run_at_poll(LoopObject *self, ua_task *t, PyObject **ret)
     return 0;
 }
 
+/* Whether ua_schedule() queued a call since the main thread's loop last
+ * ran Python's pending calls (under the GIL). */
+static int scheduled;
+
 /* In the loop's thread: queue what other threads asked for. */
 static int take_threadsafe(LoopObject *self)
 {
     ua_wakeup_take(&self->wakeup);
-    if (ua_run_pending() < 0)   /* ua_schedule()'s, in the main thread */
-        return -1;
+    if (scheduled && PyThread_get_thread_ident() == main_thread) {
+        scheduled = 0;
+        if (Py_MakePendingCalls() < 0)
+            return -1;
+    }
     while (self->ts_calls.len) {
         ua_task *t = ua_runq_pop(&self->ts_calls);
         if (t->kind == TASK_AT_POLL) {
@@ -547,6 +554,7 @@ PyObject *ua_schedule(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "schedule queue full");
         return NULL;
     }
+    scheduled = 1;
     if (PyThread_get_thread_ident() != main_thread) {
         if (main_wakeup)
             ua_wakeup_signal(main_wakeup);

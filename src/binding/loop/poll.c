@@ -267,7 +267,7 @@ static int iopoll_ask(LoopObject *self)
 
 /* Python's signal handlers, then its pending calls (ua_schedule()): both
  * run only in the main thread. */
-int ua_run_pending(void)
+static int run_pending(void)
 {
     return PyErr_CheckSignals() < 0 ? -1 : Py_MakePendingCalls();
 }
@@ -280,7 +280,7 @@ static int signals_then_delay(LoopObject *self, int *delay)
     size_t queued = self->runq.len;
     ua_timer *top = ua_timerheap_peek(&self->timers);
     uint32_t deadline = top ? top->deadline : 0;
-    if (ua_run_pending() < 0)
+    if (run_pending() < 0)
         return -1;
     if (self->runq.len != queued || ua_wakeup_asked(&self->wakeup)) {
         *delay = 0;
@@ -338,7 +338,8 @@ int ua_loop_poll(LoopObject *self, int delay)
     if (self->poller.woken) {   /* another thread or a signal woke us */
         self->poller.woken = 0;
         ua_wakeup_drain(&self->wakeup);
-        if (ua_run_pending() < 0)
+        /* Pending calls: at the next pass (take_threadsafe), as it woke. */
+        if (PyErr_CheckSignals() < 0)
             rc = -1;
     }
     return rc;

@@ -100,34 +100,32 @@ static PyObject *waitfor_next(WaitObject *w)
  * elsewhere) cancels the runner and goes on up. */
 static PyObject *waitfor_throw(WaitObject *w, PyObject *exc)
 {
-    int sleeping = w->state == 1;
     PyObject *rt = w->value;   /* the runner task: let go of here */
-    TaskObject *waiter = (TaskObject *)Py_XNewRef(w->task);
     w->value = NULL;
-    ua_wait_release(w);
-    w->state = 0xff;
-    PyObject *args = sleeping && PyErr_GivenExceptionMatches(exc, ua_v3_CancelledError)
+    PyObject *args = w->state == 1 && PyErr_GivenExceptionMatches(exc, ua_v3_CancelledError)
                          ? PyObject_GetAttr(exc, str_args)
                          : NULL;
     PyObject *status = args && PyTuple_Check(args) && PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : NULL;
+    int outcome = status == Py_True || (status && PyExceptionInstance_Check(status));
+    /* Cancelled from elsewhere while it sleeps: the runner still reports to
+     * the waiter when the awaitable ends, as MicroPython's (which looks only
+     * at whether it then waits on nothing), so w keeps the waiter. */
+    int elsewhere = args && rt && !outcome;
+    if (!elsewhere)
+        ua_wait_release(w);
+    w->state = 0xff;
     PyObject *r = NULL;
     if (status == Py_True) {
         r = ua_wait_done(Py_NewRef(PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1) : Py_None));
         Py_DECREF(exc);
-    } else if (status && PyExceptionInstance_Check(status)) {
+    } else if (outcome) {
         PyErr_SetObject((PyObject *)Py_TYPE(status), status);
         Py_DECREF(exc);
     } else {
-        if (args && rt) {   /* cancelled from elsewhere */
-            if (ua_v3_cancel((TaskObject *)rt) < 0)
-                PyErr_WriteUnraisable(rt);
-            /* The runner still reports to the waiter, as MicroPython's,
-             * which looks only at whether it then waits on nothing. */
-            w->task = (TaskObject *)Py_XNewRef(waiter);
-        }
+        if (elsewhere && ua_v3_cancel((TaskObject *)rt) < 0)
+            PyErr_WriteUnraisable(rt);
         ua_err_restore(exc);
     }
-    Py_XDECREF(waiter);
     Py_XDECREF(args);
     Py_XDECREF(rt);
     return r;
